@@ -1,0 +1,308 @@
+"""One request budget per client, shared by submissions, status checks and every other call.
+
+It paces requests from what the server says and does, never from an invented number:
+
+* ``X-RateLimit-Remaining`` / ``-Reset`` (epoch seconds or seconds from now): spend what the
+  window has left, counting requests still in flight, then wait for the reset and probe;
+* a 429 pauses the whole client (``Retry-After``, or exponential backoff with full jitter),
+  then resumes at half the rate that met it and climbs back additively (AIMD, like
+  botocore's adaptive retry mode), so the client never stays slower than the server allows;
+* a 429 while the overall window still has room is a narrower limit (per model): the scope
+  learns how many requests its window holds, from our own history, and keeps under it;
+* ``max_requests_per_second``, when the user knows a cap up front, spaces requests evenly.
+
+Status checks have priority over submissions: a flood of submissions never starves the
+checks of generations that are already running (and paid for).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import anyio
+import attrs
+
+from ._retries import parse_retry_after, retry_delay
+
+__all__ = ["Priority", "RateWindow", "RequestBudget", "Ticket", "parse_rate_window"]
+
+_MIN_RATE = 0.05
+_HISTORY = 4096
+
+
+class Priority(enum.IntEnum):
+    """Who goes first when both are waiting: lower values."""
+
+    POLL = 0
+    OTHER = 1
+    SUBMIT = 2
+
+
+@attrs.frozen
+class RateWindow:
+    """What one answer's ``X-RateLimit-*`` headers say, ``reset_in`` in seconds from now."""
+
+    limit: int | None
+    remaining: int
+    reset_in: float
+
+
+def parse_rate_window(
+    headers: Mapping[str, str], *, wall_now: float | None = None
+) -> RateWindow | None:
+    """The rate window of an answer, or None when it carries no usable ``X-RateLimit-*``."""
+    remaining_raw = _header(headers, "x-ratelimit-remaining")
+    reset_raw = _header(headers, "x-ratelimit-reset")
+    if remaining_raw is None:
+        return None
+    try:
+        remaining = int(float(remaining_raw))
+    except ValueError:
+        return None
+    limit: int | None
+    try:
+        limit_raw = _header(headers, "x-ratelimit-limit")
+        limit = int(float(limit_raw)) if limit_raw is not None else None
+    except ValueError:
+        limit = None
+    reset_in = 0.0
+    if reset_raw is not None:
+        try:
+            reset = float(reset_raw.rstrip("s"))
+        except ValueError:
+            reset = 0.0
+        if not math.isfinite(reset):
+            reset = 0.0
+        # Epoch seconds are large; a delta is a window's length at most.
+        if reset > 1e9:
+            reset -= time.time() if wall_now is None else wall_now
+        reset_in = max(0.0, min(reset, 3600.0))
+    return RateWindow(limit=limit, remaining=max(0, remaining), reset_in=reset_in)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value.strip()
+    for key, candidate in headers.items():
+        if key.lower() == name:
+            return candidate.strip()
+    return None
+
+
+@attrs.define
+class _Scope:
+    """A narrower limit learned from 429s (per model): ``cap`` requests per ``window`` s."""
+
+    sent: collections.deque[float] = attrs.field(factory=lambda: collections.deque(maxlen=_HISTORY))
+    cap: int | None = None
+    window: float = 0.0
+    paused_until: float = 0.0
+
+    def wait_time(self, now: float) -> float:
+        wait = self.paused_until - now
+        if self.cap is not None and self.cap > 0:
+            recent = [t for t in self.sent if t > now - self.window]
+            if len(recent) >= self.cap:
+                wait = max(wait, recent[-self.cap] + self.window - now)
+        return max(0.0, wait)
+
+
+@attrs.define(eq=False)
+class Ticket:
+    """One admitted request: when it was sent, and in which scope."""
+
+    sent_at: float
+    scope: str | None
+
+
+@attrs.define(eq=False)
+class RequestBudget:
+    """Admission control for every request of one client. See the module docstring."""
+
+    max_rate: float | None = None
+    rng: random.Random = attrs.field(factory=random.Random)
+    # learned from 429s; None means "no limit seen yet"
+    _rate: float | None = attrs.field(default=None, init=False)
+    _last_decrease: float = attrs.field(default=-math.inf, init=False)
+    _next_at: float = attrs.field(default=0.0, init=False)
+    _paused_until: float = attrs.field(default=0.0, init=False)
+    _consecutive_429: int = attrs.field(default=0, init=False)
+    _window: RateWindow | None = attrs.field(default=None, init=False)
+    _window_seen_at: float = attrs.field(default=0.0, init=False)
+    _probes: int = attrs.field(default=0, init=False)
+    _in_flight: int = attrs.field(default=0, init=False)
+    _sent: collections.deque[float] = attrs.field(
+        factory=lambda: collections.deque(maxlen=64), init=False
+    )
+    _scopes: dict[str, _Scope] = attrs.field(factory=dict, init=False)
+    _waiting: collections.Counter[Priority] = attrs.field(factory=collections.Counter, init=False)
+    _changed: anyio.Event = attrs.field(factory=anyio.Event, init=False)
+    rate_limited: int = attrs.field(default=0, init=False)
+    """How many 429 answers this budget has seen."""
+
+    @property
+    def rate(self) -> float | None:
+        """The learned admissible rate in requests per second, or None when none was learned."""
+        return self._rate
+
+    @property
+    def paused_until(self) -> float:
+        """Until when (``anyio.current_time()``) the whole client is paused by a 429."""
+        return self._paused_until
+
+    # -- admission ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def slot(
+        self, priority: Priority = Priority.OTHER, scope: str | None = None
+    ) -> AsyncIterator[Ticket]:
+        """Hold a place for one request; call ``observe`` with its answer before leaving."""
+        ticket = await self._acquire(priority, scope)
+        try:
+            yield ticket
+        finally:
+            self._in_flight -= 1
+            self._notify()
+
+    async def _acquire(self, priority: Priority, scope: str | None) -> Ticket:
+        self._waiting[priority] += 1
+        try:
+            while True:
+                now = anyio.current_time()
+                wait = self._wait_time(now, scope)
+                if wait <= 0 and not self._outranked(priority):
+                    return self._take(now, scope)
+                changed = self._changed
+                with anyio.move_on_after(wait if wait > 0 else math.inf):
+                    await changed.wait()
+        finally:
+            self._waiting[priority] -= 1
+            self._notify()
+
+    def _outranked(self, priority: Priority) -> bool:
+        return any(n > 0 for p, n in self._waiting.items() if p < priority)
+
+    def _wait_time(self, now: float, scope: str | None) -> float:
+        wait = max(self._paused_until - now, self._next_at - now, self._window_wait(now))
+        if scope is not None and scope in self._scopes:
+            wait = max(wait, self._scopes[scope].wait_time(now))
+        return wait
+
+    def _window_wait(self, now: float) -> float:
+        window = self._window
+        if window is None:
+            return 0.0
+        reset_at = self._window_seen_at + window.reset_in
+        if now < reset_at:
+            return 0.0 if self._room(now) > 0 else reset_at - now
+        # The window has turned over since the last answer: one probe learns what it holds.
+        return 0.0 if self._probes == 0 else math.inf
+
+    def _room(self, now: float, *, excluding: int = 0) -> int:
+        """Requests the last known window still admits, counting those in flight."""
+        window = self._window
+        if window is None or now >= self._window_seen_at + window.reset_in:
+            return 0
+        return window.remaining - (self._in_flight - excluding)
+
+    def _take(self, now: float, scope: str | None) -> Ticket:
+        rate = self._effective_rate()
+        if rate is not None:
+            self._next_at = max(now, self._next_at) + 1.0 / rate
+        window = self._window
+        if window is not None and now >= self._window_seen_at + window.reset_in:
+            self._probes += 1
+        self._in_flight += 1
+        self._sent.append(now)
+        if scope is not None:
+            self._scopes.setdefault(scope, _Scope()).sent.append(now)
+        return Ticket(sent_at=now, scope=scope)
+
+    def _effective_rate(self) -> float | None:
+        rates = [r for r in (self._rate, self.max_rate) if r is not None]
+        return min(rates) if rates else None
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    # -- feedback ----------------------------------------------------------------------------
+
+    def observe(self, ticket: Ticket, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from the answer to an admitted request: its rate window, and a 429."""
+        now = anyio.current_time()
+        window = parse_rate_window(headers)
+        if status != 429:
+            if window is not None:
+                self._set_window(window, now)
+            self._on_success()
+        elif ticket.scope is not None and (
+            (window is not None and window.remaining > 0) or self._room(now, excluding=1) > 0
+        ):
+            # The overall window had room: a narrower limit (per model) refused this one.
+            self.rate_limited += 1
+            retry_after = parse_retry_after(headers)
+            if retry_after is None:
+                retry_after = window.reset_in if window is not None else 1.0
+            self._learn_scope(now, ticket.scope, retry_after)
+        else:
+            self.rate_limited += 1
+            if window is not None:
+                self._set_window(window, now)
+            self._pause_all(now, ticket.sent_at, parse_retry_after(headers))
+        self._notify()
+
+    def _set_window(self, window: RateWindow, now: float) -> None:
+        self._window = window
+        self._window_seen_at = now
+        self._probes = 0
+
+    def _on_success(self) -> None:
+        self._consecutive_429 = 0
+        if self._rate is not None:
+            # additive increase: about +0.5 request/s for every second of success
+            self._rate += 0.5 / self._rate
+
+    def _pause_all(self, now: float, sent_at: float, retry_after: float | None) -> None:
+        self._consecutive_429 += 1
+        pause = retry_after
+        if pause is None:
+            pause = retry_delay(self._consecutive_429, base=1.0, cap=60.0, rng=self.rng)
+        self._paused_until = max(self._paused_until, now + pause)
+        self._next_at = max(self._next_at, self._paused_until)
+        if sent_at < self._last_decrease:
+            return  # sent before the last decrease: that decrease already answered it
+        measured = self._measured_rate(now)
+        if measured is not None:
+            base = measured if self._rate is None else min(self._rate, measured)
+            self._rate = max(_MIN_RATE, base / 2.0)
+            self._last_decrease = now
+
+    def _measured_rate(self, now: float) -> float | None:
+        recent = [t for t in self._sent if t > now - 10.0]
+        if len(recent) < 2:
+            return None
+        span = max(now - recent[0], 1e-3)
+        return len(recent) / span
+
+    def _learn_scope(self, now: float, scope: str, pause: float) -> None:
+        state = self._scopes.setdefault(scope, _Scope())
+        state.paused_until = max(state.paused_until, now + pause)
+        sent = list(state.sent)
+        if len(sent) < 2:
+            return
+        # Our own history says how many requests of this scope the window held when it
+        # refused (the refused one excluded) and how long it is: the oldest of them
+        # leaves the window when the pause ends.
+        recent = [t for t in sent[:-1] if t > now - max(state.window, pause, 1.0) * 4]
+        count = max(1, len(recent))
+        oldest = recent[0] if recent else sent[0]
+        state.window = max(state.window, now + pause - oldest)
+        state.cap = count if state.cap is None else min(state.cap, count)

@@ -1,0 +1,631 @@
+"""The session: configuration, the send path with retries, submissions, status and lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+from urllib.parse import quote, urljoin, urlsplit
+
+import anyio
+import anyio.abc
+import attrs
+
+from ._batch import AsCompleted, generate_many
+from ._budget import Priority, RequestBudget
+from ._exceptions import (
+    APIError,
+    ChuiziError,
+    ClientClosed,
+    InvalidRequest,
+    NotFoundError,
+    ResponseFormatError,
+    error_for_status,
+)
+from ._generation import Generation
+from ._models import (
+    GenerationRequest,
+    GenerationStatus,
+    ImageInput,
+    KeyInfo,
+    RemoteModel,
+    Video,
+    WrongRoute,
+    parse_key_info,
+    parse_models,
+    parse_status,
+    parse_submission,
+)
+from ._policy import PollPolicy, Schedule
+from ._poller import Poller, PollerStats
+from ._retries import parse_retry_after, retry_delay, should_retry, should_retry_error
+from ._transport import AiohttpTransport, Request, Response, Transport
+from ._validation import build_body
+
+__all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
+
+logger = logging.getLogger("chuizi_async")
+
+DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
+StatusRoute = Literal["auto", "generation", "videos"]
+_ROUTES: tuple[StatusRoute, ...] = ("auto", "generation", "videos")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+_USER_AGENT = "chuizi-async/0.1.0"
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+class _Secret:
+    """The API key, kept out of every repr, str and log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    __str__ = __repr__
+
+
+@attrs.define
+class ClientStats:
+    """Requests this client made, by kind (a live view; read, don't write)."""
+
+    requests: int = 0
+    submissions: int = 0
+    status_checks: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _check_base_url(base_url: str, allow_insecure_http: bool) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidRequest(f"base_url must be an https:// URL, not {base_url!r}")
+    if parts.scheme == "http" and not allow_insecure_http and parts.hostname not in _LOOPBACK:
+        raise InvalidRequest(
+            f"base_url {base_url!r} uses plain http to a remote host: https is required to keep "
+            "the API key secret (pass allow_insecure_http=True only for a trusted network)"
+        )
+    return base_url.rstrip("/")
+
+
+def _decode_json(response: Response) -> object:
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        kind = response.headers.get("Content-Type", "unknown type")
+        raise ResponseFormatError(
+            f"HTTP {response.status}: the answer is not valid JSON ({kind}, "
+            f"{len(response.content)} bytes)"
+        ) from exc
+
+
+def _error_from_response(response: Response) -> APIError:
+    """The typed error for a non-2xx answer: the JSON ``error`` when there is one."""
+    message = error_type = code = None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = error.get("message") if isinstance(error.get("message"), str) else None
+        error_type = error.get("type") if isinstance(error.get("type"), str) else None
+        raw_code = error.get("code")
+        code = str(raw_code) if isinstance(raw_code, (str, int)) else None
+    elif isinstance(error, str):
+        message = error
+    if not message:
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        what = "an empty answer" if not response.content else f"a {kind} answer"
+        message = f"HTTP {response.status} with {what} (a proxy or gateway error?)"
+    return error_for_status(response.status, message, error_type, code=code)
+
+
+class Client:
+    """An async session with the chuizi.ai video API.
+
+    ::
+
+        async with chuizi_async.Client() as client:          # key from CHUIZI_API_KEY
+            video = await client.generate("google/veo-3.1-fast", "a cat watching rain")
+            print(video.url, video.cost)
+
+    One connection pool, one request budget and one poller task serve every generation of the
+    client. Keep one client for the life of a service; ``aclose()`` (or leaving ``async
+    with``) stops the poller and resolves what is still pending with ``ClientClosed``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        poll: PollPolicy | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        max_connections: int = 64,
+        allow_insecure_http: bool = False,
+        status_route: StatusRoute = "auto",
+        transport: Transport | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
+        if not key or not key.strip():
+            raise InvalidRequest(
+                "no API key: pass Client(api_key=...) or set the CHUIZI_API_KEY "
+                "environment variable"
+            )
+        if status_route not in _ROUTES:
+            raise InvalidRequest(f"status_route must be one of {', '.join(_ROUTES)}")
+        if not timeout > 0 or isinstance(max_retries, bool) or max_retries < 0:
+            raise InvalidRequest("timeout must be > 0 and max_retries >= 0")
+        self._key = _Secret(key.strip())
+        self.base_url = _check_base_url(
+            base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
+        )
+        self._origin = _origin(self.base_url)
+        self.poll_policy = poll if poll is not None else PollPolicy()
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections)
+        self._max_connections = max_connections
+        self.budget = RequestBudget(max_rate=self.poll_policy.max_requests_per_second)
+        self._schedule = Schedule(self.poll_policy)
+        self._poller = Poller(
+            fetch=self._fetch_status,
+            schedule=self._schedule,
+            give_up_after=self.poll_policy.give_up_after / self.poll_policy.time_scale,
+            max_in_flight=self.poll_policy.max_in_flight,
+        )
+        self._status_route: StatusRoute = status_route
+        self._route_hint: StatusRoute | None = None
+        self._route_lock = anyio.Lock()
+        self._state = _State.UNOPENED
+        self._service: asyncio.Task[None] | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._started = anyio.Event()
+        self._submitting = 0
+        self._submits_done = anyio.Event()
+        self._stats = ClientStats()
+
+    def __repr__(self) -> str:
+        return f"<chuizi_async.Client base_url={self.base_url!r} {self._state.name.lower()}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self._ensure_open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _ensure_open(self) -> None:
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this Client is closed; create a new one")
+        if self._state is _State.UNOPENED:
+            self._state = _State.OPENED
+            self._service = asyncio.get_running_loop().create_task(
+                self._serve(), name="chuizi-async poller"
+            )
+            self._service.add_done_callback(self._service_ended)
+        await self._started.wait()
+
+    async def _serve(self) -> None:
+        """The client's one background task: owns the poller and batch submitters."""
+        async with anyio.create_task_group() as tg:
+            self._task_group = tg
+            tg.start_soon(self._poller.run)
+            self._started.set()
+
+    def _service_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
+        self._poller.close(lambda h: ChuiziError(f"{h.id}: the poller stopped: {exc!r}"))
+
+    def _spawn(self, func: Callable[[], Any]) -> None:
+        """Run ``func`` in the client's own task group (cancelled by ``aclose``)."""
+        assert self._task_group is not None
+        self._task_group.start_soon(func)
+
+    async def aclose(self) -> None:
+        """Stop the poller and close the connections.
+
+        Submissions already on the wire are awaited (up to ``timeout``) so that none the
+        server accepted goes unrecorded. Every generation still pending resolves with
+        ``ClientClosed``, carrying its id: ``track(id)`` on another client resumes it.
+        """
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        if self._submitting:
+            with anyio.move_on_after(self.timeout):
+                await self._submits_done.wait()
+        if self._service is not None:
+            self._service.cancel()
+            await asyncio.wait([self._service])
+        closed = self._poller.close(lambda h: ClientClosed(h.id))
+        if closed:
+            logger.info(
+                "client closed with %d generations pending; their ids can be tracked", closed
+            )
+        await self._transport.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    @property
+    def pending(self) -> list[Generation]:
+        """Handles still being tracked (for handing over on shutdown: keep their ids)."""
+        return self._poller.pending
+
+    @property
+    def stats(self) -> ClientStats:
+        """Requests made so far, by kind."""
+        self._stats.rate_limited = self.budget.rate_limited
+        return self._stats
+
+    @property
+    def poller_stats(self) -> PollerStats:
+        return self._poller.stats
+
+    # -- the send path: send -> _send_with_retries -> _send_once ---------------------------
+
+    def _headers(self, url: str, *, has_body: bool) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        if _origin(url) == self._origin:
+            headers["Authorization"] = f"Bearer {self._key.reveal()}"
+        return headers
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        priority: Priority = Priority.OTHER,
+        scope: str | None = None,
+        idempotency_key: str | None = None,
+        retries: bool = True,
+        shield: bool = False,
+    ) -> object:
+        """One API call: the decoded JSON of a 2xx answer, or a typed error."""
+        content = json.dumps(body).encode() if body is not None else None
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        url = f"{self.base_url}{path}"
+        attempts = self.max_retries + 1 if retries else 1
+        return await self._send_with_retries(
+            method, url, content, extra, priority, scope, attempts, shield
+        )
+
+    async def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        extra_headers: Mapping[str, str],
+        priority: Priority,
+        scope: str | None,
+        attempts: int,
+        shield: bool,
+    ) -> object:
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self._send_once(
+                    method, url, content, extra_headers, priority, scope, shield
+                )
+                if 200 <= response.status < 300:
+                    return _decode_json(response)
+                error: ChuiziError = _error_from_response(response)
+                if last or not should_retry(response.status):
+                    raise error
+                delay = parse_retry_after(response.headers)
+            except ChuiziError as exc:
+                if last or not should_retry_error(exc):
+                    raise
+                error, delay = exc, None
+            if delay is None:
+                delay = retry_delay(attempt)
+            self._stats.retries += 1
+            logger.debug(
+                "retrying %s %s in %.2f s after: %s", method, url.split("?")[0], delay, error
+            )
+            await anyio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        extra_headers: Mapping[str, str],
+        priority: Priority,
+        scope: str | None,
+        shield: bool,
+    ) -> Response:
+        """Send once within the budget, following redirects; the key never leaves its origin."""
+        async with self.budget.slot(priority, scope) as ticket:
+            self._stats.requests += 1
+            for _ in range(_MAX_REDIRECTS + 1):
+                headers = {**self._headers(url, has_body=content is not None), **extra_headers}
+                request = Request(
+                    method=method, url=url, headers=headers, content=content, timeout=self.timeout
+                )
+                with anyio.CancelScope(shield=shield):
+                    response = await self._transport.send(request)
+                location = response.headers.get("Location")
+                if response.status not in _REDIRECTS or not location:
+                    break
+                url = urljoin(url, location)
+                if response.status == 303 or (response.status in (301, 302) and method != "GET"):
+                    break  # a method change is not ours to make: report the answer as is
+            self.budget.observe(ticket, response.status, response.headers)
+            return response
+
+    # -- submissions -------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        duration: int | None = None,
+        image: ImageInput | None = None,
+        key: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        reference_images: Sequence[ImageInput] | None = None,
+        video: str | None = None,
+    ) -> Generation:
+        """Submit one generation; returns its handle once the server accepted it.
+
+        Validated against ``MODELS`` first (``InvalidRequest``, nothing sent). Retries reuse
+        one ``Idempotency-Key``, so a server that honours it never bills twice.
+        """
+        request = GenerationRequest(
+            model,
+            prompt,
+            duration=duration,
+            image=image,
+            key=key,
+            extra_body=extra_body,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            reference_images=tuple(reference_images) if reference_images is not None else None,
+            video=video,
+        )
+        return await self.submit_request(request)
+
+    async def submit_request(
+        self,
+        request: GenerationRequest | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        on_accepted: Callable[[Generation], object] | None = None,
+        index: int | None = None,
+    ) -> Generation:
+        """``submit`` for a ``GenerationRequest`` (or mapping).
+
+        ``idempotency_key`` pins the key (a journal resends an interrupted submission with the
+        same one); ``on_accepted`` is called with the handle the moment it is tracked.
+        """
+        request = GenerationRequest.coerce(request)
+        body = await build_body(request)
+        await self._ensure_open()
+        key = idempotency_key or f"chuizi-{uuid.uuid4().hex}"
+        self._submitting += 1
+        try:
+            raw = await self._send(
+                "POST",
+                "/videos/generations",
+                body=body,
+                priority=Priority.SUBMIT,
+                scope=request.model,
+                idempotency_key=key,
+                shield=True,
+            )
+            gen_id, answer = parse_submission(raw)
+            handle = self._register(gen_id, request.model, request, index)
+            if self._route_hint is None:
+                self._route_hint = "videos" if "task_id" in answer else "generation"
+            if on_accepted is not None:
+                on_accepted(handle)
+        finally:
+            self._submitting -= 1
+            self._stats.submissions += 1
+            if not self._submitting:
+                self._submits_done.set()
+                self._submits_done = anyio.Event()
+        logger.debug("accepted %s (%s)", gen_id, request.model)
+        return handle
+
+    def _register(
+        self,
+        gen_id: str,
+        model: str | None,
+        request: GenerationRequest | None,
+        index: int | None = None,
+    ) -> Generation:
+        existing = self._poller.get(gen_id)
+        if existing is not None:
+            return existing
+        handle = Generation(
+            gen_id, model=model, request=request, submitted_at=anyio.current_time(), index=index
+        )
+        if self._state is _State.CLOSED:
+            handle._resolve(ClientClosed(gen_id))
+        else:
+            self._poller.add(handle, self._schedule.first_delay(model))
+        return handle
+
+    async def generate(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        duration: int | None = None,
+        image: ImageInput | None = None,
+        timeout: float | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        reference_images: Sequence[ImageInput] | None = None,
+        video: str | None = None,
+    ) -> Video:
+        """Submit and wait for the video. Cancelling the caller does not stop the tracking.
+
+        ``timeout`` (seconds from submission) raises ``GenerationTimeout``; the generation
+        stays tracked and can be found in ``client.pending``.
+        """
+        handle = await self.submit(
+            model,
+            prompt,
+            duration=duration,
+            image=image,
+            extra_body=extra_body,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            reference_images=reference_images,
+            video=video,
+        )
+        return await handle.wait(timeout)
+
+    async def generate_many(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool = False,
+    ) -> list[Video | BaseException]:
+        """Generate all, results in input order. See ``_batch.generate_many`` for errors."""
+        await self._ensure_open()
+        return await generate_many(
+            self, requests, concurrency=concurrency, return_exceptions=return_exceptions
+        )
+
+    def as_completed(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+    ) -> AsCompleted:
+        """Finished handles in completion order, while submissions go on.
+
+        ``async with client.as_completed(reqs) as results: async for handle in results``
+        stops further submissions when the block is left early.
+        """
+        return AsCompleted(self, requests, concurrency=concurrency)
+
+    def track(self, generation_id: str, *, model: str | None = None) -> Generation:
+        """Follow an id submitted elsewhere; scheduled like a fresh submission."""
+        if not isinstance(generation_id, str) or not generation_id.strip():
+            raise InvalidRequest("track() needs a generation id such as 'gen-0123456789abcdef'")
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this Client is closed; create a new one")
+        if self._state is _State.UNOPENED:
+            raise RuntimeError("open the client first: use `async with Client()` before track()")
+        return self._register(generation_id.strip(), model, None)
+
+    # -- status ------------------------------------------------------------------------------
+
+    async def retrieve(self, generation_id: str) -> GenerationStatus:
+        """One status request (retried if transient), no polling."""
+        await self._ensure_open()
+        return await self._status(generation_id, retries=True)
+
+    async def _fetch_status(self, handle: Generation) -> GenerationStatus:
+        assert handle.id is not None
+        self._stats.status_checks += 1
+        return await self._status(handle.id, retries=False)
+
+    def _route_order(self) -> tuple[StatusRoute, StatusRoute]:
+        if self._route_hint == "videos":
+            return "videos", "generation"
+        return "generation", "videos"
+
+    async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
+        if self._status_route != "auto":
+            return await self._status_on(self._status_route, gen_id, retries)
+        async with self._route_lock:
+            if self._status_route != "auto":
+                return await self._status_on(self._status_route, gen_id, retries)
+            return await self._discover_route(gen_id, retries)
+
+    async def _discover_route(self, gen_id: str, retries: bool) -> GenerationStatus:
+        """Try both routes for one id; the first that reports a status is kept for good."""
+        not_found = 0
+        for route in self._route_order():
+            try:
+                status = await self._status_on(route, gen_id, retries)
+            except WrongRoute:
+                continue
+            except NotFoundError:
+                not_found += 1
+                continue
+            logger.info("status route learned: %s", route)
+            self._status_route = route
+            return status
+        if not_found:
+            raise NotFoundError(404, f"generation {gen_id} was not found on either status route")
+        raise APIError(
+            200,
+            f"neither status route reports the status of {gen_id}: is base_url the video API?",
+        )
+
+    async def _status_on(self, route: StatusRoute, gen_id: str, retries: bool) -> GenerationStatus:
+        if route == "videos":
+            path = f"/videos/{quote(gen_id, safe='')}"
+        else:
+            path = f"/generation?id={quote(gen_id, safe='')}"
+        raw = await self._send("GET", path, priority=Priority.POLL, retries=retries)
+        try:
+            return parse_status(raw, requested_id=gen_id)
+        except WrongRoute:
+            if self._status_route == "auto":
+                raise
+            raise APIError(
+                200,
+                f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'",
+            ) from None
+
+    # -- account -----------------------------------------------------------------------------
+
+    async def list_models(self) -> list[RemoteModel]:
+        """The live catalogue of models this key may call (``GET /v1/models``)."""
+        await self._ensure_open()
+        return parse_models(await self._send("GET", "/models"))
+
+    async def key_info(self) -> KeyInfo:
+        """The key's balance and limits (``GET /v1/key/info``)."""
+        await self._ensure_open()
+        return parse_key_info(await self._send("GET", "/key/info"))

@@ -1,0 +1,334 @@
+"""Value classes that cross the API, and the one place where server answers are parsed.
+
+Everything here is frozen: a parsed answer never changes. Parsing is forgiving about extra
+fields, envelopes (``{"data": {...}}``) and the two status vocabularies of the provider's two
+documents, and strict about what it needs: a missing id or video URL is a
+``ResponseFormatError``, never a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+import attrs
+
+from ._exceptions import InvalidRequest, ResponseFormatError
+
+__all__ = [
+    "ErrorInfo",
+    "GenerationRequest",
+    "GenerationState",
+    "GenerationStatus",
+    "ImageInput",
+    "KeyInfo",
+    "RemoteModel",
+    "Video",
+    "WrongRoute",
+    "parse_key_info",
+    "parse_models",
+    "parse_status",
+    "parse_submission",
+]
+
+logger = logging.getLogger("chuizi_async")
+
+ImageInput = str | bytes | os.PathLike[str]
+GenerationState = Literal["pending", "completed", "failed"]
+
+_DONE_WORDS = frozenset({"completed", "succeeded"})
+_PENDING_WORDS = frozenset({"queued", "pending", "processing", "in_progress"})
+_FAILED_WORDS = frozenset({"failed"})
+_unknown_words_logged: set[str] = set()
+
+
+def _freeze_images(value: Sequence[ImageInput] | None) -> tuple[ImageInput, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        return (value,)
+    return tuple(value)
+
+
+@attrs.frozen(eq=False)
+class GenerationRequest:
+    """One video to generate: what ``submit`` takes, as a value (for batches and journals).
+
+    ``key`` names the request in a batch journal; it is not sent. ``extra_body`` is merged
+    last into the JSON body, for fields this library does not know yet.
+    """
+
+    model: str
+    prompt: str
+    duration: int | None = None
+    image: ImageInput | None = None
+    key: str | None = None
+    extra_body: Mapping[str, Any] | None = None
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    reference_images: tuple[ImageInput, ...] | None = attrs.field(
+        default=None, converter=_freeze_images
+    )
+    video: str | None = None
+
+    @classmethod
+    def coerce(cls, value: GenerationRequest | Mapping[str, Any]) -> GenerationRequest:
+        """A request from itself or from a mapping with the same keys; unknown keys are refused."""
+        if isinstance(value, GenerationRequest):
+            return value
+        if not isinstance(value, Mapping):
+            raise InvalidRequest(
+                f"a request must be a GenerationRequest or a mapping, not {type(value).__name__}"
+            )
+        known = {a.name for a in attrs.fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise InvalidRequest(
+                f"unknown request field(s) {', '.join(map(repr, unknown))}; known fields are "
+                f"{', '.join(sorted(known))} (put other API fields in extra_body)"
+            )
+        missing = [name for name in ("model", "prompt") if name not in value]
+        if missing:
+            raise InvalidRequest(f"a request needs {' and '.join(missing)}")
+        return cls(**value)
+
+
+@attrs.frozen
+class ErrorInfo:
+    """The error the server reported for a failed generation."""
+
+    message: str
+    type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Video:
+    """A finished video. ``url`` is public and permanent; ``raw`` is the server's whole answer."""
+
+    id: str
+    url: str
+    model: str | None = None
+    duration_seconds: float | None = None
+    cost: Decimal | None = None
+    latency_ms: int | None = None
+    created: int | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class GenerationStatus:
+    """One status answer. ``status`` is the server's own word, ``state`` its meaning."""
+
+    id: str
+    status: str
+    state: GenerationState
+    created: int | None = None
+    video: Video | None = None
+    error: ErrorInfo | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state != "pending"
+
+
+@attrs.frozen(kw_only=True)
+class KeyInfo:
+    """The key's balance and limits (``GET /v1/key/info``), from either documented shape."""
+
+    balance: Decimal | None
+    rpm_limit: int | None = None
+    daily_limit: Decimal | None = None
+    allowed_models: tuple[str, ...] | None = None
+    currency: str | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class RemoteModel:
+    """A model this key may call, as ``GET /v1/models`` lists it."""
+
+    id: str
+    owned_by: str | None = None
+    aliases: tuple[str, ...] = ()
+    pricing: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
+    created: int | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+class WrongRoute(Exception):
+    """A 200 answer with no recognisable status: this route does not report video status."""
+
+
+# -- small, total accessors: any JSON shape in, a typed value or None out --------------------
+
+
+def _dict(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except (ValueError, OverflowError):
+            return None
+    return None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _decimal(value: object) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, float):
+            result = Decimal(repr(value))
+        elif isinstance(value, (int, str)):
+            result = Decimal(value)
+        else:
+            return None
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def _unwrap(raw: object) -> dict[str, Any]:
+    """The answer's object, out of a ``{"data": {...}}`` envelope when it has one."""
+    body = _dict(raw)
+    if body is None:
+        raise ResponseFormatError(f"expected a JSON object, got {type(raw).__name__}")
+    inner = _dict(body.get("data"))
+    if inner is not None and "status" not in body:
+        return inner
+    return body
+
+
+def _state_of(word: str) -> GenerationState:
+    lowered = word.lower()
+    if lowered in _DONE_WORDS:
+        return "completed"
+    if lowered in _FAILED_WORDS:
+        return "failed"
+    if lowered not in _PENDING_WORDS and lowered not in _unknown_words_logged:
+        _unknown_words_logged.add(lowered)
+        logger.warning("unknown generation status %r: treated as still processing", word)
+    return "pending"
+
+
+def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
+    """A status answer of either route, or ``WrongRoute`` when it reports no status."""
+    body = _unwrap(raw)
+    word = _str(body.get("status"))
+    if word is None:
+        raise WrongRoute(f"no status in the answer for {requested_id}")
+    state = _state_of(word)
+    gen_id = _str(body.get("id")) or requested_id
+    created = _int(body.get("created"))
+    video = error = None
+    if state == "completed":
+        video = _parse_video(body, gen_id, created)
+    elif state == "failed":
+        err = _dict(body.get("error")) or {}
+        message = _str(err.get("message")) or _str(body.get("error")) or "generation failed"
+        error = ErrorInfo(message, _str(err.get("type")))
+    return GenerationStatus(
+        id=gen_id, status=word, state=state, created=created, video=video, error=error, raw=body
+    )
+
+
+def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Video:
+    output = _dict(body.get("output")) or {}
+    url = _str(output.get("video_url")) or _str(body.get("video_url")) or _str(output.get("url"))
+    if url is None:
+        raise ResponseFormatError(f"{gen_id} is reported done but the answer has no video URL")
+    usage = _dict(body.get("usage")) or {}
+    extra = _dict(body.get("x_chuizi")) or {}
+    return Video(
+        id=gen_id,
+        url=url,
+        model=_str(body.get("model")),
+        duration_seconds=_float(usage.get("duration_seconds", body.get("duration"))),
+        cost=_decimal(extra.get("cost", body.get("cost"))),
+        latency_ms=_int(extra.get("latency_ms", body.get("latency_ms"))),
+        created=created,
+        raw=body,
+    )
+
+
+def parse_submission(raw: object) -> tuple[str, dict[str, Any]]:
+    """The generation id of a submit answer (any documented shape), and the answer."""
+    body = _unwrap(raw)
+    extra = _dict(body.get("x_chuizi")) or {}
+    gen_id = _str(body.get("id")) or _str(extra.get("generation_id"))
+    if gen_id is None:
+        raise ResponseFormatError("the submit answer has no generation id")
+    return gen_id, body
+
+
+def parse_key_info(raw: object) -> KeyInfo:
+    """``/v1/key/info`` in the ``{"data": ...}`` shape or the older ``key_info`` object."""
+    body = _unwrap(raw)
+    limits = _dict(body.get("rate_limit")) or {}
+    allowed = body.get("allowed_models")
+    models = tuple(m for m in allowed if isinstance(m, str)) if isinstance(allowed, list) else None
+    return KeyInfo(
+        balance=_decimal(body.get("balance")),
+        rpm_limit=_int(body.get("rpm_limit", limits.get("rpm"))),
+        daily_limit=_decimal(body.get("daily_limit", limits.get("daily"))),
+        allowed_models=models,
+        currency=_str(body.get("currency")),
+        raw=body,
+    )
+
+
+def parse_models(raw: object) -> list[RemoteModel]:
+    """The ``data`` list of ``/v1/models``; entries without an id are skipped."""
+    body = _dict(raw)
+    items = body.get("data") if body is not None else raw
+    if not isinstance(items, list):
+        raise ResponseFormatError("the model list answer has no 'data' list")
+    models = []
+    for item in items:
+        entry = _dict(item)
+        model_id = _str(entry.get("id")) if entry else None
+        if entry is None or model_id is None:
+            continue
+        aliases = entry.get("aliases")
+        models.append(
+            RemoteModel(
+                id=model_id,
+                owned_by=_str(entry.get("owned_by")),
+                aliases=tuple(a for a in aliases if isinstance(a, str))
+                if isinstance(aliases, list)
+                else (),
+                pricing=_dict(entry.get("pricing")) or {},
+                created=_int(entry.get("created")),
+                raw=entry,
+            )
+        )
+    return models

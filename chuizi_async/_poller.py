@@ -1,0 +1,204 @@
+"""One task per client that checks every pending generation: a schedule, not a loop per job.
+
+Pending generations sit in one heap of next-check times. The poller sleeps until the earliest
+is due (no request at all while nothing is pending), runs due checks with at most
+``max_in_flight`` status requests at once, and reschedules or resolves each handle from the
+answer. The request budget (shared with submissions) paces and pauses it on 429.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+from collections.abc import Awaitable, Callable
+
+import anyio
+import attrs
+
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    ChuiziError,
+    GenerationFailed,
+    GenerationTimeout,
+    RateLimitError,
+    ServerError,
+)
+from ._generation import Generation
+from ._models import GenerationStatus
+from ._policy import Schedule
+
+__all__ = ["Poller", "PollerStats", "is_transient"]
+
+logger = logging.getLogger("chuizi_async")
+
+StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus]]
+
+
+def is_transient(exc: ChuiziError) -> bool:
+    """Whether a failed status check says nothing about the generation (check again later)."""
+    if isinstance(exc, (APIConnectionError, RateLimitError, ServerError)):
+        return True
+    return isinstance(exc, APIError) and exc.status_code == 408
+
+
+@attrs.define
+class PollerStats:
+    """What the poller did, for tests, benchmarks and ``Client.stats``."""
+
+    checks: int = 0
+    transient_failures: int = 0
+    resolved: int = 0
+    max_in_flight_seen: int = 0
+
+
+@attrs.define(eq=False)
+class Poller:
+    """The schedule of pending generations and the loop that works through it."""
+
+    fetch: StatusFetcher
+    schedule: Schedule
+    give_up_after: float
+    max_in_flight: int
+    stats: PollerStats = attrs.field(factory=PollerStats)
+    _heap: list[tuple[float, int, Generation]] = attrs.field(factory=list, init=False)
+    _tracked: dict[str, Generation] = attrs.field(factory=dict, init=False)
+    _counter: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
+    _wakeup: anyio.Event = attrs.field(factory=anyio.Event, init=False)
+    _in_flight: int = attrs.field(default=0, init=False)
+
+    # -- the schedule ----------------------------------------------------------------------
+
+    @property
+    def pending(self) -> list[Generation]:
+        """The handles being tracked, oldest first."""
+        return [g for g in self._tracked.values() if not g.done()]
+
+    def get(self, generation_id: str) -> Generation | None:
+        handle = self._tracked.get(generation_id)
+        return handle if handle is not None and not handle.done() else None
+
+    def add(self, handle: Generation, delay: float) -> None:
+        """Track a new handle; its first check comes ``delay`` seconds from now."""
+        assert handle.id is not None
+        self._tracked[handle.id] = handle
+        handle.add_done_callback(self._forget)
+        self._push(handle, anyio.current_time() + delay)
+
+    def _forget(self, handle: Generation) -> None:
+        if handle.id is not None and self._tracked.get(handle.id) is handle:
+            del self._tracked[handle.id]
+
+    def _push(self, handle: Generation, due: float) -> None:
+        earliest = self._heap[0][0] if self._heap else math.inf
+        heapq.heappush(self._heap, (due, next(self._counter), handle))
+        if due < earliest:
+            self._wakeup.set()
+
+    async def _next_due(self) -> Generation:
+        """Sleep until the earliest pending generation is due and take it off the heap."""
+        while True:
+            while self._heap and self._heap[0][2].done():
+                heapq.heappop(self._heap)
+            self._wakeup = anyio.Event()
+            delay = self._heap[0][0] - anyio.current_time() if self._heap else math.inf
+            if delay <= 0:
+                return heapq.heappop(self._heap)[2]
+            with anyio.move_on_after(delay):
+                await self._wakeup.wait()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Check due generations forever; cancelled (and awaited) by the client's ``aclose``."""
+        limiter = anyio.Semaphore(self.max_in_flight)
+        async with anyio.create_task_group() as tg:
+            while True:
+                handle = await self._next_due()
+                await limiter.acquire()
+                if handle.done():
+                    limiter.release()
+                    continue
+                tg.start_soon(self._check_then_release, handle, limiter)
+
+    async def _check_then_release(self, handle: Generation, limiter: anyio.Semaphore) -> None:
+        self._in_flight += 1
+        self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._in_flight)
+        try:
+            await self._check(handle)
+        finally:
+            self._in_flight -= 1
+            limiter.release()
+
+    async def _check(self, handle: Generation) -> None:
+        """One status check, then resolve or reschedule; never raises but for cancellation."""
+        self.stats.checks += 1
+        try:
+            status = await self.fetch(handle)
+        except ChuiziError as exc:
+            self._on_error(handle, exc)
+            return
+        except Exception as exc:  # a bug must not kill the poller nor hang the handle
+            logger.exception("unexpected error checking %s", handle.id)
+            self._resolve(handle, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
+            return
+        handle.status = status
+        handle._failures = 0
+        handle._checks += 1
+        if status.state == "completed" and status.video is not None:
+            video = status.video
+            if video.latency_ms is not None:
+                self.schedule.learn(handle.model or video.model, video.latency_ms / 1000.0)
+            self._resolve(handle, video)
+        elif status.state == "failed":
+            error = status.error
+            self._resolve(
+                handle,
+                GenerationFailed(
+                    handle.id,
+                    error.message if error else "generation failed",
+                    error.type if error else None,
+                ),
+            )
+        elif not self._gave_up(handle):
+            self._reschedule(handle, self.schedule.next_delay(handle._checks))
+
+    def _on_error(self, handle: Generation, exc: ChuiziError) -> None:
+        if not is_transient(exc):
+            logger.info("status check of %s failed: %s", handle.id, exc)
+            self._resolve(handle, exc)
+            return
+        self.stats.transient_failures += 1
+        handle._failures += 1
+        logger.debug("status check of %s failed, checking again later: %s", handle.id, exc)
+        if not self._gave_up(handle):
+            self._reschedule(handle, self.schedule.retry_delay(handle._failures))
+
+    def _gave_up(self, handle: Generation) -> bool:
+        waited = anyio.current_time() - handle._submitted_at
+        if waited < self.give_up_after:
+            return False
+        self._resolve(
+            handle,
+            GenerationTimeout(handle.id, f"still not finished after {waited:.0f} s: gave up"),
+        )
+        return True
+
+    def _reschedule(self, handle: Generation, delay: float) -> None:
+        deadline = handle._submitted_at + self.give_up_after
+        self._push(handle, min(anyio.current_time() + delay, deadline))
+
+    def _resolve(self, handle: Generation, outcome: object) -> None:
+        assert isinstance(outcome, BaseException) or not isinstance(outcome, type)
+        if handle._resolve(outcome):  # type: ignore[arg-type]
+            self.stats.resolved += 1
+
+    def close(self, make_error: Callable[[Generation], BaseException]) -> int:
+        """Resolve every pending handle with ``make_error(handle)``; how many there were."""
+        pending = self.pending
+        for handle in pending:
+            handle._resolve(make_error(handle))
+        self._heap.clear()
+        return len(pending)

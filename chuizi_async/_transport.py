@@ -1,0 +1,187 @@
+"""HTTP I/O behind one small interface, and the one place aiohttp's exceptions become ours.
+
+The client holds policy (retries, budget, schedule); a transport only sends one request and
+returns the whole answer. Anything with ``send`` and ``aclose`` will do, for instance to put a
+proxy or a recorder in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Protocol
+
+import aiohttp
+import attrs
+
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    ChuiziError,
+    InvalidRequest,
+    ResponseFormatError,
+)
+
+__all__ = [
+    "EXCEPTION_MAP",
+    "MAX_BODY_BYTES",
+    "AiohttpTransport",
+    "Request",
+    "Response",
+    "Transport",
+    "map_exceptions",
+]
+
+logger = logging.getLogger("chuizi_async")
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """One HTTP request. ``headers`` may hold the key: it is kept out of the repr."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    content: bytes | None = attrs.field(default=None, repr=False)
+    timeout: float = 60.0
+
+
+@attrs.frozen(kw_only=True)
+class Response:
+    """A whole answer, body read."""
+
+    status: int
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    content: bytes = attrs.field(repr=False)
+    url: str = ""
+
+
+class Transport(Protocol):
+    """What the client needs of the network."""
+
+    async def send(self, request: Request) -> Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+# The most specific source class wins: ``map_exceptions`` walks the raised type's MRO.
+EXCEPTION_MAP: Mapping[type[BaseException], type[ChuiziError]] = {
+    aiohttp.ServerTimeoutError: APITimeoutError,
+    aiohttp.ConnectionTimeoutError: APITimeoutError,
+    aiohttp.SocketTimeoutError: APITimeoutError,
+    TimeoutError: APITimeoutError,
+    aiohttp.InvalidURL: InvalidRequest,
+    aiohttp.ClientConnectorError: APIConnectionError,
+    aiohttp.ServerDisconnectedError: APIConnectionError,
+    aiohttp.ClientPayloadError: APIConnectionError,
+    aiohttp.ClientOSError: APIConnectionError,
+    aiohttp.ClientError: APIConnectionError,
+    OSError: APIConnectionError,
+}
+
+_MESSAGES: Mapping[type[BaseException], str] = {
+    aiohttp.ClientConnectorError: "could not connect to the server",
+    aiohttp.ServerDisconnectedError: "the server closed the connection without an answer",
+    aiohttp.ClientPayloadError: "the answer was cut short",
+    aiohttp.ServerTimeoutError: "the server did not answer in time",
+    aiohttp.ConnectionTimeoutError: "timed out connecting to the server",
+    aiohttp.SocketTimeoutError: "the server did not answer in time",
+    TimeoutError: "the server did not answer in time",
+}
+
+
+def _mapped(exc: BaseException) -> ChuiziError | None:
+    for cls in type(exc).__mro__:
+        target = EXCEPTION_MAP.get(cls)
+        if target is not None:
+            reason = _MESSAGES.get(cls) or str(exc) or type(exc).__name__
+            return target(f"{reason} ({type(exc).__name__})")
+    return None
+
+
+@contextlib.contextmanager
+def map_exceptions(url: str) -> Iterator[None]:
+    """Re-raise aiohttp and OS errors as ``APIConnectionError`` / ``APITimeoutError``."""
+    try:
+        yield
+    except ChuiziError:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        mapped = _mapped(exc)
+        if mapped is None:
+            raise
+        mapped.args = (f"{mapped.args[0]} [{_redact(url)}]",)
+        raise mapped from exc
+
+
+def _redact(url: str) -> str:
+    """The URL without a query string (ids only; keys never travel in URLs, but be safe)."""
+    return url.split("?", 1)[0]
+
+
+class AiohttpTransport:
+    """One ``aiohttp.ClientSession`` with a keep-alive pool of ``max_connections``."""
+
+    def __init__(self, *, max_connections: int = 64, max_body: int = MAX_BODY_BYTES) -> None:
+        self._max_connections = max_connections
+        self._max_body = max_body
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, trust_env=False
+            )
+        return self._session
+
+    async def send(self, request: Request) -> Response:
+        logger.debug("-> %s %s", request.method, _redact(request.url))
+        with map_exceptions(request.url):
+            async with self._open(request) as resp:
+                content = await self._read_capped(resp, request.url)
+                status, headers = resp.status, resp.headers
+        logger.debug("<- %s %s (%d bytes)", status, _redact(request.url), len(content))
+        return Response(status=status, headers=headers, content=content, url=request.url)
+
+    @contextlib.asynccontextmanager
+    async def _open(self, request: Request) -> AsyncIterator[aiohttp.ClientResponse]:
+        session = self._get_session()
+        async with session.request(
+            request.method,
+            request.url,
+            headers=dict(request.headers),
+            data=request.content,
+            timeout=aiohttp.ClientTimeout(total=request.timeout),
+            allow_redirects=False,
+        ) as resp:
+            yield resp
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
+        declared = resp.content_length
+        if declared is not None and declared > self._max_body:
+            raise ResponseFormatError(
+                f"answer of {declared} bytes refused: over the {self._max_body}-byte limit "
+                f"[{_redact(url)}]"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > self._max_body:
+                raise ResponseFormatError(
+                    f"answer refused: over the {self._max_body}-byte limit [{_redact(url)}]"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,104 @@
+"""Checks a request against the catalogue and builds its JSON body, before any money is spent."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+from typing import Any
+
+import anyio
+
+from ._catalogue import lookup_model
+from ._exceptions import InvalidRequest
+from ._models import GenerationRequest, ImageInput
+
+__all__ = ["build_body", "validate"]
+
+_ASPECT_RATIOS = frozenset({"16:9", "9:16", "1:1"})
+_MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+
+def validate(request: GenerationRequest) -> None:
+    """Raise ``InvalidRequest`` naming what is wrong; unknown models are passed through."""
+    if not isinstance(request.model, str) or not request.model.strip():
+        raise InvalidRequest("model must be a non-empty string such as 'google/veo-3.1-fast'")
+    if not isinstance(request.prompt, str) or not request.prompt.strip():
+        raise InvalidRequest("prompt must not be blank: describe the video to generate")
+    if request.aspect_ratio is not None and request.aspect_ratio not in _ASPECT_RATIOS:
+        raise InvalidRequest(
+            f"aspect_ratio {request.aspect_ratio!r} is not one of "
+            f"{', '.join(sorted(_ASPECT_RATIOS))}"
+        )
+    info = lookup_model(request.model)
+    duration = request.duration
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
+        raise InvalidRequest(f"duration must be a whole number of seconds, not {duration!r}")
+    if info is None:
+        return
+    if duration is not None and not 1 <= duration <= info.max_duration:
+        raise InvalidRequest(
+            f"duration {duration} is out of range for {info.id}: use 1..{info.max_duration} seconds"
+        )
+    if info.needs_image and request.image is None:
+        raise InvalidRequest(f"{info.id} is image-to-video: pass image= (a URL, path or bytes)")
+    if info.needs_reference_images and not request.reference_images:
+        raise InvalidRequest(f"{info.id} needs reference_images= (a list of URLs, paths or bytes)")
+    if info.needs_video and not request.video:
+        raise InvalidRequest(f"{info.id} edits a video: pass video= (the source video's URL)")
+    if request.video is not None and not _is_url(request.video):
+        raise InvalidRequest("video must be an http(s) URL of the source video")
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))
+
+
+async def _image_reference(image: ImageInput, field: str) -> str:
+    """A URL or ``data:`` URI for an image given as a URL, data URI, path or bytes."""
+    if isinstance(image, bytes):
+        return _data_uri(image, "image/png")
+    if isinstance(image, str) and (_is_url(image) or image.startswith("data:")):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        path = anyio.Path(os.fspath(image))
+        if not await path.is_file():
+            raise InvalidRequest(
+                f"{field} {os.fspath(image)!r} is neither an http(s) URL, a data: URI "
+                "nor an existing file"
+            )
+        data = await path.read_bytes()
+        mime = mimetypes.guess_type(str(path))[0] or "image/png"
+        return _data_uri(data, mime)
+    raise InvalidRequest(f"{field} must be a URL, a data: URI, a file path or bytes")
+
+
+def _data_uri(data: bytes, mime: str) -> str:
+    if not data:
+        raise InvalidRequest("image bytes are empty")
+    if len(data) > _MAX_IMAGE_BYTES:
+        raise InvalidRequest(f"image is {len(data)} bytes; the limit here is {_MAX_IMAGE_BYTES}")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+async def build_body(request: GenerationRequest) -> dict[str, Any]:
+    """The JSON body of a submission (validated first); ``extra_body`` merges last."""
+    validate(request)
+    body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    if request.duration is not None:
+        body["duration"] = request.duration
+    if request.aspect_ratio is not None:
+        body["aspect_ratio"] = request.aspect_ratio
+    if request.resolution is not None:
+        body["resolution"] = request.resolution
+    if request.image is not None:
+        body["image_url"] = await _image_reference(request.image, "image")
+    if request.reference_images:
+        body["reference_image_urls"] = [
+            await _image_reference(img, "reference image") for img in request.reference_images
+        ]
+    if request.video is not None:
+        body["video_url"] = request.video
+    if request.extra_body:
+        body.update(request.extra_body)
+    return body

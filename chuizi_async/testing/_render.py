@@ -1,0 +1,167 @@
+"""The JSON bodies the simulated API answers with."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import attrs
+
+from ._catalogue import SimModel
+from ._records import SimGeneration
+
+__all__ = [
+    "Dialect",
+    "StatusOptions",
+    "billing_body",
+    "format_money",
+    "key_info_body",
+    "model_list_body",
+    "status_body",
+    "submit_body",
+]
+
+Dialect = Literal["guide", "reference"]
+
+_QUEUED_FRACTION = 0.2
+_CENT_FRACTION = Decimal("0.00000001")
+
+
+def format_money(amount: Decimal) -> str:
+    """Format dollars the API's way: a string with 8 decimals."""
+    return format(amount.quantize(_CENT_FRACTION), "f")
+
+
+@attrs.frozen(kw_only=True)
+class StatusOptions:
+    """How status answers are shaped."""
+
+    dialect: Dialect
+    speed: float
+    media_base_url: str
+    wrap_data: bool = False
+    top_level_video_url: bool = False
+
+
+def submit_body(generation: SimGeneration, dialect: Dialect) -> dict[str, Any]:
+    """The immediate answer to an accepted submission."""
+    body: dict[str, Any] = {
+        "id": generation.id,
+        "status": "processing",
+        "created": generation.created,
+    }
+    if dialect == "reference":
+        body["model"] = generation.model
+        body["task_id"] = generation.task_id
+        body["x_chuizi"] = {"generation_id": generation.id}
+    return body
+
+
+def _status_value(generation: SimGeneration, options: StatusOptions, now: float) -> str:
+    if options.dialect == "guide":
+        return generation.status
+    if generation.status == "completed":
+        return "succeeded"
+    if generation.status == "failed":
+        return "failed"
+    queued_for = generation.processing_time * _QUEUED_FRACTION / options.speed
+    return "queued" if now < generation.submitted_at + queued_for else "processing"
+
+
+def status_body(generation: SimGeneration, options: StatusOptions, now: float) -> dict[str, Any]:
+    """The answer of a status route for ``generation`` at monotonic time ``now``."""
+    body: dict[str, Any] = {
+        "id": generation.id,
+        "status": _status_value(generation, options, now),
+        "created": generation.created,
+    }
+    if options.dialect == "reference":
+        body["model"] = generation.model
+    if generation.status == "completed":
+        body["model"] = generation.model
+        url = f"{options.media_base_url}/videos/{generation.id}.mp4"
+        if options.top_level_video_url:
+            body["video_url"] = url
+        else:
+            body["output"] = {"video_url": url}
+        body["usage"] = {"duration_seconds": generation.duration}
+        body["x_chuizi"] = {
+            "generation_id": generation.id,
+            "cost": format_money(generation.cost),
+            "latency_ms": generation.latency_ms,
+        }
+    elif generation.status == "failed":
+        body["error"] = dict(generation.error or {})
+    return {"data": body} if options.wrap_data else body
+
+
+def billing_body(generation: SimGeneration) -> dict[str, Any]:
+    """The gateway's billing record of a generation: no status."""
+    created_at = datetime.fromtimestamp(generation.created, UTC)
+    return {
+        "data": {
+            "id": generation.id,
+            "model": generation.model,
+            "cost": format_money(generation.charged),
+            "latency_ms": generation.latency_ms,
+            "created_at": created_at.isoformat().replace("+00:00", "Z"),
+        }
+    }
+
+
+def model_list_body(models: Iterable[SimModel]) -> dict[str, Any]:
+    """The answer of ``GET /v1/models``."""
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": model.id,
+                "object": "model",
+                "created": model.created,
+                "owned_by": model.owned_by,
+                "aliases": [model.alias] if model.alias != model.id else [],
+                "max_duration": model.max_duration,
+                "pricing": {"unit": "second", "per_second": str(model.price_per_second)},
+            }
+            for model in models
+        ],
+    }
+
+
+def key_info_body(
+    *,
+    shape: Literal["data", "legacy"],
+    key: str,
+    balance: Decimal,
+    rpm: int | None,
+    allowed_models: list[str] | None,
+    requests_today: int,
+    generations: Iterable[SimGeneration],
+) -> dict[str, Any]:
+    """The answer of ``GET /v1/key/info`` in either documented shape."""
+    if shape == "legacy":
+        charged = [generation.charged for generation in generations]
+        return {
+            "object": "key_info",
+            "balance": format_money(balance),
+            "currency": "USD",
+            "rate_limit": {"rpm": rpm, "daily": None},
+            "usage_today": {
+                "requests": requests_today,
+                "generations": len(charged),
+                "cost": format_money(sum(charged, Decimal(0))),
+            },
+        }
+    return {
+        "data": {
+            "key_prefix": key[:7],
+            "name": "simulator",
+            "balance": format_money(balance),
+            "rpm_limit": rpm,
+            "daily_limit": None,
+            "allowed_models": allowed_models,
+            "is_active": True,
+        }
+    }
