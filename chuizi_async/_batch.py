@@ -8,7 +8,7 @@ generation already accepted is tracked to its end.
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -203,7 +203,9 @@ class AsCompleted:
         self, client: Client, requests: Iterable[RequestLike], *, concurrency: int | None
     ) -> None:
         self._client = client
-        self._send, self._receive = anyio.create_memory_object_stream[Generation](math.inf)
+        self._ready: collections.deque[Generation] = collections.deque()
+        self._arrived = anyio.Event()
+        self._closed = False
         self._submitter = BatchSubmitter(
             client, requests, concurrency=concurrency, on_handle=self._watch
         )
@@ -241,12 +243,18 @@ class AsCompleted:
 
     async def __anext__(self) -> Generation:
         await self._start()
-        try:
-            return await self._receive.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
-            if self._error is not None:
-                raise self._error from None
-            raise StopAsyncIteration from None
+        while not self._ready:
+            if self._closed or self._all_delivered():
+                if self._error is not None:
+                    error, self._error = self._error, None
+                    raise error
+                raise StopAsyncIteration
+            self._arrived = anyio.Event()
+            await self._arrived.wait()
+        return self._ready.popleft()
+
+    def _all_delivered(self) -> bool:
+        return self._submitting_done and self._resolved >= self._submitter.emitted
 
     async def _start(self) -> None:
         if not self._started:
@@ -263,20 +271,16 @@ class AsCompleted:
         finally:
             self._submitting_done = True
             self._stopped.set()
-            self._maybe_close()
+            self._arrived.set()
 
     def _watch(self, handle: Generation) -> None:
         handle.add_done_callback(self._deliver)
 
     def _deliver(self, handle: Generation) -> None:
         self._resolved += 1
-        with contextlib.suppress(anyio.ClosedResourceError):
-            self._send.send_nowait(handle)
-        self._maybe_close()
-
-    def _maybe_close(self) -> None:
-        if self._submitting_done and self._resolved >= self._submitter.emitted:
-            self._send.close()
+        if not self._closed:
+            self._ready.append(handle)
+        self._arrived.set()
 
     async def aclose(self) -> None:
         """Stop submitting; handles already accepted stay tracked by the client."""
@@ -284,5 +288,6 @@ class AsCompleted:
             self._scope.cancel()
         if self._started and not self._client.closed:
             await self._stopped.wait()
-        self._send.close()
-        self._receive.close()
+        self._closed = True
+        self._ready.clear()
+        self._arrived.set()

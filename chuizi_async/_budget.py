@@ -127,6 +127,7 @@ class RequestBudget:
     """Admission control for every request of one client. See the module docstring."""
 
     max_rate: float | None = None
+    time_scale: float = 1.0
     rng: random.Random = attrs.field(factory=random.Random)
     # learned from 429s; None means "no limit seen yet"
     _rate: float | None = attrs.field(default=None, init=False)
@@ -275,6 +276,7 @@ class RequestBudget:
         pause = retry_after
         if pause is None:
             pause = retry_delay(self._consecutive_429, base=1.0, cap=60.0, rng=self.rng)
+            pause /= self.time_scale
         self._paused_until = max(self._paused_until, now + pause)
         self._next_at = max(self._next_at, self._paused_until)
         if sent_at < self._last_decrease:

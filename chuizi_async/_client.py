@@ -192,7 +192,10 @@ class Client:
         self.max_retries = max_retries
         self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections)
         self._max_connections = max_connections
-        self.budget = RequestBudget(max_rate=self.poll_policy.max_requests_per_second)
+        self.budget = RequestBudget(
+            max_rate=self.poll_policy.max_requests_per_second,
+            time_scale=self.poll_policy.time_scale,
+        )
         self._schedule = Schedule(self.poll_policy)
         self._poller = Poller(
             fetch=self._fetch_status,
@@ -202,7 +205,6 @@ class Client:
         )
         self._status_route: StatusRoute = status_route
         self._route_hint: StatusRoute | None = None
-        self._route_lock = anyio.Lock()
         self._state = _State.UNOPENED
         self._service: asyncio.Task[None] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -354,7 +356,7 @@ class Client:
                     raise
                 error, delay = exc, None
             if delay is None:
-                delay = retry_delay(attempt)
+                delay = retry_delay(attempt) / self.poll_policy.time_scale
             self._stats.retries += 1
             logger.debug(
                 "retrying %s %s in %.2f s after: %s", method, url.split("?")[0], delay, error
@@ -576,24 +578,24 @@ class Client:
     async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
         if self._status_route != "auto":
             return await self._status_on(self._status_route, gen_id, retries)
-        async with self._route_lock:
-            if self._status_route != "auto":
-                return await self._status_on(self._status_route, gen_id, retries)
-            return await self._discover_route(gen_id, retries)
+        # No lock: a slow answer must not hold every other check. The first answer that
+        # reports a status fixes the route; until then concurrent checks may probe too.
+        return await self._discover_route(gen_id, retries)
 
     async def _discover_route(self, gen_id: str, retries: bool) -> GenerationStatus:
         """Try both routes for one id; the first that reports a status is kept for good."""
         not_found = 0
         for route in self._route_order():
             try:
-                status = await self._status_on(route, gen_id, retries)
+                status = await self._status_on(route, gen_id, retries, probing=True)
             except WrongRoute:
                 continue
             except NotFoundError:
                 not_found += 1
                 continue
-            logger.info("status route learned: %s", route)
-            self._status_route = route
+            if self._status_route == "auto":
+                logger.info("status route learned: %s", route)
+                self._status_route = route
             return status
         if not_found:
             raise NotFoundError(404, f"generation {gen_id} was not found on either status route")
@@ -602,7 +604,9 @@ class Client:
             f"neither status route reports the status of {gen_id}: is base_url the video API?",
         )
 
-    async def _status_on(self, route: StatusRoute, gen_id: str, retries: bool) -> GenerationStatus:
+    async def _status_on(
+        self, route: StatusRoute, gen_id: str, retries: bool, *, probing: bool = False
+    ) -> GenerationStatus:
         if route == "videos":
             path = f"/videos/{quote(gen_id, safe='')}"
         else:
@@ -611,7 +615,7 @@ class Client:
         try:
             return parse_status(raw, requested_id=gen_id)
         except WrongRoute:
-            if self._status_route == "auto":
+            if probing:
                 raise
             raise APIError(
                 200,

@@ -62,8 +62,9 @@ class PollPolicy:
     :param max_requests_per_second: a cap on all requests of the client, when you know one.
     :param give_up_after: a generation still pending this long after submission resolves
         with ``GenerationTimeout``.
-    :param time_scale: divides every delay above and the model priors; for simulators that
-        compress time (``FakeChuizi(speed=100)`` pairs with ``time_scale=100``).
+    :param time_scale: divides every delay the client chooses by itself (the delays above,
+        the model priors, retry backoff, 429 pauses without ``Retry-After``); for simulators
+        that compress time: ``FakeChuizi(speed=100)`` pairs with ``time_scale=100``.
     """
 
     first_poll_after: float | None = attrs.field(default=None, validator=_non_negative_optional)

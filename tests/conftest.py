@@ -1,0 +1,58 @@
+"""Shared fixtures: a fast simulator and clients whose clocks are compressed to match it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+import chuizi_async as ca
+from chuizi_async.testing import FakeChuizi
+
+SPEED = 1000.0
+"""Simulator time compression: a 45 s generation takes 45 ms."""
+
+ClientFactory = Callable[..., ca.Client]
+
+
+@pytest_asyncio.fixture
+async def server() -> AsyncIterator[FakeChuizi]:
+    async with FakeChuizi(speed=SPEED, seed=7, fail_pattern="(?i)forbidden") as sim:
+        yield sim
+
+
+def fast_policy(**overrides: Any) -> ca.PollPolicy:
+    """The default policy, compressed like the simulator."""
+    return ca.PollPolicy(**{"time_scale": SPEED, **overrides})
+
+
+@pytest_asyncio.fixture
+async def make_client(server: FakeChuizi) -> AsyncIterator[ClientFactory]:
+    """Clients of ``server`` (closed at the end of the test); keyword overrides allowed."""
+    clients: list[ca.Client] = []
+
+    def factory(**kwargs: Any) -> ca.Client:
+        sim = kwargs.pop("sim", server)
+        kwargs.setdefault("poll", fast_policy())
+        kwargs.setdefault("base_url", sim.base_url)
+        client = ca.Client(kwargs.pop("api_key", sim.api_key), **kwargs)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        await client.aclose()
+
+
+@pytest_asyncio.fixture
+async def client(make_client: ClientFactory) -> AsyncIterator[ca.Client]:
+    async with make_client() as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _no_environment_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHUIZI_API_KEY", raising=False)
+    monkeypatch.delenv("CHUIZI_BASE_URL", raising=False)

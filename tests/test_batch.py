@@ -1,0 +1,210 @@
+"""Batches: generate_many (input order), as_completed (completion order), concurrency, 402."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+
+import chuizi_async as ca
+from chuizi_async.testing import FakeChuizi
+
+from .conftest import ClientFactory
+
+VEO = "google/veo-3.1-fast"
+MIXED = ("google/veo-3.1-fast", "bedrock/nova-reel-1.1", "bailian/wan2.6-t2v", "google/veo-3.1")
+
+
+def _requests(n: int, *, fail_every: int = 0, model: str = VEO) -> list[dict[str, Any]]:
+    return [
+        {"model": model, "prompt": "forbidden" if fail_every and i % fail_every == 0 else f"p{i}"}
+        for i in range(n)
+    ]
+
+
+async def test_generate_many_keeps_input_order(client: ca.Client, server: FakeChuizi) -> None:
+    requests = _requests(25)
+    videos = await client.generate_many(requests)
+    prompts = [server.generations[v.id].prompt for v in videos if isinstance(v, ca.Video)]
+    assert prompts == [r["prompt"] for r in requests]
+
+
+async def test_generate_many_accepts_request_objects_and_mappings(client: ca.Client) -> None:
+    results = await client.generate_many(
+        [ca.GenerationRequest(VEO, "an object", duration=4), {"model": VEO, "prompt": "a map"}]
+    )
+    assert [type(r) for r in results] == [ca.Video, ca.Video]
+
+
+async def test_return_exceptions_puts_each_failure_in_its_place(client: ca.Client) -> None:
+    results = await client.generate_many(
+        _requests(12, fail_every=4) + [{"model": VEO, "prompt": "x", "duration": 99}],
+        return_exceptions=True,
+    )
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == ["GenerationFailed", "Video", "Video", "Video"] * 3 + ["InvalidRequest"]
+
+
+async def test_an_invalid_batch_is_refused_before_anything_is_sent(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    requests = [*_requests(5), {"model": VEO, "prompt": "x", "duration": 99}]
+    with pytest.raises(ca.InvalidRequest, match="request 5"):
+        await client.generate_many(requests)
+    with pytest.raises(ca.InvalidRequest, match="'promt'"):
+        await client.generate_many([{"model": VEO, "promt": "typo"}])
+    assert server.counters.requests == 0
+
+
+async def test_the_first_error_stops_submissions_and_accepted_ones_stay_tracked(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    requests = _requests(40, fail_every=0)
+    requests[0]["prompt"] = "forbidden"
+
+    async def fail_first() -> None:
+        while not server.generations:
+            await anyio.sleep(0.005)
+        first = next(iter(server.generations))
+        server.fail(first, message="Content policy violation", type="invalid_request_error")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fail_first)
+        with pytest.raises(ca.GenerationFailed) as info:
+            await client.generate_many(requests, concurrency=5)
+    accepted = set(server.generations) - {info.value.generation_id}
+    assert server.counters.submissions < 40  # stopped submitting
+    assert {h.id for h in client.pending} == accepted  # nothing accepted is lost
+    if accepted:
+        assert any("still tracked" in note for note in info.value.__notes__)
+
+
+async def test_concurrency_bounds_generations_in_flight(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    results = await client.generate_many(_requests(30), concurrency=3)
+    assert len(results) == 30
+    spans = sorted((g.submitted_at, g.ready_at) for g in server.generations.values())
+    for start, _ in spans:
+        overlapping = sum(1 for s, e in spans if s <= start < e)
+        assert overlapping <= 3
+
+
+async def test_as_completed_yields_in_completion_order(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    order: list[str] = []
+
+    async def finish_in_random_order() -> None:
+        while len(server.generations) < 8:
+            await anyio.sleep(0.005)
+        ids = list(server.generations)
+        random.Random(3).shuffle(ids)
+        for gen_id in ids:
+            order.append(gen_id)
+            server.complete(gen_id)
+            await anyio.sleep(0.08)
+
+    seen: list[str | None] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(finish_in_random_order)
+        async for handle in client.as_completed(_requests(8)):
+            seen.append((await handle).id)
+    assert seen == order
+
+
+async def test_as_completed_submits_while_results_are_consumed(client: ca.Client) -> None:
+    first_yield_at_submissions = None
+    count = 0
+    async with client.as_completed(_requests(30), concurrency=30) as results:
+        async for handle in results:
+            if first_yield_at_submissions is None:
+                first_yield_at_submissions = client.stats.submissions
+            assert handle.done()
+            count += 1
+    assert count == 30
+    assert first_yield_at_submissions is not None
+
+
+async def test_leaving_as_completed_early_stops_submissions(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    async with client.as_completed(_requests(200), concurrency=2) as results:
+        async for _ in results:
+            break
+    submitted = server.counters.submissions
+    await anyio.sleep(0.2)
+    assert server.counters.submissions == submitted < 200
+
+
+async def test_402_stops_submitting_and_the_rest_raise_without_a_request(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server.balance = Decimal("0.75")  # five 5 s clips at 0.15
+    results = await client.generate_many(
+        [{"model": VEO, "prompt": f"p{i}", "duration": 5} for i in range(12)],
+        concurrency=1,
+        return_exceptions=True,
+    )
+    videos = [r for r in results if isinstance(r, ca.Video)]
+    refused = [r for r in results if isinstance(r, ca.InsufficientBalanceError)]
+    assert len(videos) == 5 and len(refused) == 7
+    assert all(r.status_code == 402 for r in refused)
+    assert all("Insufficient balance" in r.message for r in refused)
+    assert server.counters.payment_required == 1
+    assert server.counters.submissions == 6  # five accepted, one refused, none after
+
+
+async def test_402_in_as_completed_reports_unsent_requests_and_finishes_accepted(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server.balance = Decimal("0.30")
+    outcomes: list[str] = []
+    async with client.as_completed(_requests(6), concurrency=1) as results:
+        async for handle in results:
+            error = handle.exception()
+            outcomes.append("video" if error is None else type(error).__name__)
+        assert isinstance(results.stopped_by, ca.InsufficientBalanceError)
+    assert sorted(outcomes) == ["InsufficientBalanceError"] * 4 + ["video"] * 2
+
+
+async def test_403_fails_only_the_requests_of_a_forbidden_model(
+    make_client: ClientFactory,
+) -> None:
+    async with (
+        FakeChuizi(speed=1000, allowed_models={VEO}) as sim,
+        make_client(sim=sim) as client,
+    ):
+        results = await client.generate_many(
+            [{"model": VEO, "prompt": "ok"}, {"model": "google/veo-3.1", "prompt": "no"}] * 3,
+            return_exceptions=True,
+        )
+    kinds = [type(r).__name__ for r in results]
+    assert kinds == ["Video", "PermissionDeniedError"] * 3
+
+
+async def test_300_mixed_generations_resolve_to_their_own_true_outcome(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    requests = [
+        {"model": MIXED[i % len(MIXED)], "prompt": "forbidden" if i % 13 == 0 else f"clip {i}"}
+        for i in range(300)
+    ]
+    results = await client.generate_many(requests, return_exceptions=True)
+    assert server.counters.submissions == 300
+    assert server.counters.generations_created == 300
+    by_prompt = {g.prompt: g for g in server.generations.values() if g.prompt != "forbidden"}
+    for request, result in zip(requests, results, strict=True):
+        if request["prompt"] == "forbidden":
+            assert isinstance(result, ca.GenerationFailed)
+            assert result.generation_id is not None
+            assert server.generations[result.generation_id].status == "failed"
+        else:
+            assert isinstance(result, ca.Video)
+            assert result.id == by_prompt[request["prompt"]].id
+            assert result.model == request["model"]

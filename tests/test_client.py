@@ -1,0 +1,385 @@
+"""The session: configuration, submissions, handles, status and lifecycle, against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+
+import anyio
+import pytest
+
+import chuizi_async as ca
+from chuizi_async.testing import FakeChuizi, Faults
+
+from .conftest import ClientFactory, fast_policy
+
+VEO = "google/veo-3.1-fast"
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+def test_missing_key_names_the_environment_variable() -> None:
+    with pytest.raises(ca.ChuiziError, match="CHUIZI_API_KEY"):
+        ca.Client()
+
+
+def test_key_and_base_url_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHUIZI_API_KEY", "ck-" + "a" * 32)
+    monkeypatch.setenv("CHUIZI_BASE_URL", "http://127.0.0.1:9/v1/")
+    client = ca.Client()
+    assert client.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_default_base_url_is_the_providers() -> None:
+    assert ca.Client("ck-x").base_url == "https://api.chuizi.ai/v1"
+
+
+@pytest.mark.parametrize("url", ["http://api.example.com/v1", "http://10.0.0.5:8080/v1"])
+def test_plain_http_to_a_remote_host_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="https is required") as info:
+        ca.Client("ck-x", base_url=url)
+    assert isinstance(info.value, ca.ChuiziError)
+
+
+def test_allow_insecure_http_accepts_a_remote_http_host() -> None:
+    client = ca.Client("ck-x", base_url="http://api.example.com/v1", allow_insecure_http=True)
+    assert client.base_url == "http://api.example.com/v1"
+
+
+def test_bad_status_route_is_refused() -> None:
+    with pytest.raises(ca.InvalidRequest, match="status_route"):
+        ca.Client("ck-x", status_route="poll")  # type: ignore[arg-type]
+
+
+def test_repr_and_vars_never_show_the_key() -> None:
+    key = "ck-" + "S3cr3t" * 5 + "xy"
+    client = ca.Client(key)
+    assert key not in repr(client)
+    assert key not in str(client)
+    assert all(key not in repr(value) for value in vars(client).values())
+
+
+# -- submit and generate -----------------------------------------------------------------------
+
+
+async def test_generate_returns_the_video_with_a_decimal_cost(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    video = await client.generate(VEO, "a cat watching rain", duration=5)
+    assert video.url.endswith(f"/videos/{video.id}.mp4")
+    assert video.cost == Decimal("0.15")
+    assert isinstance(video.cost, Decimal)
+    assert video.duration_seconds == 5
+    assert video.latency_ms is not None and video.latency_ms > 0
+    assert video.model == VEO
+    assert server.counters.submissions == 1
+
+
+async def test_submit_returns_at_acceptance_and_the_handle_resolves_later(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server_manual = server
+    handle = await client.submit(VEO, "slow one")
+    assert handle.id is not None and handle.id.startswith("gen-")
+    assert handle.model == VEO
+    assert handle.request is not None and handle.request.prompt == "slow one"
+    video = await handle
+    assert video.id == handle.id
+    assert handle.done() and handle.exception() is None and handle.result() is video
+    assert handle.status is not None and handle.status.state == "completed"
+    assert server_manual.counters.generations_created == 1
+
+
+async def test_a_failed_generation_raises_generation_failed_with_id_and_message(
+    client: ca.Client,
+) -> None:
+    handle = await client.submit(VEO, "something forbidden")
+    with pytest.raises(ca.GenerationFailed) as info:
+        await handle
+    assert info.value.generation_id == handle.id
+    assert info.value.message == "Content policy violation"
+    assert info.value.error_type == "invalid_request_error"
+    assert isinstance(handle.exception(), ca.GenerationFailed)
+
+
+async def test_submit_sends_the_json_body_and_an_idempotency_key(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    await client.submit(
+        VEO, "a fox", duration=4, aspect_ratio="9:16", extra_body={"watermark": False}
+    )
+    (post,) = [r for r in server.requests_log if r.method == "POST"]
+    assert post.json == {
+        "model": VEO,
+        "prompt": "a fox",
+        "duration": 4,
+        "aspect_ratio": "9:16",
+        "watermark": False,
+    }
+    key = post.header("Idempotency-Key")
+    assert key is not None and len(key) >= 16
+    assert post.header("Authorization") == f"Bearer {server.api_key}"
+
+
+async def test_image_bytes_are_sent_as_a_data_uri(client: ca.Client, server: FakeChuizi) -> None:
+    handle = await client.submit("bailian/wan2.6-i2v", "animate it", image=b"\x89PNG fake")
+    await handle
+    (post,) = [r for r in server.requests_log if r.method == "POST"]
+    assert isinstance(post.json, dict)
+    assert post.json["image_url"].startswith("data:image/png;base64,")
+
+
+async def test_invalid_requests_are_refused_before_anything_is_sent(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    with pytest.raises(ca.InvalidRequest, match="1..8"):
+        await client.submit(VEO, "too long", duration=30)
+    with pytest.raises(ca.InvalidRequest, match="blank"):
+        await client.submit(VEO, "   ")
+    with pytest.raises(ca.InvalidRequest, match="image"):
+        await client.submit("bailian/wan2.6-i2v", "no image")
+    assert server.counters.requests == 0
+
+
+async def test_an_unknown_model_is_passed_through_and_the_404_is_not_retried(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    with pytest.raises(ca.NotFoundError) as info:
+        await client.submit("acme/unknown-model", "a cat", duration=99)
+    assert info.value.status_code == 404
+    assert server.counters.submissions == 1
+
+
+async def test_a_wrong_key_raises_authentication_error_without_retrying(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    async with make_client(api_key="ck-" + "0" * 32) as client:
+        with pytest.raises(ca.AuthenticationError) as info:
+            await client.submit(VEO, "a cat")
+    assert info.value.status_code == 401
+    assert server.counters.submissions == 1
+
+
+async def test_retries_reuse_one_idempotency_key_and_never_pay_twice(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.faults = Faults(drop_after_create=0.3, server_error=0.1, retry_after=0.01)
+    async with make_client(max_retries=12) as client:
+        handles = [await client.submit(VEO, f"clip {i}") for i in range(20)]
+        server.faults = None
+        await asyncio.gather(*(h.wait() for h in handles))
+    assert server.counters.generations_created == 20
+    assert len({h.id for h in handles}) == 20
+    assert server.counters.idempotent_replays >= 1
+    keys_by_generation: dict[str, set[str]] = {}
+    for gen in server.generations.values():
+        assert gen.idempotency_key is not None
+        keys_by_generation.setdefault(gen.id, set()).add(gen.idempotency_key)
+    posts = [r for r in server.requests_log if r.method == "POST"]
+    assert len(posts) > 20  # some were retried ...
+    assert len({r.header("Idempotency-Key") for r in posts}) == 20  # ... under the same key
+
+
+async def test_retries_give_up_after_max_retries(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.faults = Faults(server_error=1.0)
+    async with make_client(max_retries=2) as client:
+        with pytest.raises(ca.ServerError) as info:
+            await client.submit(VEO, "a cat")
+    assert info.value.status_code == 500
+    assert server.counters.submissions == 3
+
+
+async def test_an_html_502_becomes_a_clear_server_error(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.faults = Faults(bad_gateway_html=1.0)
+    async with make_client(max_retries=0) as client:
+        with pytest.raises(ca.ServerError, match="502 with a text/html answer"):
+            await client.submit(VEO, "a cat")
+
+
+# -- handles -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def manual_server(server: FakeChuizi) -> FakeChuizi:
+    server.auto_complete = False
+    return server
+
+
+async def test_wait_with_timeout_raises_and_keeps_tracking(
+    client: ca.Client, manual_server: FakeChuizi
+) -> None:
+    handle = await client.submit(VEO, "a cat")
+    with pytest.raises(ca.GenerationTimeout) as info:
+        await handle.wait(timeout=0.05)
+    assert info.value.generation_id == handle.id
+    assert not handle.done()
+    assert handle in client.pending
+    assert handle.id is not None
+    manual_server.complete(handle.id)
+    video = await handle.wait(timeout=5)
+    assert video.id == handle.id
+
+
+async def test_generate_timeout_raises_generation_timeout_and_stays_tracked(
+    client: ca.Client, manual_server: FakeChuizi
+) -> None:
+    with pytest.raises(ca.GenerationTimeout):
+        await client.generate(VEO, "a cat", timeout=0.05)
+    assert len(client.pending) == 1
+
+
+async def test_a_cancelled_awaiter_does_not_stop_tracking(
+    client: ca.Client, manual_server: FakeChuizi
+) -> None:
+    handle = await client.submit(VEO, "a cat")
+    with anyio.move_on_after(0.05):
+        await handle
+    assert handle in client.pending
+    assert handle.id is not None
+    manual_server.complete(handle.id)
+    assert (await handle).id == handle.id
+
+
+async def test_cancel_stops_tracking_and_raises_generation_cancelled(
+    client: ca.Client, manual_server: FakeChuizi
+) -> None:
+    handle = await client.submit(VEO, "a cat")
+    assert handle.cancel()
+    assert handle.cancelled() and handle.done()
+    assert not handle.cancel()
+    with pytest.raises(ca.GenerationCancelled, match="no cancel endpoint"):
+        await handle
+    assert handle not in client.pending
+    assert handle.id is not None
+    checks = manual_server.counters.status_checks_by_id[handle.id]
+    await anyio.sleep(0.1)
+    assert manual_server.counters.status_checks_by_id[handle.id] == checks
+
+
+async def test_result_and_exception_of_a_pending_handle_raise_invalid_state(
+    client: ca.Client, manual_server: FakeChuizi
+) -> None:
+    handle = await client.submit(VEO, "a cat")
+    with pytest.raises(asyncio.InvalidStateError):
+        handle.result()
+    with pytest.raises(asyncio.InvalidStateError):
+        handle.exception()
+
+
+async def test_done_callbacks_run_once_on_resolution(client: ca.Client) -> None:
+    handle = await client.submit(VEO, "a cat")
+    seen: list[ca.Generation] = []
+    handle.add_done_callback(seen.append)
+    await handle
+    handle.add_done_callback(seen.append)  # already done: called at once
+    assert seen == [handle, handle]
+
+
+# -- track and retrieve ------------------------------------------------------------------------
+
+
+async def test_track_follows_an_id_submitted_elsewhere(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    async with make_client() as first:
+        submitted = await first.submit(VEO, "made by another process")
+        assert submitted.id is not None
+        submitted.cancel()
+    async with make_client() as second:
+        handle = second.track(submitted.id, model=VEO)
+        assert second.track(submitted.id) is handle
+        video = await handle
+    assert video.id == submitted.id
+    assert server.counters.generations_created == 1
+
+
+async def test_track_needs_an_open_client_and_a_real_id(make_client: ClientFactory) -> None:
+    client = make_client()
+    with pytest.raises(RuntimeError, match="async with"):
+        client.track("gen-0123456789abcdef")
+    async with client:
+        with pytest.raises(ca.InvalidRequest):
+            client.track("  ")
+
+
+async def test_retrieve_makes_one_status_request(client: ca.Client, server: FakeChuizi) -> None:
+    handle = await client.submit(VEO, "a cat")
+    await handle
+    assert handle.id is not None
+    before = server.counters.status_checks
+    status = await client.retrieve(handle.id)
+    assert server.counters.status_checks == before + 1
+    assert status.state == "completed" and status.status == "completed"
+    assert status.video is not None and status.video.cost == Decimal("0.15")
+
+
+async def test_retrieve_of_an_unknown_id_raises_not_found(client: ca.Client) -> None:
+    with pytest.raises(ca.NotFoundError):
+        await client.retrieve("gen-ffffffffffffffff")
+
+
+async def test_tracking_an_unknown_id_fails_only_that_handle(client: ca.Client) -> None:
+    ghost = client.track("gen-ffffffffffffffff")
+    real = await client.submit(VEO, "a cat")
+    with pytest.raises(ca.NotFoundError):
+        await ghost
+    assert (await real).id == real.id
+
+
+# -- the poller --------------------------------------------------------------------------------
+
+
+async def test_no_request_is_made_while_nothing_is_pending(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    await client.generate(VEO, "a cat")
+    before = server.counters.requests
+    await anyio.sleep(0.2)
+    assert server.counters.requests == before
+
+
+async def test_give_up_after_resolves_with_generation_timeout(
+    make_client: ClientFactory, manual_server: FakeChuizi
+) -> None:
+    async with make_client(poll=fast_policy(give_up_after=200.0)) as client:  # 0.2 s
+        handle = await client.submit(VEO, "never finishes")
+        with pytest.raises(ca.GenerationTimeout, match="gave up"):
+            await handle.wait(timeout=5)
+        assert client.pending == []
+
+
+async def test_aclose_resolves_pending_handles_with_client_closed(
+    make_client: ClientFactory, manual_server: FakeChuizi
+) -> None:
+    client = make_client()
+    async with client:
+        handles = [await client.submit(VEO, f"clip {i}") for i in range(3)]
+    with anyio.fail_after(1):
+        await client.aclose()  # again: a no-op
+    for handle in handles:
+        with pytest.raises(ca.ClientClosed) as info:
+            await handle
+        assert info.value.generation_id == handle.id
+        assert handle.id is not None and handle.id in str(info.value)
+    assert client.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.submit(VEO, "after close")
+
+
+async def test_debug_logs_never_contain_the_key(
+    make_client: ClientFactory, server: FakeChuizi, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.faults = Faults(server_error=0.3, bad_gateway_html=0.2, retry_after=0.01)
+    caplog.set_level(logging.DEBUG, logger="chuizi_async")
+    async with make_client(max_retries=10) as client:
+        await client.generate_many(
+            [{"model": VEO, "prompt": f"p{i}"} for i in range(10)], return_exceptions=True
+        )
+    assert caplog.records
+    assert all(server.api_key not in r.getMessage() for r in caplog.records)
+    assert any("->" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,156 @@
+"""The one poller: a shared schedule, bounded checks, whole-client pauses, transient faults."""
+
+from __future__ import annotations
+
+import asyncio
+
+import anyio
+import pytest
+
+import chuizi_async as ca
+from chuizi_async.testing import FakeChuizi, Faults
+
+from .conftest import ClientFactory, fast_policy
+
+VEO = "google/veo-3.1-fast"
+
+
+def _poller_tasks() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "chuizi-async poller"]
+
+
+async def test_one_poller_task_serves_every_generation(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    handles = [await client.submit(VEO, f"clip {i}") for i in range(50)]
+    await anyio.sleep(0.1)
+    assert len(_poller_tasks()) == 1
+    # besides the poller, at most max_in_flight check tasks: never one task per generation
+    assert len(asyncio.all_tasks()) < 50
+    for handle in handles:
+        assert handle.id is not None
+        server.complete(handle.id)
+    await asyncio.gather(*(h.wait() for h in handles))
+
+
+async def test_status_checks_in_flight_never_exceed_max_in_flight(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.faults = Faults(slow=0.5, slow_seconds=0.05)
+    async with make_client(poll=fast_policy(max_in_flight=4)) as client:
+        results = await client.generate_many(
+            [{"model": VEO, "prompt": f"p{i}"} for i in range(40)]
+        )
+        assert 1 <= client.poller_stats.max_in_flight_seen <= 4
+    assert len(results) == 40
+
+
+async def test_a_slow_answer_does_not_hold_the_other_checks(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    async with make_client(timeout=5.0) as client:
+        server.faults = Faults(slow=1.0, slow_seconds=1.5)
+        stuck = await client.submit(VEO, "stuck behind a slow answer")
+        with anyio.fail_after(2):
+            while server.counters.status_checks == 0:  # its first check is now held
+                await anyio.sleep(0.005)
+        server.faults = None
+        others = [await client.submit(VEO, f"clip {i}") for i in range(10)]
+        for handle in others:
+            assert handle.id is not None
+            server.complete(handle.id)
+        with anyio.fail_after(2):
+            await asyncio.gather(*(h.wait() for h in others))
+        assert not stuck.done()
+        stuck.cancel()
+
+
+async def test_429_pauses_all_polling_until_retry_after(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    async with make_client(poll=fast_policy(max_in_flight=2)) as client:
+        handles = [await client.submit(VEO, f"clip {i}") for i in range(20)]
+        server.faults = Faults(rate_limited=1.0, retry_after=0.5)
+        await anyio.sleep(0.15)
+        during = server.counters.requests
+        await anyio.sleep(0.3)
+        # paused: nothing was sent while Retry-After ran
+        assert server.counters.requests == during
+        assert server.counters.rate_limited <= 2  # only the checks already in flight
+        server.faults = None
+        for handle in handles:
+            assert handle.id is not None
+            server.complete(handle.id)
+        with anyio.fail_after(5):
+            videos = await asyncio.gather(*(h.wait() for h in handles))
+    assert {v.id for v in videos} == {h.id for h in handles}
+
+
+async def test_transient_faults_never_fail_a_generation(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.faults = Faults(
+        rate_limited=0.03,
+        server_error=0.03,
+        bad_gateway_html=0.03,
+        connection_reset=0.03,
+        truncated_json=0.03,
+        slow=0.02,
+        retry_after=0.01,
+        slow_seconds=0.3,
+    )
+    async with make_client(timeout=0.2, max_retries=10) as client:
+        requests = [
+            {"model": VEO, "prompt": "forbidden" if i % 7 == 0 else f"p{i}"} for i in range(60)
+        ]
+        results = await client.generate_many(requests, return_exceptions=True)
+    assert sum(server.counters.faults.values()) > 0
+    for result in results:
+        if isinstance(result, ca.Video):
+            assert server.generations[result.id].status == "completed"
+        else:
+            assert isinstance(result, ca.GenerationFailed), repr(result)
+            assert result.generation_id is not None
+            assert server.generations[result.generation_id].status == "failed"
+    assert server.counters.generations_created == 60
+
+
+async def test_a_401_on_a_status_check_fails_that_handle(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    async with make_client() as good:
+        handle = await good.submit(VEO, "a cat")
+        assert handle.id is not None
+        async with make_client(api_key="ck-" + "9" * 32) as bad:
+            with pytest.raises(ca.AuthenticationError):
+                await bad.track(handle.id)
+        assert (await handle).id == handle.id
+
+
+async def test_checks_per_generation_stay_near_one_when_the_prior_is_right(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    results = await client.generate_many(
+        [{"model": VEO, "prompt": f"p{i}"} for i in range(30)]
+    )
+    assert len(results) == 30
+    per_generation = server.counters.status_checks / 30
+    # the 10 s example checks ~4.5 times per 30-60 s generation; ours waits for the prior
+    assert per_generation <= 4.5
+
+
+async def test_the_poller_survives_the_simulator_restarting(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    async with make_client() as client:
+        handles = [await client.submit(VEO, f"clip {i}") for i in range(10)]
+        await server.stop_listening()
+        await anyio.sleep(0.2)
+        await server.start_listening()
+        with anyio.fail_after(10):
+            videos = await asyncio.gather(*(h.wait() for h in handles))
+    assert len(videos) == 10
+    assert client.poller_stats.transient_failures > 0
