@@ -33,6 +33,7 @@ from ._retries import parse_retry_after, retry_delay
 __all__ = ["Priority", "RateWindow", "RequestBudget", "Ticket", "parse_rate_window"]
 
 _MIN_RATE = 0.05
+_RECOVERY = 10.0
 _HISTORY = 4096
 
 
@@ -98,20 +99,43 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 @attrs.define
 class _Scope:
-    """A narrower limit learned from 429s (per model): ``cap`` requests per ``window`` s."""
+    """A narrower limit learned from 429s (per model): ``cap`` requests per ``window`` s.
 
-    sent: collections.deque[float] = attrs.field(factory=lambda: collections.deque(maxlen=_HISTORY))
+    Only requests the server accepted count, and those still in flight, as the server's
+    own window would count them.
+    """
+
+    accepted: collections.deque[float] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_HISTORY)
+    )
+    in_flight: int = 0
     cap: int | None = None
     window: float = 0.0
     paused_until: float = 0.0
 
     def wait_time(self, now: float) -> float:
         wait = self.paused_until - now
-        if self.cap is not None and self.cap > 0:
-            recent = [t for t in self.sent if t > now - self.window]
-            if len(recent) >= self.cap:
-                wait = max(wait, recent[-self.cap] + self.window - now)
+        if self.cap is not None:
+            recent = [t for t in self.accepted if t > now - self.window]
+            excess = len(recent) + self.in_flight - self.cap
+            if excess >= 0:
+                # wait until enough of the accepted ones leave the window
+                wait = max(
+                    wait, recent[excess] + self.window - now if excess < len(recent) else math.inf
+                )
         return max(0.0, wait)
+
+    def learn(self, now: float, pause: float) -> None:
+        """A 429 from this scope: the window holds what it accepted lately, and is this long."""
+        self.paused_until = max(self.paused_until, now + pause)
+        horizon = max(self.window, pause, 1e-3) * 4
+        recent = [t for t in self.accepted if t > now - horizon]
+        if not recent:
+            return
+        # The oldest request in the server's window leaves it when the pause ends.
+        cap = len(recent) + self.in_flight - 1  # the refused one is still counted in flight
+        self.cap = cap if self.cap is None else min(self.cap, cap)
+        self.window = max(self.window, now + pause - recent[0])
 
 
 @attrs.define(eq=False)
@@ -132,6 +156,7 @@ class RequestBudget:
     # learned from 429s; None means "no limit seen yet"
     _rate: float | None = attrs.field(default=None, init=False)
     _last_decrease: float = attrs.field(default=-math.inf, init=False)
+    _rate_at_decrease: float = attrs.field(default=0.0, init=False)
     _next_at: float = attrs.field(default=0.0, init=False)
     _paused_until: float = attrs.field(default=0.0, init=False)
     _consecutive_429: int = attrs.field(default=0, init=False)
@@ -170,6 +195,8 @@ class RequestBudget:
             yield ticket
         finally:
             self._in_flight -= 1
+            if scope is not None:
+                self._scopes[scope].in_flight -= 1
             self._notify()
 
     async def _acquire(self, priority: Priority, scope: str | None) -> Ticket:
@@ -223,7 +250,7 @@ class RequestBudget:
         self._in_flight += 1
         self._sent.append(now)
         if scope is not None:
-            self._scopes.setdefault(scope, _Scope()).sent.append(now)
+            self._scopes.setdefault(scope, _Scope()).in_flight += 1
         return Ticket(sent_at=now, scope=scope)
 
     def _effective_rate(self) -> float | None:
@@ -243,6 +270,8 @@ class RequestBudget:
         if status != 429:
             if window is not None:
                 self._set_window(window, now)
+            if ticket.scope is not None:
+                self._scopes[ticket.scope].accepted.append(ticket.sent_at)
             self._on_success()
         elif ticket.scope is not None and (
             (window is not None and window.remaining > 0) or self._room(now, excluding=1) > 0
@@ -252,7 +281,7 @@ class RequestBudget:
             retry_after = parse_retry_after(headers)
             if retry_after is None:
                 retry_after = window.reset_in if window is not None else 1.0
-            self._learn_scope(now, ticket.scope, retry_after)
+            self._scopes[ticket.scope].learn(now, retry_after)
         else:
             self.rate_limited += 1
             if window is not None:
@@ -268,8 +297,10 @@ class RequestBudget:
     def _on_success(self) -> None:
         self._consecutive_429 = 0
         if self._rate is not None:
-            # additive increase: about +0.5 request/s for every second of success
-            self._rate += 0.5 / self._rate
+            # Additive increase: back to the rate that met the last 429 within
+            # _RECOVERY seconds of success, then on upward at the same slope.
+            slope = self._rate_at_decrease / (2 * _RECOVERY / self.time_scale)
+            self._rate += slope / self._rate
 
     def _pause_all(self, now: float, sent_at: float, retry_after: float | None) -> None:
         self._consecutive_429 += 1
@@ -281,30 +312,15 @@ class RequestBudget:
         self._next_at = max(self._next_at, self._paused_until)
         if sent_at < self._last_decrease:
             return  # sent before the last decrease: that decrease already answered it
-        measured = self._measured_rate(now)
-        if measured is not None:
-            base = measured if self._rate is None else min(self._rate, measured)
-            self._rate = max(_MIN_RATE, base / 2.0)
+        current = self._rate if self._rate is not None else self._peak_rate()
+        if current is not None:
+            self._rate_at_decrease = current
+            self._rate = max(_MIN_RATE * self.time_scale, current / 2.0)
             self._last_decrease = now
 
-    def _measured_rate(self, now: float) -> float | None:
-        recent = [t for t in self._sent if t > now - 10.0]
+    def _peak_rate(self) -> float | None:
+        """The rate of the latest burst of requests: what met the first 429."""
+        recent = list(self._sent)[-16:]
         if len(recent) < 2:
             return None
-        span = max(now - recent[0], 1e-3)
-        return len(recent) / span
-
-    def _learn_scope(self, now: float, scope: str, pause: float) -> None:
-        state = self._scopes.setdefault(scope, _Scope())
-        state.paused_until = max(state.paused_until, now + pause)
-        sent = list(state.sent)
-        if len(sent) < 2:
-            return
-        # Our own history says how many requests of this scope the window held when it
-        # refused (the refused one excluded) and how long it is: the oldest of them
-        # leaves the window when the pause ends.
-        recent = [t for t in sent[:-1] if t > now - max(state.window, pause, 1.0) * 4]
-        count = max(1, len(recent))
-        oldest = recent[0] if recent else sent[0]
-        state.window = max(state.window, now + pause - oldest)
-        state.cap = count if state.cap is None else min(state.cap, count)
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)

@@ -56,3 +56,12 @@ async def client(make_client: ClientFactory) -> AsyncIterator[ca.Client]:
 def _no_environment_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHUIZI_API_KEY", raising=False)
     monkeypatch.delenv("CHUIZI_BASE_URL", raising=False)
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float = 2.0) -> None:
+    """Wait for the simulator to reach a state (it offers no events to wait on)."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 - polling another party's state
+            await anyio.sleep(0.005)

@@ -12,7 +12,7 @@ import pytest
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi
 
-from .conftest import ClientFactory
+from .conftest import ClientFactory, wait_until
 
 VEO = "google/veo-3.1-fast"
 MIXED = ("google/veo-3.1-fast", "bedrock/nova-reel-1.1", "bailian/wan2.6-t2v", "google/veo-3.1")
@@ -41,7 +41,7 @@ async def test_generate_many_accepts_request_objects_and_mappings(client: ca.Cli
 
 async def test_return_exceptions_puts_each_failure_in_its_place(client: ca.Client) -> None:
     results = await client.generate_many(
-        _requests(12, fail_every=4) + [{"model": VEO, "prompt": "x", "duration": 99}],
+        [*_requests(12, fail_every=4), {"model": VEO, "prompt": "x", "duration": 99}],
         return_exceptions=True,
     )
     kinds = [type(r).__name__ for r in results]
@@ -67,8 +67,7 @@ async def test_the_first_error_stops_submissions_and_accepted_ones_stay_tracked(
     requests[0]["prompt"] = "forbidden"
 
     async def fail_first() -> None:
-        while not server.generations:
-            await anyio.sleep(0.005)
+        await wait_until(lambda: server.generations)
         first = next(iter(server.generations))
         server.fail(first, message="Content policy violation", type="invalid_request_error")
 
@@ -101,8 +100,7 @@ async def test_as_completed_yields_in_completion_order(
     order: list[str] = []
 
     async def finish_in_random_order() -> None:
-        while len(server.generations) < 8:
-            await anyio.sleep(0.005)
+        await wait_until(lambda: len(server.generations) >= 8)
         ids = list(server.generations)
         random.Random(3).shuffle(ids)
         for gen_id in ids:

@@ -133,7 +133,7 @@ async def test_image_bytes_are_sent_as_a_data_uri(client: ca.Client, server: Fak
 async def test_invalid_requests_are_refused_before_anything_is_sent(
     client: ca.Client, server: FakeChuizi
 ) -> None:
-    with pytest.raises(ca.InvalidRequest, match="1..8"):
+    with pytest.raises(ca.InvalidRequest, match=r"1\.\.8"):
         await client.submit(VEO, "too long", duration=30)
     with pytest.raises(ca.InvalidRequest, match="blank"):
         await client.submit(VEO, "   ")

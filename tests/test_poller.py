@@ -10,7 +10,7 @@ import pytest
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, fast_policy
+from .conftest import ClientFactory, fast_policy, wait_until
 
 VEO = "google/veo-3.1-fast"
 
@@ -39,9 +39,7 @@ async def test_status_checks_in_flight_never_exceed_max_in_flight(
 ) -> None:
     server.faults = Faults(slow=0.5, slow_seconds=0.05)
     async with make_client(poll=fast_policy(max_in_flight=4)) as client:
-        results = await client.generate_many(
-            [{"model": VEO, "prompt": f"p{i}"} for i in range(40)]
-        )
+        results = await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(40)])
         assert 1 <= client.poller_stats.max_in_flight_seen <= 4
     assert len(results) == 40
 
@@ -53,9 +51,7 @@ async def test_a_slow_answer_does_not_hold_the_other_checks(
     async with make_client(timeout=5.0) as client:
         server.faults = Faults(slow=1.0, slow_seconds=1.5)
         stuck = await client.submit(VEO, "stuck behind a slow answer")
-        with anyio.fail_after(2):
-            while server.counters.status_checks == 0:  # its first check is now held
-                await anyio.sleep(0.005)
+        await wait_until(lambda: server.counters.status_checks)  # its first check is held
         server.faults = None
         others = [await client.submit(VEO, f"clip {i}") for i in range(10)]
         for handle in others:
@@ -133,9 +129,7 @@ async def test_a_401_on_a_status_check_fails_that_handle(
 async def test_checks_per_generation_stay_near_one_when_the_prior_is_right(
     client: ca.Client, server: FakeChuizi
 ) -> None:
-    results = await client.generate_many(
-        [{"model": VEO, "prompt": f"p{i}"} for i in range(30)]
-    )
+    results = await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(30)])
     assert len(results) == 30
     per_generation = server.counters.status_checks / 30
     # the 10 s example checks ~4.5 times per 30-60 s generation; ours waits for the prior

@@ -1,0 +1,118 @@
+"""The key goes to the API's origin only, and appears in no repr, log line or exception."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+import chuizi_async as ca
+from chuizi_async.testing import FakeChuizi, Faults
+
+from .conftest import ClientFactory, fast_policy
+
+KEY = "ck-" + "K3y5ecret" * 3 + "abcde"
+
+
+class Recorder:
+    """A loopback server that records the headers it gets and answers as told."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        self.redirect_to: str | None = None
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(dict(request.headers))
+        if self.redirect_to is not None:
+            raise web.HTTPTemporaryRedirect(self.redirect_to + request.path_qs)
+        return web.json_response({"object": "list", "data": [{"id": "google/veo-3.1"}]})
+
+    async def __aenter__(self) -> Recorder:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def api() -> AsyncIterator[Recorder]:
+    async with Recorder() as recorder:
+        yield recorder
+
+
+@pytest_asyncio.fixture
+async def elsewhere() -> AsyncIterator[Recorder]:
+    async with Recorder() as recorder:
+        yield recorder
+
+
+async def test_a_redirect_to_another_origin_never_carries_the_key(
+    api: Recorder, elsewhere: Recorder
+) -> None:
+    api.redirect_to = elsewhere.base_url
+    async with ca.Client(KEY, base_url=api.base_url + "/v1", poll=fast_policy()) as client:
+        models = await client.list_models()
+    assert [m.id for m in models] == ["google/veo-3.1"]
+    assert api.seen[0]["Authorization"] == f"Bearer {KEY}"
+    assert elsewhere.seen and all("Authorization" not in h for h in elsewhere.seen)
+    assert all(KEY not in str(h) for h in elsewhere.seen)
+
+
+async def test_a_redirect_within_the_api_origin_keeps_the_key(api: Recorder) -> None:
+    api.redirect_to = None
+    async with ca.Client(KEY, base_url=api.base_url + "/v1", poll=fast_policy()) as client:
+        await client.list_models()
+    assert all(h.get("Authorization") == f"Bearer {KEY}" for h in api.seen)
+
+
+async def test_the_media_host_never_sees_the_key(client: ca.Client, server: FakeChuizi) -> None:
+    await client.generate_many(
+        [{"model": "google/veo-3.1-fast", "prompt": f"p{i}"} for i in range(5)]
+    )
+    assert server.counters.media_requests_with_auth == 0
+    assert all(not r.has_credentials for r in server.media_log)
+
+
+async def test_the_key_appears_in_no_repr_error_or_log_record(
+    make_client: ClientFactory, server: FakeChuizi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="chuizi_async")
+    server.faults = Faults(
+        server_error=0.2, connection_reset=0.1, truncated_json=0.1, retry_after=0.01
+    )
+    errors: list[BaseException] = []
+    async with make_client(max_retries=8) as client:
+        handles = [await client.submit("google/veo-3.1-fast", f"p{i}") for i in range(10)]
+        results = await client.generate_many(
+            [{"model": "google/veo-3.1-fast", "prompt": "forbidden"}], return_exceptions=True
+        )
+        errors.extend(r for r in results if isinstance(r, BaseException))
+        try:
+            await client.retrieve("gen-does-not-exist")
+        except ca.ChuiziError as exc:
+            errors.append(exc)
+        texts = [repr(client), str(client), *(repr(h) for h in handles)]
+    async with make_client(api_key="ck-" + "W" * 32) as wrong:
+        try:
+            await wrong.submit("google/veo-3.1-fast", "a cat")
+        except ca.AuthenticationError as exc:
+            errors.append(exc)
+    texts += [repr(e) for e in errors] + [str(e) for e in errors]
+    texts += [r.getMessage() for r in caplog.records]
+    assert len(errors) >= 3
+    for secret in (server.api_key, "W" * 32):
+        assert not [t for t in texts if secret in t]
