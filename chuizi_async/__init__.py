@@ -49,7 +49,6 @@ from ._transport import Transport as Transport
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODELS",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -72,6 +71,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidRequest",
     "KeyInfo",
+    "MODELS",
     "ModelInfo",
     "NotFoundError",
     "PermissionDeniedError",

@@ -58,20 +58,11 @@ def parse_rate_window(
     headers: Mapping[str, str], *, wall_now: float | None = None
 ) -> RateWindow | None:
     """The rate window of an answer, or None when it carries no usable ``X-RateLimit-*``."""
-    remaining_raw = _header(headers, "x-ratelimit-remaining")
+    remaining = _count(_header(headers, "x-ratelimit-remaining"))
+    if remaining is None:
+        return None
+    limit = _count(_header(headers, "x-ratelimit-limit"))
     reset_raw = _header(headers, "x-ratelimit-reset")
-    if remaining_raw is None:
-        return None
-    try:
-        remaining = int(float(remaining_raw))
-    except ValueError:
-        return None
-    limit: int | None
-    try:
-        limit_raw = _header(headers, "x-ratelimit-limit")
-        limit = int(float(limit_raw)) if limit_raw is not None else None
-    except ValueError:
-        limit = None
     reset_in = 0.0
     if reset_raw is not None:
         try:
@@ -84,7 +75,18 @@ def parse_rate_window(
         if reset > 1e9:
             reset -= time.time() if wall_now is None else wall_now
         reset_in = max(0.0, min(reset, 3600.0))
-    return RateWindow(limit=limit, remaining=max(0, remaining), reset_in=reset_in)
+    return RateWindow(limit=limit, remaining=remaining, reset_in=reset_in)
+
+
+def _count(raw: str | None) -> int | None:
+    """A non-negative request count from a header, or None when absent or not a number."""
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return max(0, int(value)) if math.isfinite(value) else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -144,6 +146,7 @@ class Ticket:
 
     sent_at: float
     scope: str | None
+    probe: bool = False
 
 
 @attrs.define(eq=False)
@@ -163,6 +166,7 @@ class RequestBudget:
     _window: RateWindow | None = attrs.field(default=None, init=False)
     _window_seen_at: float = attrs.field(default=0.0, init=False)
     _probes: int = attrs.field(default=0, init=False)
+    _windows_seen: int = attrs.field(default=0, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _sent: collections.deque[float] = attrs.field(
         factory=lambda: collections.deque(maxlen=64), init=False
@@ -191,12 +195,15 @@ class RequestBudget:
     ) -> AsyncIterator[Ticket]:
         """Hold a place for one request; call ``observe`` with its answer before leaving."""
         ticket = await self._acquire(priority, scope)
+        seen = self._windows_seen
         try:
             yield ticket
         finally:
             self._in_flight -= 1
             if scope is not None:
                 self._scopes[scope].in_flight -= 1
+            if ticket.probe and self._windows_seen == seen:
+                self._probes -= 1  # the probe taught nothing (no answer, no headers): next
             self._notify()
 
     async def _acquire(self, priority: Priority, scope: str | None) -> Ticket:
@@ -245,13 +252,13 @@ class RequestBudget:
         if rate is not None:
             self._next_at = max(now, self._next_at) + 1.0 / rate
         window = self._window
-        if window is not None and now >= self._window_seen_at + window.reset_in:
-            self._probes += 1
+        probe = window is not None and now >= self._window_seen_at + window.reset_in
+        self._probes += probe
         self._in_flight += 1
         self._sent.append(now)
         if scope is not None:
             self._scopes.setdefault(scope, _Scope()).in_flight += 1
-        return Ticket(sent_at=now, scope=scope)
+        return Ticket(sent_at=now, scope=scope, probe=probe)
 
     def _effective_rate(self) -> float | None:
         rates = [r for r in (self._rate, self.max_rate) if r is not None]
@@ -270,6 +277,8 @@ class RequestBudget:
         if status != 429:
             if window is not None:
                 self._set_window(window, now)
+            elif ticket.probe:
+                self._window = None  # the server stopped telling: 429s will teach instead
             if ticket.scope is not None:
                 self._scopes[ticket.scope].accepted.append(ticket.sent_at)
             self._on_success()
@@ -290,6 +299,7 @@ class RequestBudget:
         self._notify()
 
     def _set_window(self, window: RateWindow, now: float) -> None:
+        self._windows_seen += 1
         self._window = window
         self._window_seen_at = now
         self._probes = 0

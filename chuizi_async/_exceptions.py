@@ -78,7 +78,8 @@ class APIError(ChuiziError):
         self.request_id = request_id
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.status_code, self.message, self.error_type))
+        state = {"code": self.code, "request_id": self.request_id}
+        return (type(self), (self.status_code, self.message, self.error_type), state)
 
 
 class BadRequestError(APIError):

@@ -9,6 +9,7 @@ documents, and strict about what it needs: a missing id or video URL is a
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -192,14 +193,13 @@ def _int(value: object) -> int | None:
 def _float(value: object) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
+    if not isinstance(value, (int, float, str)):
+        return None
+    try:
+        result = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return result if math.isfinite(result) else None
 
 
 def _decimal(value: object) -> Decimal | None:

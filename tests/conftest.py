@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -65,3 +67,27 @@ async def wait_until(predicate: Callable[[], object], timeout: float = 2.0) -> N
     with anyio.fail_after(timeout):
         while not predicate():  # noqa: ASYNC110 - polling another party's state
             await anyio.sleep(0.005)
+
+
+class _AsyncioErrors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def _no_asyncio_errors() -> Iterator[None]:
+    """Fail a test after which asyncio logged an error ("Task was destroyed but it is pending",
+    "Future exception was never retrieved"): those are logged, not warned."""
+    handler = _AsyncioErrors()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+        gc.collect()
+    finally:
+        logger.removeHandler(handler)
+    assert not handler.messages, handler.messages

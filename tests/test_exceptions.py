@@ -1,0 +1,220 @@
+"""The error hierarchy, the status table and what every error carries."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import chuizi_async as ca
+from chuizi_async._exceptions import error_for_status
+
+ALL_ERRORS: list[type[ca.ChuiziError]] = [
+    ca.InvalidRequest,
+    ca.APIError,
+    ca.BadRequestError,
+    ca.AuthenticationError,
+    ca.InsufficientBalanceError,
+    ca.PermissionDeniedError,
+    ca.NotFoundError,
+    ca.RateLimitError,
+    ca.ServerError,
+    ca.APIConnectionError,
+    ca.APITimeoutError,
+    ca.ResponseFormatError,
+    ca.GenerationError,
+    ca.GenerationFailed,
+    ca.GenerationTimeout,
+    ca.GenerationCancelled,
+    ca.ClientClosed,
+]
+
+STATUS_TABLE: list[tuple[int, type[ca.APIError]]] = [
+    (400, ca.BadRequestError),
+    (401, ca.AuthenticationError),
+    (402, ca.InsufficientBalanceError),
+    (403, ca.PermissionDeniedError),
+    (404, ca.NotFoundError),
+    (422, ca.BadRequestError),
+    (429, ca.RateLimitError),
+    (500, ca.ServerError),
+    (502, ca.ServerError),
+    (503, ca.ServerError),
+    (504, ca.ServerError),
+    (418, ca.APIError),
+]
+STATUS_IDS = [str(status) for status, _ in STATUS_TABLE]
+
+
+@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda c: c.__name__)
+def test_every_error_is_a_chuizi_error(cls: type[ca.ChuiziError]) -> None:
+    assert issubclass(cls, ca.ChuiziError)
+    assert issubclass(cls, Exception)
+
+
+def test_invalid_request_is_a_value_error() -> None:
+    assert issubclass(ca.InvalidRequest, ValueError)
+    with pytest.raises(ValueError, match="bad"):
+        raise ca.InvalidRequest("bad")
+
+
+@pytest.mark.parametrize("cls", [ca.APITimeoutError, ca.GenerationTimeout])
+def test_timeouts_are_builtin_timeout_errors(cls: type[ca.ChuiziError]) -> None:
+    assert issubclass(cls, TimeoutError)
+
+
+def test_api_timeout_is_a_connection_error_and_generation_timeout_a_generation_error() -> None:
+    assert issubclass(ca.APITimeoutError, ca.APIConnectionError)
+    assert issubclass(ca.ResponseFormatError, ca.APIConnectionError)
+    assert issubclass(ca.GenerationTimeout, ca.GenerationError)
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        ca.BadRequestError,
+        ca.AuthenticationError,
+        ca.InsufficientBalanceError,
+        ca.PermissionDeniedError,
+        ca.NotFoundError,
+        ca.RateLimitError,
+        ca.ServerError,
+    ],
+)
+def test_status_errors_are_api_errors(cls: type[ca.APIError]) -> None:
+    assert issubclass(cls, ca.APIError)
+    assert not issubclass(cls, ca.APIConnectionError)
+
+
+@pytest.mark.parametrize(
+    "cls", [ca.GenerationFailed, ca.GenerationTimeout, ca.GenerationCancelled, ca.ClientClosed]
+)
+def test_generation_outcomes_are_generation_errors(cls: type[ca.GenerationError]) -> None:
+    assert issubclass(cls, ca.GenerationError)
+    assert not issubclass(cls, ca.APIError)
+
+
+def test_non_timeouts_are_not_timeout_errors() -> None:
+    for cls in (ca.APIConnectionError, ca.ServerError, ca.GenerationFailed, ca.RateLimitError):
+        assert not issubclass(cls, TimeoutError)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), STATUS_TABLE, ids=[str(s) for s, _ in STATUS_TABLE]
+)
+def test_error_for_status_picks_the_class_of_the_status(
+    status: int, expected: type[ca.APIError]
+) -> None:
+    error = error_for_status(status, "something broke", "some_type", code="some_code")
+    assert type(error) is expected
+    assert error.status_code == status
+    assert error.message == "something broke"
+    assert error.error_type == "some_type"
+    assert error.code == "some_code"
+    assert str(error) == f"{status}: something broke"
+
+
+def test_error_for_status_of_an_unlisted_5xx_is_a_server_error() -> None:
+    assert type(error_for_status(599, "odd")) is ca.ServerError
+
+
+def test_error_for_status_defaults_type_and_code_to_none() -> None:
+    error = error_for_status(402, "top up")
+    assert error.error_type is None
+    assert error.code is None
+    assert error.request_id is None
+
+
+def test_api_error_without_status_has_the_bare_message() -> None:
+    assert str(ca.APIError(0, "no status")) == "no status"
+
+
+def test_generation_errors_carry_the_generation_id() -> None:
+    failed = ca.GenerationFailed("gen-abc", "Content policy violation", "invalid_request_error")
+    assert failed.generation_id == "gen-abc"
+    assert failed.message == "Content policy violation"
+    assert failed.error_type == "invalid_request_error"
+    assert str(failed) == "gen-abc: Content policy violation"
+
+
+@pytest.mark.parametrize("cls", [ca.GenerationTimeout, ca.GenerationCancelled, ca.ClientClosed])
+def test_generation_outcomes_have_a_default_message(cls: type[ca.GenerationError]) -> None:
+    error = cls("gen-1")  # type: ignore[call-arg]
+    assert error.generation_id == "gen-1"
+    assert error.message
+    assert str(error).startswith("gen-1: ")
+
+
+def test_generation_error_without_id_has_the_bare_message() -> None:
+    error = ca.GenerationError(None, "lost")
+    assert error.generation_id is None
+    assert str(error) == "lost"
+
+
+def roundtrip(error: ca.ChuiziError) -> ca.ChuiziError:
+    result = pickle.loads(pickle.dumps(error))
+    assert isinstance(result, ca.ChuiziError)
+    return result
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), STATUS_TABLE, ids=[str(s) for s, _ in STATUS_TABLE]
+)
+def test_api_errors_pickle_with_class_status_message_and_type(
+    status: int, expected: type[ca.APIError]
+) -> None:
+    error = error_for_status(status, "broke", "server_error")
+    copy = roundtrip(error)
+    assert type(copy) is expected
+    assert isinstance(copy, ca.APIError)
+    assert (copy.status_code, copy.message, copy.error_type) == (status, "broke", "server_error")
+    assert str(copy) == str(error)
+
+
+def test_api_error_pickle_keeps_code_and_request_id() -> None:
+    error = ca.RateLimitError(
+        429, "slow down", "rate_limit_error", code="rate_limit_exceeded", request_id="req-1"
+    )
+    copy = roundtrip(error)
+    assert isinstance(copy, ca.RateLimitError)
+    assert copy.code == "rate_limit_exceeded"
+    assert copy.request_id == "req-1"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ca.GenerationFailed("gen-1", "Content policy violation", "invalid_request_error"),
+        ca.GenerationTimeout("gen-2"),
+        ca.GenerationTimeout("gen-2", "gave up after 3600 s"),
+        ca.GenerationCancelled("gen-3"),
+        ca.ClientClosed("gen-4"),
+        ca.GenerationError(None, "no id"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_generation_errors_pickle_round_trip(error: ca.GenerationError) -> None:
+    copy = roundtrip(error)
+    assert type(copy) is type(error)
+    assert isinstance(copy, ca.GenerationError)
+    assert copy.generation_id == error.generation_id
+    assert copy.message == error.message
+    assert str(copy) == str(error)
+    assert getattr(copy, "error_type", None) == getattr(error, "error_type", None)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ca.ChuiziError("root"),
+        ca.InvalidRequest("bad duration"),
+        ca.APIConnectionError("refused"),
+        ca.APITimeoutError("slow"),
+        ca.ResponseFormatError("html"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_plain_errors_pickle_round_trip(error: ca.ChuiziError) -> None:
+    copy = roundtrip(error)
+    assert type(copy) is type(error)
+    assert copy.args == error.args

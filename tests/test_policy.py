@@ -1,0 +1,245 @@
+"""``PollPolicy`` (validated, documented defaults) and the ``Schedule`` it drives."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+import chuizi_async as ca
+from chuizi_async._policy import Schedule
+
+UNKNOWN_MODEL = "someone/not-in-the-catalogue"
+
+
+def schedule(seed: int = 0, **policy: Any) -> Schedule:
+    return Schedule(ca.PollPolicy(**policy), rng=random.Random(seed))
+
+
+def test_defaults_match_the_documented_values() -> None:
+    policy = ca.PollPolicy()
+    assert policy.interval == 10.0
+    assert policy.max_in_flight == 16
+    assert policy.give_up_after == 3600.0
+    assert policy.first_poll_after is None
+    assert policy.backoff == 1.0
+    assert policy.time_scale == 1.0
+    assert policy.max_requests_per_second is None
+    assert policy.interval <= policy.max_interval
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("interval", 0),
+        ("interval", -1.0),
+        ("interval", float("nan")),
+        ("interval", float("inf")),
+        ("max_interval", 0),
+        ("backoff", 0),
+        ("give_up_after", 0),
+        ("give_up_after", -5),
+        ("time_scale", 0),
+        ("max_requests_per_second", 0),
+        ("max_requests_per_second", -2.5),
+        ("first_poll_after", -1),
+        ("first_poll_after", float("nan")),
+    ],
+)
+def test_invalid_number_is_refused_naming_the_field(field: str, value: float) -> None:
+    with pytest.raises(ca.InvalidRequest, match=f"PollPolicy.{field}"):
+        kwargs: dict[str, Any] = {field: value}
+        ca.PollPolicy(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"jitter": 1.0}, "jitter"),
+        ({"jitter": -0.1}, "jitter"),
+        ({"backoff": 0.5}, "backoff"),
+        ({"interval": 40.0}, "max_interval"),
+        ({"interval": 10.0, "max_interval": 5.0}, "max_interval"),
+        ({"max_in_flight": 0}, "max_in_flight"),
+        ({"max_in_flight": 2.5}, "max_in_flight"),
+    ],
+)
+def test_inconsistent_policy_is_refused_naming_the_field(
+    kwargs: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ca.InvalidRequest, match=f"PollPolicy.{field}"):
+        ca.PollPolicy(**kwargs)
+
+
+def test_policy_errors_are_value_errors() -> None:
+    with pytest.raises(ValueError):
+        ca.PollPolicy(interval=0)
+
+
+def test_first_poll_after_zero_is_allowed() -> None:
+    assert ca.PollPolicy(first_poll_after=0).first_poll_after == 0
+
+
+def test_every_checks_at_one_fixed_interval() -> None:
+    policy = ca.PollPolicy.every(5)
+    assert policy.first_poll_after == 5
+    assert policy.interval == 5
+    assert policy.max_interval == 5
+
+
+def test_every_keeps_other_settings() -> None:
+    policy = ca.PollPolicy.every(5, max_interval=20, give_up_after=100, max_in_flight=4)
+    assert policy.interval == 5
+    assert policy.max_interval == 20
+    assert policy.give_up_after == 100
+    assert policy.max_in_flight == 4
+
+
+def test_every_raises_max_interval_to_the_interval() -> None:
+    assert ca.PollPolicy.every(60).max_interval == 60
+    assert ca.PollPolicy.every(60, max_interval=10).max_interval == 60
+
+
+def test_every_validates_its_interval() -> None:
+    with pytest.raises(ca.InvalidRequest, match="interval"):
+        ca.PollPolicy.every(0)
+
+
+# -- Schedule.first_delay ----------------------------------------------------------------------
+
+
+def test_first_delay_uses_first_poll_after_when_given() -> None:
+    s = schedule(first_poll_after=7, jitter=0)
+    assert s.first_delay("google/veo-3.1") == 7
+    assert s.first_delay(None) == 7
+
+
+@pytest.mark.parametrize("model", sorted(ca.MODELS))
+def test_first_delay_uses_the_model_prior_when_none(model: str) -> None:
+    s = schedule(jitter=0)
+    expected = max(10.0, ca.MODELS[model].typical_latency)
+    assert s.first_delay(model) == pytest.approx(expected)
+    assert s.typical_latency(model) == ca.MODELS[model].typical_latency
+
+
+def test_first_delay_of_an_alias_uses_its_model_prior() -> None:
+    s = schedule(jitter=0)
+    assert s.first_delay("veo-3.1") == ca.MODELS["google/veo-3.1"].typical_latency
+
+
+def test_first_delay_of_an_unknown_model_uses_a_default_prior() -> None:
+    s = schedule(jitter=0)
+    assert s.first_delay(UNKNOWN_MODEL) == 60.0
+    assert s.first_delay(None) == 60.0
+
+
+def test_first_delay_is_never_shorter_than_the_interval() -> None:
+    s = schedule(jitter=0, interval=100, max_interval=100)
+    assert s.first_delay("google/veo-3.1-fast") == 100
+
+
+def test_learned_latencies_replace_the_prior_after_five_samples() -> None:
+    s = schedule(jitter=0)
+    model = "google/veo-3.1"
+    for latency in (30.0, 40.0, 50.0, 60.0):
+        s.learn(model, latency)
+    assert s.first_delay(model) == 90.0  # four samples: still the prior
+    s.learn(model, 20.0)
+    assert s.typical_latency(model) == 20.0  # the earliest of five (5th percentile)
+    assert s.first_delay(model) == 20.0
+
+
+def test_learned_latency_is_the_5th_percentile() -> None:
+    s = schedule(jitter=0)
+    for latency in range(1, 101):
+        s.learn("bailian/wan2.6-t2v", float(latency))
+    assert s.typical_latency("bailian/wan2.6-t2v") == 6.0
+    assert s.first_delay("bailian/wan2.6-t2v") == 10.0  # still never below the interval
+
+
+def test_learning_is_per_model() -> None:
+    s = schedule(jitter=0)
+    for _ in range(10):
+        s.learn("google/veo-3.1-fast", 20.0)
+    assert s.first_delay("google/veo-3.1-fast") == 20.0
+    assert s.first_delay("google/veo-3.1") == 90.0
+
+
+@pytest.mark.parametrize("latency", [float("nan"), float("inf"), -1.0])
+def test_unusable_latencies_are_not_learned(latency: float) -> None:
+    s = schedule(jitter=0)
+    for _ in range(10):
+        s.learn("google/veo-3.1", latency)
+        s.learn(None, 1.0)
+    assert s.first_delay("google/veo-3.1") == 90.0
+
+
+def test_time_scale_divides_every_delay() -> None:
+    scaled = schedule(jitter=0, time_scale=100, interval=10, max_interval=30, backoff=2)
+    assert scaled.first_delay("google/veo-3.1") == pytest.approx(0.9)
+    assert scaled.first_delay(UNKNOWN_MODEL) == pytest.approx(0.6)
+    assert scaled.next_delay(1) == pytest.approx(0.1)
+    assert scaled.next_delay(5) == pytest.approx(0.3)
+    given = schedule(jitter=0, time_scale=100, first_poll_after=50)
+    assert given.first_delay(None) == pytest.approx(0.5)
+
+
+def test_time_scale_applies_to_learned_latencies() -> None:
+    s = schedule(jitter=0, time_scale=10)
+    for _ in range(5):
+        s.learn("google/veo-3.1", 40.0)  # server seconds, as x_chuizi.latency_ms says
+    assert s.typical_latency("google/veo-3.1") == pytest.approx(4.0)
+    assert s.first_delay("google/veo-3.1") == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("jitter", [0.1, 0.3, 0.5])
+def test_jitter_keeps_delays_within_bounds(jitter: float) -> None:
+    s = schedule(seed=3, jitter=jitter, first_poll_after=20, interval=10, max_interval=10)
+    firsts = [s.first_delay(None) for _ in range(500)]
+    nexts = [s.next_delay(3) for _ in range(500)]
+    assert all(20 * (1 - jitter) <= d <= 20 * (1 + jitter) for d in firsts)
+    assert all(10 * (1 - jitter) <= d <= 10 * (1 + jitter) for d in nexts)
+    # the spread is really used, so that a batch does not poll in lockstep
+    assert max(nexts) - min(nexts) > 10 * jitter
+
+
+def test_zero_jitter_is_exact() -> None:
+    s = schedule(jitter=0, interval=12, max_interval=12)
+    assert {s.next_delay(n) for n in range(1, 20)} == {12.0}
+
+
+def test_next_delay_grows_with_backoff_up_to_max_interval() -> None:
+    s = schedule(jitter=0, interval=10, max_interval=30, backoff=2)
+    assert [s.next_delay(n) for n in range(6)] == [10, 10, 20, 30, 30, 30]
+    assert s.next_delay(10_000) == 30
+
+
+def test_next_delay_without_backoff_is_the_interval() -> None:
+    s = schedule(jitter=0)
+    assert [s.next_delay(n) for n in range(1, 50)] == [10.0] * 49
+
+
+def test_retry_delay_is_bounded_by_max_interval() -> None:
+    s = schedule(seed=5, interval=10, max_interval=30)
+    delays = [s.retry_delay(n) for n in range(40)]
+    assert all(0 < d <= 30 for d in delays)
+
+
+def check_times(s: Schedule, model: str, horizon: float) -> list[float]:
+    """When the checks of one generation happen, until one lands at or after ``horizon``."""
+    t = s.first_delay(model)
+    times = [t]
+    while t < horizon:
+        t += s.next_delay(len(times))
+        times.append(t)
+    return times
+
+
+@pytest.mark.parametrize("model", sorted(ca.MODELS))
+def test_default_policy_checks_no_more_often_than_every_10_s_on_average(model: str) -> None:
+    s = Schedule(ca.PollPolicy(), rng=random.Random(11))
+    latency = ca.MODELS[model].typical_latency
+    for horizon in (latency / 2, latency, 2 * latency, 600.0, 3600.0):
+        times = check_times(s, model, horizon)
+        assert times[-1] / len(times) >= 10.0, (model, horizon)

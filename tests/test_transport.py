@@ -1,0 +1,341 @@
+"""The one place aiohttp's exceptions become ours, and the aiohttp transport on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.client_reqrep import ConnectionKey
+
+import chuizi_async as ca
+from chuizi_async._transport import EXCEPTION_MAP, MAX_BODY_BYTES, map_exceptions
+
+URL = "https://api.chuizi.ai/v1/generation?id=gen-0123456789abcdef"
+
+
+def connection_key() -> ConnectionKey:
+    return ConnectionKey(
+        host="api.chuizi.ai",
+        port=443,
+        is_ssl=True,
+        ssl=True,
+        proxy=None,
+        proxy_auth=None,
+        proxy_headers_hash=None,
+        server_hostname=None,
+    )
+
+
+def instance_of(cls: type[BaseException]) -> BaseException:
+    """A realistic instance of each source class of the map."""
+    if cls is aiohttp.ClientConnectorError:
+        return aiohttp.ClientConnectorError(
+            connection_key(), ConnectionRefusedError(111, "Connection refused")
+        )
+    if cls is aiohttp.InvalidURL:
+        return aiohttp.InvalidURL("http//broken", "no scheme")
+    if cls is aiohttp.ServerDisconnectedError:
+        return aiohttp.ServerDisconnectedError()
+    if cls is aiohttp.ClientPayloadError:
+        return aiohttp.ClientPayloadError("Response payload is not completed")
+    if cls is aiohttp.ClientOSError:
+        return aiohttp.ClientOSError(104, "Connection reset by peer")
+    if cls is OSError:
+        return OSError(101, "Network is unreachable")
+    return cls("boom")
+
+
+def raise_mapped(exc: BaseException) -> BaseException:
+    with pytest.raises(BaseException) as info, map_exceptions(URL):
+        raise exc
+    return info.value
+
+
+SOURCES = list(EXCEPTION_MAP)
+
+
+def test_the_map_covers_the_documented_sources() -> None:
+    assert {
+        aiohttp.ServerTimeoutError,
+        aiohttp.ConnectionTimeoutError,
+        aiohttp.SocketTimeoutError,
+        TimeoutError,
+        aiohttp.ClientConnectorError,
+        aiohttp.ServerDisconnectedError,
+        aiohttp.ClientPayloadError,
+        aiohttp.ClientOSError,
+        aiohttp.ClientError,
+        OSError,
+    } <= set(SOURCES)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda c: c.__name__)
+def test_every_source_maps_to_its_target_and_is_chained(source: type[BaseException]) -> None:
+    original = instance_of(source)
+    assert type(original) is source
+    mapped = raise_mapped(original)
+    assert type(mapped) is EXCEPTION_MAP[source]
+    assert mapped.__cause__ is original
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda c: c.__name__)
+def test_mapped_message_names_the_source_and_hides_the_query(source: type[BaseException]) -> None:
+    mapped = raise_mapped(instance_of(source))
+    message = str(mapped)
+    assert source.__name__ in message
+    assert "https://api.chuizi.ai/v1/generation" in message
+    assert "gen-0123456789abcdef" not in message
+
+
+def test_server_timeout_is_a_timeout_not_a_plain_connection_error() -> None:
+    mapped = raise_mapped(aiohttp.ServerTimeoutError("read timed out"))
+    assert type(mapped) is ca.APITimeoutError
+    assert isinstance(mapped, TimeoutError)
+
+
+@pytest.mark.parametrize("source", [aiohttp.ConnectionTimeoutError, aiohttp.SocketTimeoutError])
+def test_connect_and_socket_timeouts_are_timeouts(source: type[Exception]) -> None:
+    assert type(raise_mapped(source("slow"))) is ca.APITimeoutError
+
+
+def test_server_disconnected_is_a_connection_error_not_a_timeout() -> None:
+    mapped = raise_mapped(aiohttp.ServerDisconnectedError())
+    assert type(mapped) is ca.APIConnectionError
+    assert not isinstance(mapped, TimeoutError)
+
+
+def test_dns_failure_is_a_connection_error_not_a_timeout() -> None:
+    dns = aiohttp.ClientConnectorDNSError(
+        connection_key(), OSError(-2, "Name or service not known")
+    )
+    mapped = raise_mapped(dns)
+    assert type(mapped) is ca.APIConnectionError
+    assert mapped.__cause__ is dns
+
+
+def test_an_unlisted_subclass_maps_by_its_nearest_source() -> None:
+    refused = ConnectionRefusedError(111, "Connection refused")
+    assert type(raise_mapped(refused)) is ca.APIConnectionError
+    reset = aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+    assert type(raise_mapped(reset)) is ca.APIConnectionError
+
+
+def test_invalid_url_is_an_invalid_request() -> None:
+    mapped = raise_mapped(aiohttp.InvalidURL("http//broken"))
+    assert type(mapped) is ca.InvalidRequest
+    assert isinstance(mapped, ValueError)
+
+
+def test_cancellation_passes_through_untouched() -> None:
+    cancelled = asyncio.CancelledError()
+    assert raise_mapped(cancelled) is cancelled
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ca.ResponseFormatError("too big"), ca.APITimeoutError("slow"), ca.RateLimitError(429, "x")],
+    ids=lambda e: type(e).__name__,
+)
+def test_our_own_errors_pass_through_untouched(error: ca.ChuiziError) -> None:
+    passed = raise_mapped(error)
+    assert passed is error
+    assert passed.__cause__ is None
+
+
+def test_unrelated_exceptions_are_not_mapped() -> None:
+    error = KeyError("bug")
+    assert raise_mapped(error) is error
+
+
+def test_nothing_raised_means_nothing_mapped() -> None:
+    with map_exceptions(URL):
+        value = 1
+    assert value == 1
+
+
+def test_request_repr_does_not_show_headers_or_body() -> None:
+    key = "ck-" + "a1" * 16
+    request = ca.Request(
+        method="POST",
+        url="https://api.chuizi.ai/v1/videos/generations",
+        headers={"Authorization": f"Bearer {key}", "x-api-key": key},
+        content=b'{"prompt": "secret plans"}',
+    )
+    text = repr(request)
+    assert "POST" in text
+    assert "videos/generations" in text
+    assert key not in text
+    assert "Authorization" not in text
+    assert "secret plans" not in text
+
+
+# -- AiohttpTransport against a real server on loopback ------------------------------------
+
+Serve = Callable[[web.Application], Awaitable[str]]
+
+
+@pytest_asyncio.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Start apps on 127.0.0.1 with an ephemeral port; returns their base URL."""
+    runners: list[web.AppRunner] = []
+
+    async def start(app: web.Application) -> str:
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        port = runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def transport() -> AsyncIterator[ca.AiohttpTransport]:
+    t = ca.AiohttpTransport()
+    yield t
+    await t.aclose()
+
+
+def body_app(size: int, *, chunked: bool) -> web.Application:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not chunked:
+            return web.Response(body=b"x" * size, content_type="application/json")
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, size, 64 * 1024):
+            await response.write(b"x" * min(64 * 1024, size - start))
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/body", handler)
+    return app
+
+
+async def test_transport_returns_status_headers_and_body(
+    serve: Serve, transport: ca.AiohttpTransport
+) -> None:
+    seen: dict[str, str] = {}
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.update(request.headers)
+        seen["body"] = (await request.read()).decode()
+        return web.json_response({"ok": True}, status=201, headers={"X-Thing": "1"})
+
+    app = web.Application()
+    app.router.add_post("/echo", handler)
+    base = await serve(app)
+    response = await transport.send(
+        ca.Request(
+            method="POST",
+            url=f"{base}/echo",
+            headers={"Authorization": "Bearer ck-test"},
+            content=b'{"a": 1}',
+        )
+    )
+    assert response.status == 201
+    assert response.headers["X-Thing"] == "1"
+    assert response.content == b'{"ok": true}'
+    assert response.url == f"{base}/echo"
+    assert seen["Authorization"] == "Bearer ck-test"
+    assert seen["body"] == '{"a": 1}'
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_body_over_the_limit_is_refused(
+    serve: Serve, transport: ca.AiohttpTransport, chunked: bool
+) -> None:
+    base = await serve(body_app(MAX_BODY_BYTES + 1, chunked=chunked))
+    with pytest.raises(ca.ResponseFormatError, match="limit"):
+        await transport.send(ca.Request(method="GET", url=f"{base}/body", timeout=10))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_body_at_the_limit_is_accepted(
+    serve: Serve, transport: ca.AiohttpTransport, chunked: bool
+) -> None:
+    base = await serve(body_app(MAX_BODY_BYTES, chunked=chunked))
+    response = await transport.send(ca.Request(method="GET", url=f"{base}/body", timeout=10))
+    assert len(response.content) == MAX_BODY_BYTES
+
+
+async def test_a_smaller_max_body_is_honoured(serve: Serve) -> None:
+    base = await serve(body_app(2000, chunked=True))
+    small = ca.AiohttpTransport(max_body=1000)
+    try:
+        with pytest.raises(ca.ResponseFormatError):
+            await small.send(ca.Request(method="GET", url=f"{base}/body", timeout=10))
+    finally:
+        await small.aclose()
+
+
+async def test_connection_refused_is_a_connection_error(transport: ca.AiohttpTransport) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # nothing listens on the port any more
+    with pytest.raises(ca.APIConnectionError) as info:
+        await transport.send(ca.Request(method="GET", url=f"http://127.0.0.1:{port}/v1/models"))
+    assert not isinstance(info.value, TimeoutError)
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
+
+
+async def test_slow_answer_past_the_timeout_is_a_timeout(
+    serve: Serve, transport: ca.AiohttpTransport
+) -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/slow", handler)
+    base = await serve(app)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(ca.APITimeoutError) as info:
+            await transport.send(ca.Request(method="GET", url=f"{base}/slow", timeout=0.2))
+    finally:
+        release.set()
+    elapsed = loop.time() - started
+    assert 0.15 <= elapsed < 5.0
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.__cause__ is not None
+
+
+async def test_server_dropping_the_connection_is_a_connection_error(
+    serve: Serve, transport: ca.AiohttpTransport
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/drop", handler)
+    base = await serve(app)
+    with pytest.raises(ca.APIConnectionError) as info:
+        await transport.send(ca.Request(method="GET", url=f"{base}/drop"))
+    assert not isinstance(info.value, TimeoutError)
+
+
+async def test_transport_can_send_again_after_aclose(
+    serve: Serve, transport: ca.AiohttpTransport
+) -> None:
+    base = await serve(body_app(10, chunked=False))
+    first = await transport.send(ca.Request(method="GET", url=f"{base}/body"))
+    await transport.aclose()
+    second = await transport.send(ca.Request(method="GET", url=f"{base}/body"))
+    assert first.content == second.content == b"x" * 10
