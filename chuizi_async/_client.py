@@ -66,6 +66,29 @@ class _State(enum.Enum):
     CLOSED = 3
 
 
+@attrs.define(eq=False)
+class _Submission:
+    """One submission between its caller and the client task that sends it."""
+
+    request: GenerationRequest
+    body: dict[str, Any]
+    idempotency_key: str
+    on_wire: bool = False
+    result: Generation | Exception | None = None
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
+
+    def mark_on_wire(self) -> None:
+        self.on_wire = True
+
+    def outcome(self) -> Generation:
+        if isinstance(self.result, Generation):
+            return self.result
+        if self.result is None:
+            raise ClientClosed(None, "the client closed before the submission was answered")
+        raise self.result
+
+
 class _Secret:
     """The API key, kept out of every repr, str and log line."""
 
@@ -317,7 +340,7 @@ class Client:
         scope: str | None = None,
         idempotency_key: str | None = None,
         retries: bool = True,
-        shield: bool = False,
+        on_wire: Callable[[], object] | None = None,
     ) -> object:
         """One API call: the decoded JSON of a 2xx answer, or a typed error."""
         content = json.dumps(body).encode() if body is not None else None
@@ -325,7 +348,7 @@ class Client:
         url = f"{self.base_url}{path}"
         attempts = self.max_retries + 1 if retries else 1
         return await self._send_with_retries(
-            method, url, content, extra, priority, scope, attempts, shield
+            method, url, content, extra, priority, scope, attempts, on_wire
         )
 
     async def _send_with_retries(
@@ -337,13 +360,13 @@ class Client:
         priority: Priority,
         scope: str | None,
         attempts: int,
-        shield: bool,
+        on_wire: Callable[[], object] | None,
     ) -> object:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
                 response = await self._send_once(
-                    method, url, content, extra_headers, priority, scope, shield
+                    method, url, content, extra_headers, priority, scope, on_wire
                 )
                 if 200 <= response.status < 300:
                     return _decode_json(response)
@@ -372,18 +395,19 @@ class Client:
         extra_headers: Mapping[str, str],
         priority: Priority,
         scope: str | None,
-        shield: bool,
+        on_wire: Callable[[], object] | None,
     ) -> Response:
         """Send once within the budget, following redirects; the key never leaves its origin."""
         async with self.budget.slot(priority, scope) as ticket:
+            if on_wire is not None:
+                on_wire()
             self._stats.requests += 1
             for _ in range(_MAX_REDIRECTS + 1):
                 headers = {**self._headers(url, has_body=content is not None), **extra_headers}
                 request = Request(
                     method=method, url=url, headers=headers, content=content, timeout=self.timeout
                 )
-                with anyio.CancelScope(shield=shield):
-                    response = await self._transport.send(request)
+                response = await self._transport.send(request)
                 location = response.headers.get("Location")
                 if response.status not in _REDIRECTS or not location:
                     break
@@ -444,32 +468,58 @@ class Client:
         request = GenerationRequest.coerce(request)
         body = await build_body(request)
         await self._ensure_open()
-        key = idempotency_key or f"chuizi-{uuid.uuid4().hex}"
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this Client is closed; create a new one")
+        submission = _Submission(request, body, idempotency_key or f"chuizi-{uuid.uuid4().hex}")
         self._submitting += 1
+        self._spawn(lambda: self._submit_on_wire(submission, on_accepted, index))
         try:
-            raw = await self._send(
-                "POST",
-                "/videos/generations",
-                body=body,
-                priority=Priority.SUBMIT,
-                scope=request.model,
-                idempotency_key=key,
-                shield=True,
-            )
-            gen_id, answer = parse_submission(raw)
-            handle = self._register(gen_id, request.model, request, index)
-            if self._route_hint is None:
-                self._route_hint = "videos" if "task_id" in answer else "generation"
-            if on_accepted is not None:
-                on_accepted(handle)
+            await submission.done.wait()
+        except BaseException:
+            # The caller went away. Before the request is on the wire it is dropped; once it
+            # is, it goes on in the client's task group so that an accepted generation is
+            # tracked (and found in client.pending), never lost.
+            if not submission.on_wire:
+                submission.scope.cancel()
+            raise
+        return submission.outcome()
+
+    async def _submit_on_wire(
+        self,
+        submission: _Submission,
+        on_accepted: Callable[[Generation], object] | None,
+        index: int | None,
+    ) -> None:
+        """Send one submission and track what the server accepted; owned by the client."""
+        request = submission.request
+        try:
+            with submission.scope:
+                raw = await self._send(
+                    "POST",
+                    "/videos/generations",
+                    body=submission.body,
+                    priority=Priority.SUBMIT,
+                    scope=request.model,
+                    idempotency_key=submission.idempotency_key,
+                    on_wire=submission.mark_on_wire,
+                )
+                gen_id, answer = parse_submission(raw)
+                handle = self._register(gen_id, request.model, request, index)
+                if self._route_hint is None:
+                    self._route_hint = "videos" if "task_id" in answer else "generation"
+                logger.debug("accepted %s (%s)", gen_id, request.model)
+                submission.result = handle
+                if on_accepted is not None:
+                    on_accepted(handle)
+        except Exception as exc:  # the caller raises it; the client's task group must not
+            submission.result = exc
         finally:
-            self._submitting -= 1
             self._stats.submissions += 1
+            self._submitting -= 1
             if not self._submitting:
                 self._submits_done.set()
                 self._submits_done = anyio.Event()
-        logger.debug("accepted %s (%s)", gen_id, request.model)
-        return handle
+            submission.done.set()
 
     def _register(
         self,

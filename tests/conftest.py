@@ -79,7 +79,7 @@ class _AsyncioErrors(logging.Handler):
 
 
 @pytest.fixture(autouse=True)
-def _no_asyncio_errors() -> Iterator[None]:
+def _no_asyncio_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test after which asyncio logged an error ("Task was destroyed but it is pending",
     "Future exception was never retrieved"): those are logged, not warned."""
     handler = _AsyncioErrors()
@@ -87,7 +87,8 @@ def _no_asyncio_errors() -> Iterator[None]:
     logger.addHandler(handler)
     try:
         yield
-        gc.collect()
+        if request.node.get_closest_marker("asyncio") is not None:
+            gc.collect()
     finally:
         logger.removeHandler(handler)
     assert not handler.messages, handler.messages

@@ -1,0 +1,149 @@
+"""Randomized schedules: every handle resolves exactly once, and nothing is left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Callable
+
+import anyio
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import chuizi_async as ca
+from chuizi_async.testing import FakeChuizi, Faults
+
+from .conftest import SPEED, wait_until
+
+VEO = "google/veo-3.1-fast"
+
+Op = tuple[str, int]
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["submit", "submit", "complete", "fail", "cancel", "wait", "abandon", "sleep"]
+        ),
+        st.integers(min_value=0, max_value=50),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _counter(resolutions: Counter[int], index: int) -> Callable[[ca.Generation], None]:
+    return lambda _: resolutions.update([index])
+
+
+async def _scenario(script: list[Op], close_early: bool, faulty: bool) -> None:
+    resolutions: Counter[int] = Counter()
+    handles: list[ca.Generation] = []
+    faults = Faults(server_error=0.1, connection_reset=0.05, retry_after=0.01) if faulty else None
+    async with FakeChuizi(speed=SPEED, auto_complete=False, faults=faults, seed=1) as server:
+        client = ca.Client(
+            server.api_key,
+            base_url=server.base_url,
+            poll=ca.PollPolicy(time_scale=SPEED, first_poll_after=5.0, interval=5.0),
+            max_retries=10,
+        )
+        async with client, anyio.create_task_group() as tg:
+            for op, n in script:
+                if op == "submit":
+                    handle = await client.submit(VEO, "forbidden" if n % 5 == 0 else f"p{n}")
+                    handle.add_done_callback(_counter(resolutions, len(handles)))
+                    handles.append(handle)
+                    continue
+                if not handles:
+                    continue
+                handle = handles[n % len(handles)]
+                assert handle.id is not None
+                if op == "complete":
+                    server.complete(handle.id)
+                elif op == "fail":
+                    server.fail(handle.id)
+                elif op == "cancel":
+                    handle.cancel()
+                elif op == "wait":
+                    with contextlib.suppress(ca.ChuiziError):
+                        await handle.wait(timeout=0.001 * n)
+                elif op == "abandon":  # a caller that goes away mid-wait
+                    with anyio.move_on_after(0.001 * n):
+                        with contextlib.suppress(ca.ChuiziError):
+                            await handle
+                elif op == "sleep":
+                    await anyio.sleep(0.001 * n)
+            if close_early:
+                await client.aclose()
+            else:
+                for handle in handles:
+                    assert handle.id is not None
+                    server.complete(handle.id)
+                with anyio.fail_after(5):
+                    for handle in handles:
+                        with contextlib.suppress(ca.ChuiziError):
+                            await handle
+            tg.cancel_scope.cancel()
+        assert all(h.done() for h in handles)
+        assert all(resolutions[i] == 1 for i in range(len(handles)))
+        if not close_early:
+            for handle in handles:
+                error = handle.exception()
+                assert error is None or isinstance(
+                    error, ca.GenerationFailed | ca.GenerationCancelled
+                ), repr(error)
+    current = asyncio.current_task()
+    assert [t for t in asyncio.all_tasks() if t is not current] == []
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(script=ops, close_early=st.booleans(), faulty=st.booleans())
+def test_any_schedule_resolves_every_handle_exactly_once(
+    script: list[Op], close_early: bool, faulty: bool
+) -> None:
+    asyncio.run(_scenario(script, close_early, faulty))
+
+
+@pytest.mark.parametrize("how", ["anyio", "native"])
+async def test_a_cancelled_submission_on_the_wire_is_still_tracked(how: str) -> None:
+    async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
+        server.faults = Faults(slow=1.0, slow_seconds=0.2)
+        client = ca.Client(
+            server.api_key, base_url=server.base_url, poll=ca.PollPolicy(time_scale=SPEED)
+        )
+        async with client:
+            submit = client.submit(VEO, "the caller gives up while this is on the wire")
+            if how == "anyio":
+                with anyio.move_on_after(0.05) as scope:
+                    await submit
+                assert scope.cancelled_caught
+            else:  # asyncio.wait_for, or a web framework cancelling its handler task
+                task = asyncio.ensure_future(submit)
+                await anyio.sleep(0.05)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            server.faults = None
+            await wait_until(lambda: client.pending)
+            (created,) = server.generations
+            assert [h.id for h in client.pending] == [created]
+            server.complete(created)
+            with anyio.fail_after(2):
+                video = await client.pending[0]
+            assert video.id == created
+
+
+async def test_a_submission_cancelled_before_it_is_sent_is_never_sent() -> None:
+    async with FakeChuizi(speed=SPEED) as server:
+        policy = ca.PollPolicy(time_scale=SPEED, max_requests_per_second=5)
+        client = ca.Client(server.api_key, base_url=server.base_url, poll=policy)
+        async with client:
+            await client.submit(VEO, "first: takes the only slot of this second")
+            with anyio.move_on_after(0.05):
+                await client.submit(VEO, "second: still waiting for the budget")
+            await anyio.sleep(0.4)
+        assert server.counters.submissions == 1
