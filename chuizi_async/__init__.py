@@ -15,6 +15,7 @@ from ._catalogue import MODELS as MODELS
 from ._catalogue import ModelInfo as ModelInfo
 from ._client import Client as Client
 from ._client import ClientStats as ClientStats
+from ._download import remove_partial_downloads as remove_partial_downloads
 from ._exceptions import APIConnectionError as APIConnectionError
 from ._exceptions import APIError as APIError
 from ._exceptions import APITimeoutError as APITimeoutError
@@ -22,6 +23,7 @@ from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import BadRequestError as BadRequestError
 from ._exceptions import ChuiziError as ChuiziError
 from ._exceptions import ClientClosed as ClientClosed
+from ._exceptions import CostLimitExceeded as CostLimitExceeded
 from ._exceptions import GenerationCancelled as GenerationCancelled
 from ._exceptions import GenerationError as GenerationError
 from ._exceptions import GenerationFailed as GenerationFailed
@@ -29,11 +31,14 @@ from ._exceptions import GenerationTimeout as GenerationTimeout
 from ._exceptions import InsufficientBalanceError as InsufficientBalanceError
 from ._exceptions import InvalidRequest as InvalidRequest
 from ._exceptions import NotFoundError as NotFoundError
+from ._exceptions import NotSubmitted as NotSubmitted
 from ._exceptions import PermissionDeniedError as PermissionDeniedError
 from ._exceptions import RateLimitError as RateLimitError
 from ._exceptions import ResponseFormatError as ResponseFormatError
 from ._exceptions import ServerError as ServerError
 from ._generation import Generation as Generation
+from ._journal import Journal as Journal
+from ._journal import JournalEntry as JournalEntry
 from ._models import ErrorInfo as ErrorInfo
 from ._models import GenerationRequest as GenerationRequest
 from ._models import GenerationStatus as GenerationStatus
@@ -60,6 +65,7 @@ __all__ = [
     "Client",
     "ClientClosed",
     "ClientStats",
+    "CostLimitExceeded",
     "ErrorInfo",
     "Generation",
     "GenerationCancelled",
@@ -70,10 +76,13 @@ __all__ = [
     "GenerationTimeout",
     "InsufficientBalanceError",
     "InvalidRequest",
+    "Journal",
+    "JournalEntry",
     "KeyInfo",
     "MODELS",
     "ModelInfo",
     "NotFoundError",
+    "NotSubmitted",
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
@@ -84,4 +93,5 @@ __all__ = [
     "ServerError",
     "Transport",
     "Video",
+    "remove_partial_downloads",
 ]

@@ -9,15 +9,26 @@ generation already accepted is tracked to its end.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._exceptions import ChuiziError, InsufficientBalanceError, InvalidRequest
+from ._exceptions import (
+    ChuiziError,
+    CostLimitExceeded,
+    InsufficientBalanceError,
+    InvalidRequest,
+    NotSubmitted,
+)
 from ._generation import Generation
+from ._journal import Journal, request_fingerprint
 from ._models import GenerationRequest, Video
 from ._validation import validate
 
@@ -31,17 +42,88 @@ __all__ = ["AsCompleted", "BatchSubmitter", "generate_many"]
 logger = logging.getLogger("chuizi_async")
 
 RequestLike = GenerationRequest | Mapping[str, Any]
+JournalLike = Journal | str | os.PathLike[str]
 
 
-def _unsent(index: int, request: GenerationRequest | None, error: BaseException) -> Generation:
+@contextlib.contextmanager
+def _opened(journal: JournalLike | None) -> Iterator[Journal | None]:
+    """The journal to use: the one given, or one opened (and closed) here from a path."""
+    if journal is None or isinstance(journal, Journal):
+        yield journal
+        return
+    with Journal(journal) as opened:
+        yield opened
+
+
+def _unsent(
+    index: int, request: GenerationRequest | None, error: BaseException, key: str | None = None
+) -> Generation:
     """A handle for a request the server never accepted, already resolved with the reason."""
     handle = Generation(None, request=request, index=index)
+    handle.key = key
     handle._resolve(error)
     return handle
 
 
+class _CostGuard:
+    """``max_cost``: spent plus the estimate of what is in flight must stay within it."""
+
+    def __init__(self, max_cost: Decimal | None) -> None:
+        if max_cost is not None and (not isinstance(max_cost, Decimal) or max_cost < 0):
+            raise InvalidRequest(f"max_cost must be a non-negative Decimal, not {max_cost!r}")
+        self.max_cost = max_cost
+        self.spent = Decimal(0)
+        self._seen: dict[str, list[Decimal]] = {}
+        self._in_flight: dict[int, str] = {}
+
+    def estimate(self, model: str) -> Decimal | None:
+        """The mean cost seen for this model, else the highest mean seen; None: nothing seen."""
+        seen = self._seen.get(model)
+        if seen:
+            return sum(seen, Decimal(0)) / len(seen)
+        means = [sum(v, Decimal(0)) / len(v) for v in self._seen.values() if v]
+        return max(means) if means else None
+
+    def refusal(self, model: str) -> CostLimitExceeded | None:
+        """None when this submission may go out now, ``_WAIT`` for later, or why never."""
+        if self.max_cost is None:
+            return None
+        estimate = self.estimate(model)
+        if estimate is None:
+            # Nothing is known of costs yet: one generation at a time until one finishes.
+            return _WAIT if self._in_flight else None
+        in_flight = sum(
+            (self.estimate(m) or Decimal(0) for m in self._in_flight.values()), Decimal(0)
+        )
+        if self.spent + in_flight + estimate <= self.max_cost:
+            return None
+        if in_flight:
+            return _WAIT  # what is in flight may cost less than estimated: wait for it
+        return CostLimitExceeded(
+            f"not submitted: spent ${self.spent} plus ~${estimate} for this one would pass "
+            f"max_cost ${self.max_cost}"
+        )
+
+    def start(self, token: int, model: str) -> None:
+        self._in_flight[token] = model
+
+    def finish(self, token: int, outcome: Video | BaseException | None) -> None:
+        model = self._in_flight.pop(token, None)
+        if isinstance(outcome, Video) and outcome.cost is not None:
+            self.spent += outcome.cost
+            self._seen.setdefault(outcome.model or model or "", []).append(outcome.cost)
+
+
+_WAIT = CostLimitExceeded("wait for the generations in flight")
+
+
 class BatchSubmitter:
-    """Submits a batch in input order; ``on_handle`` gets each handle (accepted or not)."""
+    """Submits a batch in input order; ``on_handle`` gets each handle (accepted or not).
+
+    With a journal, each request is looked up first (finished: no request; accepted: tracked
+    by id; interrupted while sending: sent again with its ``Idempotency-Key``), and a handle
+    is passed on once its outcome is journaled.
+    """
 
     def __init__(
         self,
@@ -50,6 +132,8 @@ class BatchSubmitter:
         *,
         concurrency: int | None,
         on_handle: Callable[[Generation], object],
+        journal: Journal | None = None,
+        max_cost: Decimal | None = None,
     ) -> None:
         if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
             raise InvalidRequest(
@@ -59,27 +143,65 @@ class BatchSubmitter:
         self._requests = requests
         self._limit = concurrency if concurrency is not None else math.inf
         self._on_handle = on_handle
+        self.journal = journal
+        self.cost = _CostGuard(max_cost)
         self._active = 0
         self._changed = anyio.Event()
         self._posts = anyio.Semaphore(client._max_connections)
+        self._occurrences: collections.Counter[str] = collections.Counter()
         self.stopped_by: InsufficientBalanceError | None = None
+        self.stop_reason: NotSubmitted | None = None
         self.accepted: list[Generation] = []
         self.emitted = 0
+
+    def stop(self, reason: str = "interrupted") -> None:
+        """No new submission: the requests not yet sent resolve with ``NotSubmitted``."""
+        if self.stop_reason is None:
+            self.stop_reason = NotSubmitted(f"not submitted: {reason}", reason=reason)
+        self._changed.set()
 
     async def run(self) -> None:
         """Submit every request; returns once each has a handle."""
         async with anyio.create_task_group() as tg:
             for index, item in enumerate(self._requests):
-                await self._wait_for_room()
-                if self.stopped_by is not None:
-                    self._emit(_unsent(index, _coerced(item), self._balance_error()))
+                request, key, error = self._prepare(item)
+                if error is None:
+                    error = await self._wait_for_room(request)
+                if error is not None:
+                    self._emit(_unsent(index, request, error, key))
                     continue
+                assert request is not None
                 self._active += 1
-                await self._posts.acquire()
-                tg.start_soon(self._submit_one, index, item)
+                self.cost.start(index, request.model)
+                tg.start_soon(self._one, index, request, key)
 
-    async def _wait_for_room(self) -> None:
-        while self._active >= self._limit and self.stopped_by is None:
+    def _prepare(
+        self, item: RequestLike
+    ) -> tuple[GenerationRequest | None, str | None, ChuiziError | None]:
+        try:
+            request = GenerationRequest.coerce(item)
+        except InvalidRequest as exc:
+            return None, None, exc
+        if request.key is not None:
+            key = request.key
+        else:
+            fingerprint = request_fingerprint(request)
+            self._occurrences[fingerprint] += 1
+            key = f"{fingerprint}-{self._occurrences[fingerprint]}"
+        return request, key, None
+
+    async def _wait_for_room(self, request: GenerationRequest | None) -> ChuiziError | None:
+        """Wait for a place under ``concurrency`` and ``max_cost``; or why not to send."""
+        while True:
+            if self.stopped_by is not None:
+                return self._balance_error()
+            if self.stop_reason is not None:
+                return NotSubmitted(str(self.stop_reason), reason=self.stop_reason.reason)
+            refusal = self.cost.refusal(request.model) if request is not None else None
+            if refusal is not None and refusal is not _WAIT:
+                return refusal
+            if self._active < self._limit and refusal is None:
+                return None
             self._changed = anyio.Event()
             await self._changed.wait()
 
@@ -90,33 +212,68 @@ class BatchSubmitter:
             402, f"not submitted: {first.message}", first.error_type, code=first.code
         )
 
-    async def _submit_one(self, index: int, item: RequestLike) -> None:
-        request = None
+    async def _one(self, index: int, request: GenerationRequest, key: str | None) -> None:
+        handle: Generation | None = None
         try:
-            request = GenerationRequest.coerce(item)
-            handle = await self._client.submit_request(
-                request, index=index, on_accepted=self.accepted.append
-            )
-        except InsufficientBalanceError as exc:
-            if self.stopped_by is None:
-                logger.warning("balance exhausted: no further submissions in this batch")
-                self.stopped_by = exc
-            handle = _unsent(index, request, exc)
-        except ChuiziError as exc:
-            handle = _unsent(index, request, exc)
+            handle = await self._obtain(index, request, key)
+            handle.key = key
+            await self._settle(handle, key)
         finally:
-            self._posts.release()
-        self._emit(handle, held_place=True)
+            self._active -= 1
+            self.cost.finish(index, handle._outcome if handle is not None else None)
+            self._changed.set()
+        self._emit(handle)
 
-    def _emit(self, handle: Generation, *, held_place: bool = False) -> None:
+    async def _obtain(self, index: int, request: GenerationRequest, key: str | None) -> Generation:
+        """The handle of one request: from the journal, tracked by id, or submitted."""
+        entry = self.journal.get(key) if self.journal is not None and key else None
+        if entry is not None and entry.final:
+            handle = Generation(entry.generation_id, request=request, index=index)
+            handle._resolve(entry.outcome())
+            return handle
+        if entry is not None and entry.generation_id is not None:
+            handle = self._client.track(entry.generation_id, model=request.model)
+            handle.request, handle.index = request, index
+            return handle
+        idempotency_key = entry.idempotency_key if entry is not None else None
+        async with self._posts:
+            try:
+                if self.journal is not None and key is not None:
+                    idempotency_key = idempotency_key or f"chuizi-{uuid.uuid4().hex}"
+                    await self.journal.record_sending(key, idempotency_key, request.model)
+                handle = await self._client.submit_request(
+                    request,
+                    index=index,
+                    idempotency_key=idempotency_key,
+                    on_accepted=self.accepted.append,
+                )
+            except InsufficientBalanceError as exc:
+                if self.stopped_by is None:
+                    logger.warning("balance exhausted: no further submissions in this batch")
+                    self.stopped_by = exc
+                return _unsent(index, request, exc, key)
+            except ChuiziError as exc:
+                return _unsent(index, request, exc, key)
+        if self.journal is not None and key is not None and handle.id is not None:
+            await self.journal.record_accepted(key, handle.id)
+        return handle
+
+    async def _settle(self, handle: Generation, key: str | None) -> None:
+        """Wait for the outcome (the request holds its place until then) and journal it."""
+        with contextlib.suppress(Exception):
+            await handle.wait()
+        outcome = handle._outcome
+        if self.journal is None or key is None or handle.id is None or outcome is None:
+            return
+        entry = self.journal.get(key)
+        if entry is not None and entry.final:
+            return
+        if isinstance(outcome, Video) or Journal.is_final_error(outcome):
+            await self.journal.record_outcome(key, outcome)
+
+    def _emit(self, handle: Generation) -> None:
         self.emitted += 1
-        if held_place:
-            handle.add_done_callback(self._free_place)
         self._on_handle(handle)
-
-    def _free_place(self, handle: Generation) -> None:
-        self._active -= 1
-        self._changed.set()
 
 
 def _coerced(item: RequestLike) -> GenerationRequest | None:
@@ -141,6 +298,8 @@ async def generate_many(
     *,
     concurrency: int | None = None,
     return_exceptions: bool = False,
+    journal: JournalLike | None = None,
+    max_cost: Decimal | None = None,
 ) -> list[Video | BaseException]:
     """Generate every request; results in input order.
 
@@ -150,7 +309,20 @@ async def generate_many(
     the generations already accepted **stay tracked** by the client (``client.pending``);
     the error's notes list their ids.
     """
-    items = list(requests)
+    with _opened(journal) as opened:
+        return await _generate_many(
+            client, list(requests), concurrency, return_exceptions, opened, max_cost
+        )
+
+
+async def _generate_many(
+    client: Client,
+    items: list[RequestLike],
+    concurrency: int | None,
+    return_exceptions: bool,
+    journal: Journal | None,
+    max_cost: Decimal | None,
+) -> list[Video | BaseException]:
     if not return_exceptions:
         _prevalidate(items)
     results: list[Video | BaseException | None] = [None] * len(items)
@@ -175,6 +347,8 @@ async def generate_many(
         items,
         concurrency=concurrency,
         on_handle=lambda handle: handle.add_done_callback(on_done),
+        journal=journal,
+        max_cost=max_cost,
     )
     if items:
         async with anyio.create_task_group() as tg:
@@ -200,14 +374,25 @@ class AsCompleted:
     """
 
     def __init__(
-        self, client: Client, requests: Iterable[RequestLike], *, concurrency: int | None
+        self,
+        client: Client,
+        requests: Iterable[RequestLike],
+        *,
+        concurrency: int | None,
+        journal: JournalLike | None = None,
+        max_cost: Decimal | None = None,
     ) -> None:
         self._client = client
+        self._journal = journal
         self._ready: collections.deque[Generation] = collections.deque()
         self._arrived = anyio.Event()
         self._closed = False
         self._submitter = BatchSubmitter(
-            client, requests, concurrency=concurrency, on_handle=self._watch
+            client,
+            requests,
+            concurrency=concurrency,
+            on_handle=self._watch,
+            max_cost=max_cost,
         )
         self._started = False
         self._submitting_done = False
@@ -225,6 +410,18 @@ class AsCompleted:
     def accepted(self) -> list[Generation]:
         """Handles the server accepted so far."""
         return list(self._submitter.accepted)
+
+    @property
+    def spent(self) -> Decimal:
+        """The cost of the videos of this batch so far (journaled ones included)."""
+        return self._submitter.cost.spent
+
+    def stop_submitting(self, reason: str = "interrupted") -> None:
+        """Send nothing more; what is not sent yet resolves with ``NotSubmitted``.
+
+        Generations already accepted are still tracked and yielded (a first Ctrl-C).
+        """
+        self._submitter.stop(reason)
 
     async def __aenter__(self) -> AsCompleted:
         await self._start()
@@ -264,7 +461,8 @@ class AsCompleted:
 
     async def _run(self) -> None:
         try:
-            with anyio.CancelScope() as self._scope:
+            with anyio.CancelScope() as self._scope, _opened(self._journal) as journal:
+                self._submitter.journal = journal
                 await self._submitter.run()
         except Exception as exc:  # the caller's iterable raised: hand it to the consumer
             self._error = exc

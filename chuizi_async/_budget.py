@@ -11,7 +11,9 @@ It paces requests from what the server says and does, never from an invented num
   learns how many requests its window holds, from our own history, and keeps under it;
 * ``max_requests_per_second``, when the user knows a cap up front, spaces requests evenly.
 
-Status checks have priority over submissions: a flood of submissions never starves the
+Until the first answer arrives, one request at a time: it tells whether the server sends a
+rate window at all, before a burst could overrun one. Status checks have priority over
+submissions: a flood of submissions never starves the
 checks of generations that are already running (and paid for).
 """
 
@@ -166,6 +168,7 @@ class RequestBudget:
     _window: RateWindow | None = attrs.field(default=None, init=False)
     _window_seen_at: float = attrs.field(default=0.0, init=False)
     _probes: int = attrs.field(default=0, init=False)
+    _answered: bool = attrs.field(default=False, init=False)
     _windows_seen: int = attrs.field(default=0, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _sent: collections.deque[float] = attrs.field(
@@ -225,6 +228,8 @@ class RequestBudget:
         return any(n > 0 for p, n in self._waiting.items() if p < priority)
 
     def _wait_time(self, now: float, scope: str | None) -> float:
+        if not self._answered and self._in_flight:
+            return math.inf  # the first answer tells whether the server sends a rate window
         wait = max(self._paused_until - now, self._next_at - now, self._window_wait(now))
         if scope is not None and scope in self._scopes:
             wait = max(wait, self._scopes[scope].wait_time(now))
@@ -273,6 +278,7 @@ class RequestBudget:
     def observe(self, ticket: Ticket, status: int, headers: Mapping[str, str]) -> None:
         """Learn from the answer to an admitted request: its rate window, and a 429."""
         now = anyio.current_time()
+        self._answered = True
         window = parse_rate_window(headers)
         if status != 429:
             if window is not None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -18,6 +21,7 @@ import attrs
 
 from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
+from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
     APIError,
     ChuiziError,
@@ -28,6 +32,7 @@ from ._exceptions import (
     error_for_status,
 )
 from ._generation import Generation
+from ._journal import Journal
 from ._models import (
     GenerationRequest,
     GenerationStatus,
@@ -402,20 +407,34 @@ class Client:
             if on_wire is not None:
                 on_wire()
             self._stats.requests += 1
-            for _ in range(_MAX_REDIRECTS + 1):
-                headers = {**self._headers(url, has_body=content is not None), **extra_headers}
-                request = Request(
-                    method=method, url=url, headers=headers, content=content, timeout=self.timeout
-                )
-                response = await self._transport.send(request)
-                location = response.headers.get("Location")
-                if response.status not in _REDIRECTS or not location:
-                    break
-                url = urljoin(url, location)
-                if response.status == 303 or (response.status in (301, 302) and method != "GET"):
-                    break  # a method change is not ours to make: report the answer as is
+            response = await self._follow_redirects(
+                method, url, content, extra_headers, self._transport.send
+            )
             self.budget.observe(ticket, response.status, response.headers)
             return response
+
+    async def _follow_redirects(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        extra_headers: Mapping[str, str],
+        send: Callable[[Request], Awaitable[Response]],
+    ) -> Response:
+        """Send, following redirects; the key goes only to the API's own origin."""
+        for _ in range(_MAX_REDIRECTS + 1):
+            headers = {**self._headers(url, has_body=content is not None), **extra_headers}
+            request = Request(
+                method=method, url=url, headers=headers, content=content, timeout=self.timeout
+            )
+            response = await send(request)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                break
+            url = urljoin(url, location)
+            if response.status == 303 or (response.status in (301, 302) and method != "GET"):
+                break  # a method change is not ours to make: report the answer as is
+        return response
 
     # -- submissions -------------------------------------------------------------------------
 
@@ -578,11 +597,27 @@ class Client:
         *,
         concurrency: int | None = None,
         return_exceptions: bool = False,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
     ) -> list[Video | BaseException]:
-        """Generate all, results in input order. See ``_batch.generate_many`` for errors."""
+        """Generate all; results in input order.
+
+        :param concurrency: generations in flight at once (None: all, paced by the budget).
+        :param return_exceptions: put each failure in its place instead of raising the first.
+            When raising, no further request is submitted and the accepted generations stay
+            tracked (``client.pending``; their ids are in the error's notes).
+        :param journal: a ``Journal`` or a path: resume after a crash without paying twice.
+        :param max_cost: US dollars; nothing more is submitted once the spent cost plus the
+            estimate of what is in flight would pass it (``CostLimitExceeded``).
+        """
         await self._ensure_open()
         return await generate_many(
-            self, requests, concurrency=concurrency, return_exceptions=return_exceptions
+            self,
+            requests,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            journal=journal,
+            max_cost=max_cost,
         )
 
     def as_completed(
@@ -590,13 +625,17 @@ class Client:
         requests: Iterable[GenerationRequest | Mapping[str, Any]],
         *,
         concurrency: int | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
     ) -> AsCompleted:
         """Finished handles in completion order, while submissions go on.
 
         ``async with client.as_completed(reqs) as results: async for handle in results``
         stops further submissions when the block is left early.
         """
-        return AsCompleted(self, requests, concurrency=concurrency)
+        return AsCompleted(
+            self, requests, concurrency=concurrency, journal=journal, max_cost=max_cost
+        )
 
     def track(self, generation_id: str, *, model: str | None = None) -> Generation:
         """Follow an id submitted elsewhere; scheduled like a fresh submission."""
@@ -671,6 +710,55 @@ class Client:
                 200,
                 f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'",
             ) from None
+
+    # -- downloads -----------------------------------------------------------------------------
+
+    async def download(
+        self,
+        video_or_url: Video | str,
+        dest: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+    ) -> Path:
+        """Save a video; returns its path.
+
+        ``dest`` a folder (existing, or ending with a separator): ``<id>.mp4`` inside it, the
+        id sanitized; otherwise the file itself. An existing file is returned untouched unless
+        ``overwrite``. Streamed to a temporary file beside the target, ``Content-Length``
+        checked, then renamed: a failed download leaves no file. Transient errors are retried.
+        The key is never sent to the media host.
+        """
+        await self._ensure_open()
+        url = check_media_url(video_or_url.url if isinstance(video_or_url, Video) else video_or_url)
+        video_id = video_or_url.id if isinstance(video_or_url, Video) else None
+        target = target_path(dest, video_id, url)
+        if target.exists() and not overwrite:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_partial_downloads(target.parent, target)
+        for attempt in range(self.max_retries + 1):
+            last = attempt == self.max_retries
+            part = partial_path(target)
+            try:
+                response = await self._follow_redirects(
+                    "GET", url, None, {}, functools.partial(self._transport.download, path=part)
+                )
+                if response.status == 200:
+                    os.replace(part, target)
+                    return target
+                error: ChuiziError = _error_from_response(response)
+                if last or not should_retry(response.status):
+                    raise error
+                delay = parse_retry_after(response.headers)
+            except ChuiziError as exc:
+                if last or not should_retry_error(exc):
+                    raise
+                error, delay = exc, None
+            finally:
+                part.unlink(missing_ok=True)
+            logger.debug("retrying the download of %s after: %s", target.name, error)
+            await anyio.sleep(delay if delay is not None else retry_delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- account -----------------------------------------------------------------------------
 

@@ -20,6 +20,8 @@ The hierarchy::
     │   ├── GenerationTimeout (also TimeoutError)
     │   ├── GenerationCancelled               the handle was cancelled locally
     │   └── ClientClosed                      the client closed while it was pending
+    └── NotSubmitted                          a batch held this request back (.reason)
+        └── CostLimitExceeded                 it would have passed max_cost
 
 ``InvalidRequest`` is also raised for a bad ``Client`` configuration (an http base URL to a
 remote host, a missing key), so that ``except ValueError`` and ``except ChuiziError`` both work.
@@ -35,6 +37,7 @@ __all__ = [
     "BadRequestError",
     "ChuiziError",
     "ClientClosed",
+    "CostLimitExceeded",
     "GenerationCancelled",
     "GenerationError",
     "GenerationFailed",
@@ -42,6 +45,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidRequest",
     "NotFoundError",
+    "NotSubmitted",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseFormatError",
@@ -172,6 +176,21 @@ class ClientClosed(GenerationError):
             generation_id,
             message or "client closed before the generation finished; track(id) resumes it",
         )
+
+
+class NotSubmitted(ChuiziError):
+    """A batch held this request back (stopped, interrupted): nothing was sent or paid."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class CostLimitExceeded(NotSubmitted):
+    """Submitting it would have passed the batch's ``max_cost``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="max_cost")
 
 
 _STATUS_ERRORS: dict[int, type[APIError]] = {

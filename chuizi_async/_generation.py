@@ -38,6 +38,7 @@ class Generation:
         "_submitted_at",
         "id",
         "index",
+        "key",
         "model",
         "request",
         "status",
@@ -56,6 +57,7 @@ class Generation:
         self.model = model if model is not None else (request.model if request else None)
         self.request = request
         self.index = index
+        self.key: str | None = request.key if request is not None else None
         self.status: GenerationStatus | None = None
         self._outcome: Video | BaseException | None = None
         self._event: anyio.Event | None = None

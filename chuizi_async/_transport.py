@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
+import anyio
 import attrs
 
 from ._exceptions import (
@@ -63,7 +66,13 @@ class Response:
 class Transport(Protocol):
     """What the client needs of the network."""
 
-    async def send(self, request: Request) -> Response: ...
+    async def send(self, request: Request) -> Response:
+        """Send one request; the whole answer (capped), or ``APIConnectionError``."""
+        ...
+
+    async def download(self, request: Request, path: Path) -> Response:
+        """Like ``send``, but a 200 answer's body is streamed into ``path`` (not returned)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -181,7 +190,38 @@ class AiohttpTransport:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    async def download(self, request: Request, path: Path) -> Response:
+        logger.debug("-> %s %s (download)", request.method, _redact(request.url))
+        with map_exceptions(request.url):
+            async with self._open(request) as resp:
+                if resp.status != 200:
+                    content = await self._read_capped(resp, request.url)
+                    return Response(
+                        status=resp.status, headers=resp.headers, content=content, url=request.url
+                    )
+                size = await _stream_to(resp, path)
+                expected = resp.content_length
+                if expected is not None and size != expected:
+                    raise APIConnectionError(
+                        f"download cut short: {size} of {expected} bytes [{_redact(request.url)}]"
+                    )
+                headers = resp.headers
+        logger.debug("<- 200 %s (%d bytes to %s)", _redact(request.url), size, path.name)
+        return Response(status=200, headers=headers, content=b"", url=request.url)
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _stream_to(resp: aiohttp.ClientResponse, path: Path) -> int:
+    """Write the body to ``path`` in chunks and fsync it; the number of bytes written."""
+    size = 0
+    with path.open("wb") as file:
+        async for chunk in resp.content.iter_chunked(256 * 1024):
+            file.write(chunk)
+            size += len(chunk)
+        file.flush()
+        await anyio.to_thread.run_sync(os.fsync, file.fileno())
+    return size

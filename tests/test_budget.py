@@ -352,7 +352,9 @@ async def test_scoped_429_with_room_in_the_window_only_slows_that_scope(
 
 
 async def burst(budget: RequestBudget, stack: contextlib.AsyncExitStack, n: int) -> list[Ticket]:
-    """``n`` requests about 10 ms apart, all still in flight."""
+    """``n`` requests about 10 ms apart, all still in flight (after a first answer)."""
+    async with budget.slot() as first:
+        budget.observe(first, 200, {})
     tickets = []
     for _ in range(n):
         tickets.append(await stack.enter_async_context(budget.slot()))

@@ -1,0 +1,233 @@
+"""A batch's memory on disk, so that a crash never loses a clip nor pays for one twice.
+
+One SQLite file (WAL, ``synchronous=FULL``), one transaction per state change:
+
+    sending   the request's key and ``Idempotency-Key`` are recorded *before* it is sent
+    accepted  the server's generation id
+    completed the video (URL, cost, duration)        -- final
+    failed    the server's error                     -- final
+
+Run the same batch again with the same journal: final requests come back from the journal with
+no request at all; accepted ones are tracked by id, not submitted; ``sending`` ones are sent
+again with the **same** ``Idempotency-Key``, so a server that honours it replays the first
+answer instead of creating (and billing) a second generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import attrs
+
+from ._exceptions import ChuiziError, GenerationFailed
+from ._models import GenerationRequest, Video
+
+__all__ = ["Journal", "JournalEntry", "request_fingerprint"]
+
+EntryState = Literal["sending", "accepted", "completed", "failed"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    key TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    model TEXT,
+    generation_id TEXT,
+    video_url TEXT,
+    cost TEXT,
+    duration_seconds REAL,
+    error_message TEXT,
+    error_type TEXT,
+    updated_at REAL NOT NULL
+)
+"""
+
+
+@attrs.frozen(kw_only=True)
+class JournalEntry:
+    """What the journal knows of one request."""
+
+    key: str
+    idempotency_key: str
+    state: EntryState
+    model: str | None = None
+    generation_id: str | None = None
+    video_url: str | None = None
+    cost: Decimal | None = None
+    duration_seconds: float | None = None
+    error_message: str | None = None
+    error_type: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in ("completed", "failed")
+
+    def outcome(self) -> Video | GenerationFailed:
+        """The recorded result of a final entry."""
+        if self.state == "completed" and self.generation_id and self.video_url:
+            return Video(
+                id=self.generation_id,
+                url=self.video_url,
+                model=self.model,
+                cost=self.cost,
+                duration_seconds=self.duration_seconds,
+            )
+        return GenerationFailed(
+            self.generation_id, self.error_message or "generation failed", self.error_type
+        )
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, bytes):
+        return {"sha256": hashlib.sha256(value).hexdigest()}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    return value
+
+
+def request_fingerprint(request: GenerationRequest) -> str:
+    """A digest of what the request asks for (its content, not its ``key``)."""
+    content = {
+        field.name: _canonical(getattr(request, field.name))
+        for field in attrs.fields(GenerationRequest)
+        if field.name != "key"
+    }
+    text = json.dumps(content, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class Journal:
+    """A SQLite journal of one batch. Pass it (or its path) as ``journal=`` to a batch.
+
+    Writes run in a worker thread (one at a time), so that an fsync never stalls the event
+    loop. Use it as a context manager, or ``close()`` it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(_SCHEMA)
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def __repr__(self) -> str:
+        return f"<chuizi_async.Journal {str(self.path)!r}>"
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, key: str) -> JournalEntry | None:
+        """The entry of one request key, or None if it was never recorded."""
+        row = self._conn.execute(
+            "SELECT key, idempotency_key, state, model, generation_id, video_url, cost, "
+            "duration_seconds, error_message, error_type FROM requests WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        cost = Decimal(row[6]) if row[6] is not None else None
+        return JournalEntry(
+            key=row[0],
+            idempotency_key=row[1],
+            state=row[2],
+            model=row[3],
+            generation_id=row[4],
+            video_url=row[5],
+            cost=cost,
+            duration_seconds=row[7],
+            error_message=row[8],
+            error_type=row[9],
+        )
+
+    def entries(self) -> list[JournalEntry]:
+        """Every entry, oldest change first."""
+        keys = [r[0] for r in self._conn.execute("SELECT key FROM requests ORDER BY updated_at")]
+        return [entry for key in keys if (entry := self.get(key)) is not None]
+
+    # -- writing: one transaction per state change ---------------------------------------------
+
+    async def _write(self, sql: str, **params: Any) -> None:
+        def run() -> None:
+            with self._conn:  # a transaction, committed (and fsynced) on exit
+                self._conn.execute(sql, {**params, "now": time.time()})
+
+        await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
+    async def record_sending(self, key: str, idempotency_key: str, model: str) -> None:
+        """Before the request is sent: its key and the ``Idempotency-Key`` it goes with."""
+        await self._write(
+            "INSERT INTO requests (key, idempotency_key, state, model, updated_at) "
+            "VALUES (:key, :idem, 'sending', :model, :now) ON CONFLICT(key) DO UPDATE SET "
+            "idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at "
+            "WHERE state = 'sending'",
+            key=key,
+            idem=idempotency_key,
+            model=model,
+        )
+
+    async def record_accepted(self, key: str, generation_id: str) -> None:
+        await self._write(
+            "UPDATE requests SET state = 'accepted', generation_id = :id, updated_at = :now "
+            "WHERE key = :key AND state IN ('sending', 'accepted')",
+            id=generation_id,
+            key=key,
+        )
+
+    async def record_outcome(self, key: str, outcome: Video | BaseException) -> None:
+        """A final state: the video, or the generation's error."""
+        if isinstance(outcome, Video):
+            cost = str(outcome.cost) if outcome.cost is not None else None
+            await self._write(
+                "UPDATE requests SET state = 'completed', generation_id = :id, video_url = :url, "
+                "cost = :cost, duration_seconds = :duration, updated_at = :now WHERE key = :key",
+                id=outcome.id,
+                url=outcome.url,
+                cost=cost,
+                duration=outcome.duration_seconds,
+                key=key,
+            )
+            return
+        message = getattr(outcome, "message", None) or str(outcome)
+        error_type = getattr(outcome, "error_type", None) or type(outcome).__name__
+        gen_id = getattr(outcome, "generation_id", None)
+        await self._write(
+            "UPDATE requests SET state = 'failed', error_message = :message, "
+            "error_type = :type, generation_id = COALESCE(:id, generation_id), "
+            "updated_at = :now WHERE key = :key",
+            message=message,
+            type=error_type,
+            id=gen_id,
+            key=key,
+        )
+
+    @staticmethod
+    def is_final_error(error: BaseException) -> bool:
+        """Whether an error ends a generation for good (journaled as ``failed``).
+
+        ``ClientClosed``, ``GenerationTimeout`` from a local wait and ``GenerationCancelled``
+        are not: the generation may still finish, and the next run tracks it again.
+        """
+        return isinstance(error, GenerationFailed) or (
+            isinstance(error, ChuiziError) and getattr(error, "status_code", None) == 404
+        )
