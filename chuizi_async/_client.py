@@ -757,7 +757,9 @@ class Client:
             finally:
                 part.unlink(missing_ok=True)
             logger.debug("retrying the download of %s after: %s", target.name, error)
-            await anyio.sleep(delay if delay is not None else retry_delay(attempt))
+            if delay is None:
+                delay = retry_delay(attempt) / self.poll_policy.time_scale
+            await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- account -----------------------------------------------------------------------------

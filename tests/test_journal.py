@@ -1,0 +1,181 @@
+"""The journal: resume a batch after a crash without losing a clip or paying twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import chuizi_async as ca
+from chuizi_async.testing import FakeChuizi, Faults
+
+from .conftest import ClientFactory, wait_until
+
+VEO = "google/veo-3.1-fast"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _requests(n: int) -> list[dict[str, Any]]:
+    return [{"model": VEO, "prompt": "forbidden" if i % 6 == 5 else f"clip {i}"} for i in range(n)]
+
+
+async def test_a_finished_batch_comes_back_from_the_journal_with_no_request(
+    client: ca.Client, server: FakeChuizi, tmp_path: Path
+) -> None:
+    journal = tmp_path / "batch.journal"
+    first = await client.generate_many(_requests(12), journal=journal, return_exceptions=True)
+    requests_before = server.counters.requests
+    second = await client.generate_many(_requests(12), journal=journal, return_exceptions=True)
+    assert server.counters.requests == requests_before
+    assert [type(r) for r in first] == [type(r) for r in second]
+    for a, b in zip(first, second, strict=True):
+        if isinstance(a, ca.Video):
+            assert isinstance(b, ca.Video)
+            assert (a.id, a.url, a.cost) == (b.id, b.url, b.cost)
+        else:
+            assert isinstance(a, ca.GenerationFailed) and isinstance(b, ca.GenerationFailed)
+            assert (a.generation_id, a.message) == (b.generation_id, b.message)
+
+
+async def test_identical_requests_in_one_batch_are_two_clips(
+    client: ca.Client, server: FakeChuizi, tmp_path: Path
+) -> None:
+    twins = [{"model": VEO, "prompt": "same"}] * 2
+    videos = await client.generate_many(twins, journal=tmp_path / "j")
+    assert len({v.id for v in videos if isinstance(v, ca.Video)}) == 2
+    await client.generate_many(twins, journal=tmp_path / "j")
+    assert server.counters.generations_created == 2
+
+
+async def test_an_accepted_generation_is_tracked_by_id_not_submitted_again(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    server.auto_complete = False
+    journal = ca.Journal(tmp_path / "j")
+    async with make_client() as first:
+        async with first.as_completed(_requests(4), journal=journal) as results:
+            await wait_until(lambda: len(results.accepted) == 4)
+        entries = journal.entries()
+        assert {e.state for e in entries} == {"accepted"}
+    for gen_id in list(server.generations):
+        server.complete(gen_id)
+    async with make_client() as second:
+        results2 = await second.generate_many(_requests(4), journal=journal, return_exceptions=True)
+    journal.close()
+    assert server.counters.submissions == 4
+    assert {r.id for r in results2 if isinstance(r, ca.Video)} == set(server.generations)
+
+
+async def test_an_interrupted_submission_is_resent_with_the_same_idempotency_key(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    with ca.Journal(path) as journal:
+        await journal.record_sending("only", "chuizi-fixed-key", VEO)
+    server.faults = Faults(drop_after_create=1.0)
+    async with make_client(max_retries=0) as client:
+        (result,) = await client.generate_many(
+            [{"model": VEO, "prompt": "a cat", "key": "only"}], journal=path, return_exceptions=True
+        )
+        assert isinstance(result, ca.APIConnectionError)  # created, but the answer was lost
+        server.faults = None
+        (video,) = await client.generate_many(
+            [{"model": VEO, "prompt": "a cat", "key": "only"}], journal=path
+        )
+    assert isinstance(video, ca.Video)
+    posts = [r for r in server.requests_log if r.method == "POST"]
+    assert {r.header("Idempotency-Key") for r in posts} == {"chuizi-fixed-key"}
+    assert server.counters.generations_created == 1
+    assert server.counters.idempotent_replays == 1
+
+
+async def test_the_journal_keeps_outcomes_and_no_key(
+    client: ca.Client, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    await client.generate_many(_requests(6), journal=path, return_exceptions=True)
+    with ca.Journal(path) as journal:
+        states = sorted(e.state for e in journal.entries())
+    assert states == ["completed"] * 5 + ["failed"]
+    assert server.api_key.encode() not in path.read_bytes()
+
+
+async def test_max_cost_stops_submissions_with_the_reason(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    results = await client.generate_many(
+        [{"model": VEO, "prompt": f"p{i}", "duration": 5} for i in range(10)],
+        max_cost=Decimal("0.50"),
+        return_exceptions=True,
+    )
+    videos = [r for r in results if isinstance(r, ca.Video)]
+    held = [r for r in results if isinstance(r, ca.CostLimitExceeded)]
+    assert len(videos) == 3 and len(held) == 7  # 3 x 0.15 = 0.45; a fourth would pass 0.50
+    assert sum((v.cost or Decimal(0)) for v in videos) <= Decimal("0.50")
+    assert all("max_cost" in str(e) and e.reason == "max_cost" for e in held)
+    assert server.counters.submissions == 3
+
+
+async def test_stop_submitting_reports_the_rest_as_not_submitted(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    outcomes: list[str] = []
+    async with client.as_completed(_requests(30), concurrency=2) as results:
+        async for handle in results:
+            if not outcomes:
+                results.stop_submitting()
+            error = handle.exception()
+            outcomes.append("ok" if error is None else type(error).__name__)
+    assert len(outcomes) == 30
+    assert outcomes.count("NotSubmitted") >= 25
+    assert server.counters.submissions == 30 - outcomes.count("NotSubmitted")
+
+
+# -- kill -9 -----------------------------------------------------------------------------------
+
+
+def _journal_states(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT state FROM requests")]
+
+
+@pytest.mark.parametrize("kill_after", [1, 7, 15])
+async def test_kill_9_mid_batch_loses_nothing_and_pays_nothing_twice(
+    kill_after: int, tmp_path: Path
+) -> None:
+    n = 20
+    journal = tmp_path / "batch.journal"
+    async with FakeChuizi(speed=400, seed=kill_after) as server:
+        env = {
+            **os.environ,
+            "CHUIZI_API_KEY": server.api_key,
+            "CHUIZI_BASE_URL": server.base_url,
+            "PYTHONPATH": str(ROOT),
+        }
+        command = [sys.executable, "-m", "tests.journal_worker", str(journal), str(n)]
+        async with await anyio.open_process(command, env=env, cwd=ROOT) as process:
+            await wait_until(lambda: server.counters.submissions >= kill_after, timeout=20)
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+        assert process.returncode == -signal.SIGKILL
+        created_at_kill = server.counters.generations_created
+
+        result = await anyio.run_process(command, env=env, cwd=ROOT, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+        assert server.counters.generations_created == n + 1  # the twin is a clip of its own
+        assert created_at_kill <= n + 1
+        states = _journal_states(journal)
+        assert len(states) == n + 1 and set(states) == {"completed"}
+        ids = {g.id for g in server.generations.values()}
+        with sqlite3.connect(journal) as conn:
+            journaled = {row[0] for row in conn.execute("SELECT generation_id FROM requests")}
+        assert journaled == ids  # every clip the server made is in the journal, once
+        for written in tmp_path.iterdir():  # the journal and its WAL files
+            assert server.api_key.encode() not in written.read_bytes()
