@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 import anyio
@@ -21,6 +21,7 @@ import attrs
 
 from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
+from ._config import Secret, check_base_url, origin
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
     APIError,
@@ -48,7 +49,9 @@ from ._models import (
 )
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
+from ._responses import decode_json, error_from_response
 from ._retries import parse_retry_after, retry_delay, should_retry, should_retry_error
+from ._status import StatusRoute, StatusRoutes
 from ._transport import AiohttpTransport, Request, Response, Transport
 from ._validation import build_body
 
@@ -56,10 +59,9 @@ __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
 
 logger = logging.getLogger("chuizi_async")
 
+T = TypeVar("T")
+
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
-StatusRoute = Literal["auto", "generation", "videos"]
-_ROUTES: tuple[StatusRoute, ...] = ("auto", "generation", "videos")
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _USER_AGENT = "chuizi-async/0.1.0"
@@ -94,23 +96,6 @@ class _Submission:
         raise self.result
 
 
-class _Secret:
-    """The API key, kept out of every repr, str and log line."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
-
-
 @attrs.define
 class ClientStats:
     """Requests this client made, by kind (a live view; read, don't write)."""
@@ -120,57 +105,6 @@ class ClientStats:
     status_checks: int = 0
     retries: int = 0
     rate_limited: int = 0
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
-
-
-def _check_base_url(base_url: str, allow_insecure_http: bool) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise InvalidRequest(f"base_url must be an https:// URL, not {base_url!r}")
-    if parts.scheme == "http" and not allow_insecure_http and parts.hostname not in _LOOPBACK:
-        raise InvalidRequest(
-            f"base_url {base_url!r} uses plain http to a remote host: https is required to keep "
-            "the API key secret (pass allow_insecure_http=True only for a trusted network)"
-        )
-    return base_url.rstrip("/")
-
-
-def _decode_json(response: Response) -> object:
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        kind = response.headers.get("Content-Type", "unknown type")
-        raise ResponseFormatError(
-            f"HTTP {response.status}: the answer is not valid JSON ({kind}, "
-            f"{len(response.content)} bytes)"
-        ) from exc
-
-
-def _error_from_response(response: Response) -> APIError:
-    """The typed error for a non-2xx answer: the JSON ``error`` when there is one."""
-    message = error_type = code = None
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        message = error.get("message") if isinstance(error.get("message"), str) else None
-        error_type = error.get("type") if isinstance(error.get("type"), str) else None
-        raw_code = error.get("code")
-        code = str(raw_code) if isinstance(raw_code, (str, int)) else None
-    elif isinstance(error, str):
-        message = error
-    if not message:
-        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
-        what = "an empty answer" if not response.content else f"a {kind} answer"
-        message = f"HTTP {response.status} with {what} (a proxy or gateway error?)"
-    return error_for_status(response.status, message, error_type, code=code)
 
 
 class Client:
@@ -206,15 +140,13 @@ class Client:
                 "no API key: pass Client(api_key=...) or set the CHUIZI_API_KEY "
                 "environment variable"
             )
-        if status_route not in _ROUTES:
-            raise InvalidRequest(f"status_route must be one of {', '.join(_ROUTES)}")
         if not timeout > 0 or isinstance(max_retries, bool) or max_retries < 0:
             raise InvalidRequest("timeout must be > 0 and max_retries >= 0")
-        self._key = _Secret(key.strip())
-        self.base_url = _check_base_url(
+        self._key = Secret(key.strip())
+        self.base_url = check_base_url(
             base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
         )
-        self._origin = _origin(self.base_url)
+        self._origin = origin(self.base_url)
         self.poll_policy = poll if poll is not None else PollPolicy()
         self.timeout = timeout
         self.max_retries = max_retries
@@ -231,8 +163,7 @@ class Client:
             give_up_after=self.poll_policy.give_up_after / self.poll_policy.time_scale,
             max_in_flight=self.poll_policy.max_in_flight,
         )
-        self._status_route: StatusRoute = status_route
-        self._route_hint: StatusRoute | None = None
+        self._routes = StatusRoutes(status_route)
         self._state = _State.UNOPENED
         self._service: asyncio.Task[None] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -331,7 +262,7 @@ class Client:
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
         if has_body:
             headers["Content-Type"] = "application/json"
-        if _origin(url) == self._origin:
+        if origin(url) == self._origin:
             headers["Authorization"] = f"Bearer {self._key.reveal()}"
         return headers
 
@@ -367,15 +298,28 @@ class Client:
         attempts: int,
         on_wire: Callable[[], object] | None,
     ) -> object:
+        async def once() -> Response:
+            return await self._send_once(
+                method, url, content, extra_headers, priority, scope, on_wire
+            )
+
+        return await self._retrying(once, decode_json, attempts, f"{method} {url}")
+
+    async def _retrying(
+        self,
+        once: Callable[[], Awaitable[Response]],
+        accept: Callable[[Response], T],
+        attempts: int,
+        what: str,
+    ) -> T:
+        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error."""
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = await self._send_once(
-                    method, url, content, extra_headers, priority, scope, on_wire
-                )
+                response = await once()
                 if 200 <= response.status < 300:
-                    return _decode_json(response)
-                error: ChuiziError = _error_from_response(response)
+                    return accept(response)
+                error: ChuiziError = error_from_response(response)
                 if last or not should_retry(response.status):
                     raise error
                 delay = parse_retry_after(response.headers)
@@ -386,9 +330,7 @@ class Client:
             if delay is None:
                 delay = retry_delay(attempt) / self.poll_policy.time_scale
             self._stats.retries += 1
-            logger.debug(
-                "retrying %s %s in %.2f s after: %s", method, url.split("?")[0], delay, error
-            )
+            logger.debug("retrying %s in %.2f s after: %s", what.split("?")[0], delay, error)
             await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -524,8 +466,7 @@ class Client:
                 )
                 gen_id, answer = parse_submission(raw)
                 handle = self._register(gen_id, request.model, request, index)
-                if self._route_hint is None:
-                    self._route_hint = "videos" if "task_id" in answer else "generation"
+                self._routes.hint_from(answer)
                 logger.debug("accepted %s (%s)", gen_id, request.model)
                 submission.result = handle
                 if on_accepted is not None:
@@ -659,57 +600,11 @@ class Client:
         self._stats.status_checks += 1
         return await self._status(handle.id, retries=False)
 
-    def _route_order(self) -> tuple[StatusRoute, StatusRoute]:
-        if self._route_hint == "videos":
-            return "videos", "generation"
-        return "generation", "videos"
-
     async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
-        if self._status_route != "auto":
-            return await self._status_on(self._status_route, gen_id, retries)
-        # No lock: a slow answer must not hold every other check. The first answer that
-        # reports a status fixes the route; until then concurrent checks may probe too.
-        return await self._discover_route(gen_id, retries)
+        async def get(path: str) -> object:
+            return await self._send("GET", path, priority=Priority.POLL, retries=retries)
 
-    async def _discover_route(self, gen_id: str, retries: bool) -> GenerationStatus:
-        """Try both routes for one id; the first that reports a status is kept for good."""
-        not_found = 0
-        for route in self._route_order():
-            try:
-                status = await self._status_on(route, gen_id, retries, probing=True)
-            except WrongRoute:
-                continue
-            except NotFoundError:
-                not_found += 1
-                continue
-            if self._status_route == "auto":
-                logger.info("status route learned: %s", route)
-                self._status_route = route
-            return status
-        if not_found:
-            raise NotFoundError(404, f"generation {gen_id} was not found on either status route")
-        raise APIError(
-            200,
-            f"neither status route reports the status of {gen_id}: is base_url the video API?",
-        )
-
-    async def _status_on(
-        self, route: StatusRoute, gen_id: str, retries: bool, *, probing: bool = False
-    ) -> GenerationStatus:
-        if route == "videos":
-            path = f"/videos/{quote(gen_id, safe='')}"
-        else:
-            path = f"/generation?id={quote(gen_id, safe='')}"
-        raw = await self._send("GET", path, priority=Priority.POLL, retries=retries)
-        try:
-            return parse_status(raw, requested_id=gen_id)
-        except WrongRoute:
-            if probing:
-                raise
-            raise APIError(
-                200,
-                f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'",
-            ) from None
+        return await self._routes.fetch(gen_id, get)
 
     # -- downloads -----------------------------------------------------------------------------
 
@@ -736,8 +631,8 @@ class Client:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_partial_downloads(target.parent, target)
-        for attempt in range(self.max_retries + 1):
-            last = attempt == self.max_retries
+
+        async def once() -> Response:
             part = partial_path(target)
             try:
                 response = await self._follow_redirects(
@@ -745,22 +640,12 @@ class Client:
                 )
                 if response.status == 200:
                     os.replace(part, target)
-                    return target
-                error: ChuiziError = _error_from_response(response)
-                if last or not should_retry(response.status):
-                    raise error
-                delay = parse_retry_after(response.headers)
-            except ChuiziError as exc:
-                if last or not should_retry_error(exc):
-                    raise
-                error, delay = exc, None
+                return response
             finally:
                 part.unlink(missing_ok=True)
-            logger.debug("retrying the download of %s after: %s", target.name, error)
-            if delay is None:
-                delay = retry_delay(attempt) / self.poll_policy.time_scale
-            await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        await self._retrying(once, lambda _: None, self.max_retries + 1, f"download {url}")
+        return target
 
     # -- account -----------------------------------------------------------------------------
 

@@ -1,0 +1,88 @@
+"""Which route reports a generation's status, learned once per client.
+
+The provider's guide polls ``GET /v1/generation?id=``; its API reference polls
+``GET /v1/videos/<id>``, where the guide's route answers a billing record (no status) or 404.
+With ``"auto"`` the route the submit answer points at is tried first (an answer with
+``task_id`` is the reference's); an answer without a status, or a 404, means "wrong route":
+the other is tried, and the first that reports a status is kept for the client's life.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+from urllib.parse import quote
+
+from ._exceptions import APIError, InvalidRequest, NotFoundError
+from ._models import GenerationStatus, WrongRoute, parse_status
+
+__all__ = ["ROUTES", "StatusRoute", "StatusRoutes"]
+
+logger = logging.getLogger("chuizi_async")
+
+StatusRoute = Literal["auto", "generation", "videos"]
+ROUTES: tuple[StatusRoute, ...] = ("auto", "generation", "videos")
+Get = Callable[[str], Awaitable[object]]
+
+
+def _path(route: StatusRoute, gen_id: str) -> str:
+    if route == "videos":
+        return f"/videos/{quote(gen_id, safe='')}"
+    return f"/generation?id={quote(gen_id, safe='')}"
+
+
+class StatusRoutes:
+    """The status route of one client: pinned, or learned from the first answer with a status."""
+
+    def __init__(self, route: StatusRoute = "auto") -> None:
+        if route not in ROUTES:
+            raise InvalidRequest(f"status_route must be one of {', '.join(ROUTES)}")
+        self.route: StatusRoute = route
+        self._hint: StatusRoute | None = None
+
+    def hint_from(self, submit_answer: Mapping[str, Any]) -> None:
+        """The first submit answer says which document the server follows."""
+        if self._hint is None:
+            self._hint = "videos" if "task_id" in submit_answer else "generation"
+
+    async def fetch(self, gen_id: str, get: Get) -> GenerationStatus:
+        """The status of ``gen_id``; ``get(path)`` makes one GET and decodes its JSON."""
+        if self.route != "auto":
+            return await self._fetch_on(self.route, gen_id, get, probing=False)
+        # No lock: a slow answer must not hold every other check. The first answer that
+        # reports a status fixes the route; until then concurrent checks may probe too.
+        not_found = 0
+        order: tuple[StatusRoute, ...] = ("generation", "videos")
+        for route in reversed(order) if self._hint == "videos" else order:
+            try:
+                status = await self._fetch_on(route, gen_id, get, probing=True)
+            except WrongRoute:
+                continue
+            except NotFoundError:
+                not_found += 1
+                continue
+            if self.route == "auto":
+                logger.info("status route learned: %s", route)
+                self.route = route
+            return status
+        if not_found:
+            raise NotFoundError(404, f"generation {gen_id} was not found on either status route")
+        raise APIError(
+            200, f"neither status route reports the status of {gen_id}: is base_url the video API?"
+        )
+
+    @staticmethod
+    async def _fetch_on(
+        route: StatusRoute, gen_id: str, get: Get, *, probing: bool
+    ) -> GenerationStatus:
+        raw = await get(_path(route, gen_id))
+        try:
+            return parse_status(raw, requested_id=gen_id)
+        except WrongRoute:
+            if probing:
+                raise
+            raise APIError(
+                200,
+                f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'",
+            ) from None
