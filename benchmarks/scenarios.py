@@ -1,0 +1,454 @@
+"""The scenarios: each runs our client and its baseline side by side, each against a fresh
+simulator process, and returns one repetition's figures.
+
+* ``core-300`` (issue 2): 300 generations of mixed models, 5% content-policy failures,
+  sub-second completion times; ``generate_many`` vs one 10 s loop per generation.
+* ``rate-limited-300`` (issue 7): 300 generations of one model at the documented default
+  limits (60 requests a window, 30 submissions a window per model), time compressed.
+* ``check-cpu`` (issue 4, first cost target): client CPU of one status check through the
+  poller vs raw aiohttp doing the same GET, JSON parse and future resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+import chuizi_async as ca
+
+from ._measure import Recorder, RecordingTransport, Truth, detection_lags, median, percentile
+from ._sim_process import SimulatorInfo, SimulatorProcess
+from .baselines import POOL_SIZE, LoopResult, raw_status_checks, raw_submissions, run_loops
+
+__all__ = ["SCENARIOS", "Metric", "Repetition", "Scenario"]
+
+Figures = dict[str, float]
+Repetition = dict[str, Figures]  # "ours", "baseline", "info"
+
+PROVIDER_INTERVAL = 10.0
+"""The provider's example checks every 10 s (uncompressed)."""
+
+
+@attrs.frozen
+class Metric:
+    """One row of the table: ``key`` in the figures of both sides (when the side has it).
+
+    ``target(ours, baseline)`` says whether a repetition meets the target named ``goal``.
+    """
+
+    key: str
+    label: str
+    fmt: str = "{:.2f}"
+    goal: str = ""
+    target: Callable[[float, float | None], bool] | None = None
+
+
+@attrs.frozen
+class Scenario:
+    name: str
+    summary: str
+    baseline: str
+    metrics: Sequence[Metric]
+    run: Callable[[bool, int], Repetition]  # (quick, repetition index) -> figures
+
+
+# -- shared pieces ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _OursRun:
+    results: list[ca.Video | BaseException]
+    recorder: Recorder
+    wall: float
+    cpu: float
+    stats: ca.ClientStats
+    poller_max_in_flight: int
+    poller_checks: int
+
+
+async def _generate_many(
+    info: SimulatorInfo, requests: Sequence[Mapping[str, Any]], policy: ca.PollPolicy
+) -> _OursRun:
+    """A cold client, unconfigured but for the compressed policy; ``generate_many`` timed."""
+    recorder = Recorder()
+    transport = RecordingTransport(recorder, max_connections=POOL_SIZE)
+    batch = [ca.GenerationRequest(**request) for request in requests]
+    async with ca.Client(
+        info.api_key, base_url=info.base_url, poll=policy, transport=transport
+    ) as client:
+        cpu0, t0 = time.process_time(), time.monotonic()
+        results = await client.generate_many(batch, return_exceptions=True)
+        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+        return _OursRun(
+            results=results,
+            recorder=recorder,
+            wall=wall,
+            cpu=cpu,
+            stats=attrs.evolve(client.stats),
+            poller_max_in_flight=client.poller_stats.max_in_flight_seen,
+            poller_checks=client.poller_stats.checks,
+        )
+
+
+def _true_outcomes(
+    requests: Sequence[Mapping[str, Any]],
+    outcomes: Sequence[tuple[str, str | None, str | None]],
+    dump: Mapping[str, Any],
+) -> int:
+    """How many requests resolved to the simulator's own record of their one generation.
+
+    ``outcomes[i]`` is (``"completed"``/``"failed"``/other, generation id, video url).
+    """
+    truths = Truth.by_prompt(dump)
+    right = 0
+    for request, (state, gen_id, url) in zip(requests, outcomes, strict=True):
+        found = truths.get(request["prompt"], [])
+        if len(found) != 1 or found[0].id != gen_id or found[0].status != state:
+            continue
+        if state == "completed" and not (url or "").endswith(f"/{gen_id}.mp4"):
+            continue
+        right += 1
+    return right
+
+
+def _ours_outcome(result: ca.Video | BaseException) -> tuple[str, str | None, str | None]:
+    if isinstance(result, ca.Video):
+        return "completed", result.id, result.url
+    if isinstance(result, ca.GenerationFailed):
+        return "failed", result.generation_id, None
+    return f"error: {result!r}", None, None
+
+
+def _loop_outcome(result: LoopResult | None) -> tuple[str, str | None, str | None]:
+    if result is None:
+        return "unfinished", None, None
+    return result.status, result.id, result.video_url
+
+
+def _server_figures(dump: Mapping[str, Any], n: int) -> Figures:
+    counters = dump["counters"]
+    return {
+        "checks_per_gen": counters["status_checks"] / n,
+        "max_checks_one_gen": float(counters["max_checks_of_one_id"]),
+        "submit_requests_per_gen": counters["submissions"] / n,
+        "idempotent_replays": float(counters["idempotent_replays"]),
+        "created_per_gen": counters["generations_created"] / n,
+        "requests": float(counters["requests"]),
+        "server_429": float(counters["rate_limited"]),
+    }
+
+
+def _lag_figures(detected: Mapping[str, float], dump: Mapping[str, Any], speed: float) -> Figures:
+    lags = detection_lags(detected, dump)
+    return {
+        "lag_median_ms": median(lags) * 1000,
+        "lag_p90_ms": percentile(lags, 0.9) * 1000,
+        "lag_median_uncompressed_s": median(lags) * speed,
+    }
+
+
+def _side_ours(
+    settings: dict[str, Any],
+    requests: Sequence[Mapping[str, Any]],
+    policy: ca.PollPolicy,
+    speed: float,
+    window: float | None = None,
+) -> Figures:
+    n = len(requests)
+    with SimulatorProcess(settings) as sim:
+        run = asyncio.run(_generate_many(sim.info, requests, policy))
+        dump = sim.dump()
+    recorder = run.recorder
+    figures = {
+        "wall_s": run.wall,
+        "cpu_s": run.cpu,
+        "resolved_true": _true_outcomes(requests, [_ours_outcome(r) for r in run.results], dump)
+        / n,
+        "max_in_flight": float(recorder.max_in_flight),
+        "poller_max_in_flight": float(run.poller_max_in_flight),
+        "client_checks_per_gen": run.stats.status_checks / n,
+        "client_retries": float(run.stats.retries),
+        "client_429": float(recorder.count_429()),
+        **_server_figures(dump, n),
+        **_lag_figures(recorder.last_status_answer(), dump, speed),
+    }
+    if window is not None:
+        figures["client_429_after_first_window"] = float(
+            recorder.count_429(after=recorder.first_sent + window)
+        )
+    return figures
+
+
+def _side_loops(
+    settings: dict[str, Any],
+    requests: Sequence[Mapping[str, Any]],
+    interval: float,
+    speed: float,
+    window: float | None = None,
+    timeout: float | None = None,
+) -> Figures:
+    n = len(requests)
+    recorder = Recorder()
+    with SimulatorProcess(settings) as sim:
+        info = sim.info
+        cpu0, t0 = time.process_time(), time.monotonic()
+        results = asyncio.run(
+            run_loops(
+                info.base_url,
+                info.api_key,
+                [dict(r) for r in requests],
+                interval,
+                recorder,
+                timeout=timeout,
+            )
+        )
+        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+        dump = sim.dump()
+    detected = {r.id: r.detected_at for r in results if r is not None}
+    figures = {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "unfinished": float(sum(1 for r in results if r is None)),
+        "resolved_true": _true_outcomes(requests, [_loop_outcome(r) for r in results], dump) / n,
+        "max_in_flight": float(recorder.max_in_flight),
+        "client_429": float(recorder.count_429()),
+        **_server_figures(dump, n),
+        **_lag_figures(detected, dump, speed),
+    }
+    if window is not None:
+        figures["client_429_after_first_window"] = float(
+            recorder.count_429(after=recorder.first_sent + window)
+        )
+    return figures
+
+
+# -- core-300 --------------------------------------------------------------------------------
+
+CORE_MODELS = (
+    "google/veo-3.1-fast",  # simulator: 30-60 s
+    "bedrock/nova-reel-1.1",  # 60-120 s
+    "bailian/wan2.6-t2v",  # 30-90 s
+    "google/veo-3.1-lite",  # 30-60 s
+)
+CORE_SPEED = 120.0  # completions in 0.25-1.0 s
+
+
+def _core_requests(n: int) -> list[dict[str, Any]]:
+    requests = []
+    for i in range(n):
+        subject = "a forbidden scene" if i % 20 == 7 else "a cat watching rain"  # 5% fail
+        requests.append(
+            {"model": CORE_MODELS[i % len(CORE_MODELS)], "prompt": f"clip {i}: {subject}"}
+        )
+    return requests
+
+
+def run_core(quick: bool, rep: int) -> Repetition:
+    n = 40 if quick else 300
+    speed = CORE_SPEED
+    requests = _core_requests(n)
+    settings: dict[str, Any] = {"speed": speed, "fail_pattern": "forbidden", "seed": 1000 + rep}
+    ours = _side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed)
+    baseline = _side_loops(settings, requests, PROVIDER_INTERVAL / speed, speed)
+    return {"ours": ours, "baseline": baseline, "info": {"n": n, "speed": speed}}
+
+
+def _equals(value: float) -> Callable[[float, float | None], bool]:
+    return lambda ours, _: abs(ours - value) < 1e-9
+
+
+def _at_most(value: float) -> Callable[[float, float | None], bool]:
+    return lambda ours, _: ours <= value
+
+
+def _at_most_baseline(factor: float) -> Callable[[float, float | None], bool]:
+    return lambda ours, base: base is not None and ours <= factor * base
+
+
+_CREATED = Metric(
+    "created_per_gen", "generations created per request", "{:.3f}", "= 1.0", _equals(1.0)
+)
+_RESOLVED = Metric(
+    "resolved_true", "handles resolved to their true outcome", "{:.1%}", "= 100%", _equals(1.0)
+)
+
+CORE = Scenario(
+    name="core-300",
+    summary="300 mixed-model generations, 5% content-policy failures, completions 0.25-1 s "
+    "(speed 120): generate_many vs one 10 s loop per generation (0.083 s compressed)",
+    baseline="one loop per generation",
+    metrics=(
+        Metric("wall_s", "wall time (s)"),
+        Metric("cpu_s", "client CPU (s)"),
+        Metric(
+            "checks_per_gen",
+            "status checks per generation",
+            goal="<= baseline (issue 4)",
+            target=_at_most_baseline(1.0),
+        ),
+        Metric("max_checks_one_gen", "most checks of one generation", "{:.0f}"),
+        Metric(
+            "lag_median_ms",
+            "detection lag, median (ms)",
+            "{:.1f}",
+            "<= 0.5x baseline (issue 4, info)",
+            _at_most_baseline(0.5),
+        ),
+        Metric("lag_median_uncompressed_s", "  same, uncompressed (s)", "{:.1f}"),
+        Metric("lag_p90_ms", "detection lag, p90 (ms)", "{:.1f}"),
+        Metric("max_in_flight", "max requests outstanding (client)", "{:.0f}"),
+        Metric("poller_max_in_flight", "max status checks in flight (poller)", "{:.0f}"),
+        Metric("requests", "requests seen by the server", "{:.0f}"),
+        Metric(
+            "submit_requests_per_gen", "submissions per generation", "{:.3f}", "= 1.0", _equals(1.0)
+        ),
+        _CREATED,
+        _RESOLVED,
+    ),
+    run=run_core,
+)
+
+
+# -- rate-limited-300 ------------------------------------------------------------------------
+
+RATE_MODEL = "google/veo-3.1-fast"  # simulator: 30-60 s, 0.5-1 s at speed 60
+RATE_LIMIT = 60
+RATE_PER_MODEL = 30
+
+
+def run_rate_limited(quick: bool, rep: int) -> Repetition:
+    n = 60 if quick else 300
+    speed = 120.0 if quick else 60.0
+    window = 60.0 / speed
+    bound = (n + n) / RATE_LIMIT * window  # every submission + one check per generation
+    requests = [
+        {"model": RATE_MODEL, "prompt": f"clip {i}: a lighthouse at dusk"} for i in range(n)
+    ]
+    settings: dict[str, Any] = {
+        "speed": speed,
+        "seed": 2000 + rep,
+        "rate_limit": {
+            "limit": RATE_LIMIT,
+            "window": window,
+            "per_model": RATE_PER_MODEL,
+            "headers": True,
+            "retry_after": True,
+        },
+    }
+    ours = _side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed, window)
+    baseline = _side_loops(
+        settings, requests, PROVIDER_INTERVAL / speed, speed, window, timeout=max(30.0, 10 * bound)
+    )
+    for side in (ours, baseline):
+        side["bound_s"] = bound
+        side["wall_over_bound"] = side["wall_s"] / bound
+    return {"ours": ours, "baseline": baseline, "info": {"n": n, "speed": speed, "window": window}}
+
+
+RATE_LIMITED = Scenario(
+    name="rate-limited-300",
+    summary="300 generations of one model at the documented default limits (60 requests and "
+    "30 submissions per model a window), window 60 s compressed to 1 s (speed 60): "
+    "generate_many vs one 10 s loop per generation",
+    baseline="one loop per generation",
+    metrics=(
+        Metric("wall_s", "wall time (s)"),
+        Metric("bound_s", "lower bound (2N/limit x window, s)"),
+        Metric("wall_over_bound", "wall / bound", "{:.2f}", "<= 1.3", _at_most(1.3)),
+        Metric("checks_per_gen", "status checks per generation", "{:.2f}", "<= 1.5", _at_most(1.5)),
+        Metric("server_429", "429 answers (server)", "{:.0f}"),
+        Metric(
+            "client_429_after_first_window",
+            "429 answers after the first window",
+            "{:.0f}",
+            "= 0",
+            _equals(0.0),
+        ),
+        Metric("lag_median_ms", "detection lag, median (ms)", "{:.0f}"),
+        Metric("lag_median_uncompressed_s", "  same, uncompressed (s)", "{:.1f}"),
+        Metric("lag_p90_ms", "detection lag, p90 (ms)", "{:.0f}"),
+        Metric("cpu_s", "client CPU (s)"),
+        Metric("max_in_flight", "max requests outstanding (client)", "{:.0f}"),
+        Metric("requests", "requests seen by the server", "{:.0f}"),
+        Metric("unfinished", "loops unfinished at the timeout", "{:.0f}"),
+        Metric("submit_requests_per_gen", "submit requests per generation (429s incl.)", "{:.3f}"),
+        _CREATED,
+        _RESOLVED,
+    ),
+    run=run_rate_limited,
+)
+
+
+# -- check-cpu -------------------------------------------------------------------------------
+
+
+async def _raw_checks(info: SimulatorInfo, ids: Sequence[str]) -> Figures:
+    cpu0, t0 = time.process_time(), time.monotonic()
+    answers = await raw_status_checks(info.base_url, info.api_key, ids, concurrency=16)
+    wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    done = sum(1 for a in answers if a.get("status") == "completed")
+    return {"cpu_us_per_check": cpu / len(ids) * 1e6, "wall_s": wall, "checks": float(done)}
+
+
+async def _poller_checks(info: SimulatorInfo, ids: Sequence[str]) -> Figures:
+    policy = ca.PollPolicy(first_poll_after=0.0)  # every id due at once, max_in_flight 16
+    async with ca.Client(info.api_key, base_url=info.base_url, poll=policy) as client:
+        cpu0, t0 = time.process_time(), time.monotonic()
+        handles = [client.track(gen_id) for gen_id in ids]
+        videos = await asyncio.gather(*(h.wait() for h in handles), return_exceptions=True)
+        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+        done = sum(1 for v in videos if isinstance(v, ca.Video))
+        return {
+            "cpu_us_per_check": cpu / client.poller_stats.checks * 1e6,
+            "wall_s": wall,
+            "checks": float(client.poller_stats.checks),
+            "resolved": float(done),
+        }
+
+
+async def _submit_all(info: SimulatorInfo, n: int) -> list[str]:
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {i}"} for i in range(n)]
+    return await raw_submissions(info.base_url, info.api_key, requests)
+
+
+def run_check_cpu(quick: bool, rep: int) -> Repetition:
+    n = 300 if quick else 3000
+    settings: dict[str, Any] = {"speed": 1.0, "default_completion_time": [0.0, 0.0]}
+    with SimulatorProcess(settings) as sim:
+        ids = asyncio.run(_submit_all(sim.info, n))
+        time.sleep(0.05)  # every generation ready
+        # alternate the order so that neither side always runs on a warmer process
+        if rep % 2:
+            ours = asyncio.run(_poller_checks(sim.info, ids))
+            baseline = asyncio.run(_raw_checks(sim.info, ids))
+        else:
+            baseline = asyncio.run(_raw_checks(sim.info, ids))
+            ours = asyncio.run(_poller_checks(sim.info, ids))
+    return {"ours": ours, "baseline": baseline, "info": {"n": n}}
+
+
+CHECK_CPU = Scenario(
+    name="check-cpu",
+    summary="client CPU per status check of generations already finished: track() + the "
+    "poller (16 in flight) vs raw aiohttp GET + json + future (16 in flight)",
+    baseline="raw aiohttp",
+    metrics=(
+        Metric(
+            "cpu_us_per_check",
+            "client CPU per check (us)",
+            "{:.0f}",
+            "<= 1.15x baseline (issue 4)",
+            _at_most_baseline(1.15),
+        ),
+        Metric("wall_s", "wall time (s)"),
+        Metric("checks", "status checks", "{:.0f}"),
+    ),
+    run=run_check_cpu,
+)
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (CORE, RATE_LIMITED, CHECK_CPU)}
