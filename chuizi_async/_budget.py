@@ -36,6 +36,7 @@ __all__ = ["Priority", "RateWindow", "RequestBudget", "Ticket", "parse_rate_wind
 
 _MIN_RATE = 0.05
 _RECOVERY = 10.0
+_SATURATION_MEMORY = 60.0
 _HISTORY = 4096
 
 
@@ -170,6 +171,8 @@ class RequestBudget:
     _probes: int = attrs.field(default=0, init=False)
     _answered: bool = attrs.field(default=False, init=False)
     _windows_seen: int = attrs.field(default=0, init=False)
+    _window_sent_at: float = attrs.field(default=-math.inf, init=False)
+    _limited_at: float = attrs.field(default=-math.inf, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _sent: collections.deque[float] = attrs.field(
         factory=lambda: collections.deque(maxlen=64), init=False
@@ -184,6 +187,10 @@ class RequestBudget:
     def rate(self) -> float | None:
         """The learned admissible rate in requests per second, or None when none was learned."""
         return self._rate
+
+    def saturated(self) -> bool:
+        """Whether a request had to wait for a limit lately: requests are scarce, spend few."""
+        return anyio.current_time() - self._limited_at < _SATURATION_MEMORY / self.time_scale
 
     @property
     def paused_until(self) -> float:
@@ -217,6 +224,8 @@ class RequestBudget:
                 wait = self._wait_time(now, scope)
                 if wait <= 0 and not self._outranked(priority):
                     return self._take(now, scope)
+                if wait > 0:
+                    self._limited_at = now
                 changed = self._changed
                 with anyio.move_on_after(wait if wait > 0 else math.inf):
                     await changed.wait()
@@ -270,8 +279,9 @@ class RequestBudget:
         return min(rates) if rates else None
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        if self._waiting.total():
+            self._changed.set()
+            self._changed = anyio.Event()
 
     # -- feedback ----------------------------------------------------------------------------
 
@@ -282,7 +292,7 @@ class RequestBudget:
         window = parse_rate_window(headers)
         if status != 429:
             if window is not None:
-                self._set_window(window, now)
+                self._set_window(window, now, ticket)
             elif ticket.probe:
                 self._window = None  # the server stopped telling: 429s will teach instead
             if ticket.scope is not None:
@@ -300,11 +310,16 @@ class RequestBudget:
         else:
             self.rate_limited += 1
             if window is not None:
-                self._set_window(window, now)
+                self._set_window(window, now, ticket)
             self._pause_all(now, ticket.sent_at, parse_retry_after(headers))
         self._notify()
 
-    def _set_window(self, window: RateWindow, now: float) -> None:
+    def _set_window(self, window: RateWindow, now: float, ticket: Ticket) -> None:
+        if ticket.sent_at < self._window_sent_at and not ticket.probe:
+            # Answers overtake each other on a pool of connections: an answer to an older
+            # request describes an older state of the window.
+            return
+        self._window_sent_at = ticket.sent_at
         self._windows_seen += 1
         self._window = window
         self._window_seen_at = now

@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
-from urllib.parse import quote, urljoin, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urljoin
 
 import anyio
 import anyio.abc
@@ -24,13 +24,9 @@ from ._budget import Priority, RequestBudget
 from ._config import Secret, check_base_url, origin
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
-    APIError,
     ChuiziError,
     ClientClosed,
     InvalidRequest,
-    NotFoundError,
-    ResponseFormatError,
-    error_for_status,
 )
 from ._generation import Generation
 from ._journal import Journal
@@ -41,10 +37,8 @@ from ._models import (
     KeyInfo,
     RemoteModel,
     Video,
-    WrongRoute,
     parse_key_info,
     parse_models,
-    parse_status,
     parse_submission,
 )
 from ._policy import PollPolicy, Schedule
@@ -156,7 +150,7 @@ class Client:
             max_rate=self.poll_policy.max_requests_per_second,
             time_scale=self.poll_policy.time_scale,
         )
-        self._schedule = Schedule(self.poll_policy)
+        self._schedule = Schedule(self.poll_policy, saturated=self.budget.saturated)
         self._poller = Poller(
             fetch=self._fetch_status,
             schedule=self._schedule,

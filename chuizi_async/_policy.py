@@ -12,6 +12,7 @@ import bisect
 import collections
 import math
 import random
+from collections.abc import Callable
 
 import attrs
 
@@ -22,6 +23,8 @@ __all__ = ["PollPolicy", "Schedule"]
 
 _DEFAULT_PRIOR = 60.0
 _SAMPLES = 256
+_ENOUGH = 5  # completions seen before they outweigh the catalogue's prior
+_LATE_PRIOR = 1.3  # past the prior: where most generations are done
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -122,12 +125,23 @@ class _Latencies:
         return self.ordered[min(len(self.ordered) - 1, int(q * len(self.ordered)))]
 
 
+def _never() -> bool:
+    return False
+
+
 @attrs.define(eq=False)
 class Schedule:
-    """Turns a policy and what this client has seen into delays between checks."""
+    """Turns a policy and what this client has seen into delays between checks.
+
+    When requests are scarce (the budget had to hold some back lately), a check that finds
+    "processing" costs someone else's request: the schedule then aims late in the model's
+    completion times (the 90th percentile seen, or past the prior) so that one check mostly
+    suffices. Otherwise it aims early (the 5th percentile) for a short detection lag.
+    """
 
     policy: PollPolicy
     rng: random.Random = attrs.field(factory=random.Random)
+    saturated: Callable[[], bool] = _never
     _latencies: dict[str, _Latencies] = attrs.field(factory=dict, init=False)
 
     def learn(self, model: str | None, latency_seconds: float) -> None:
@@ -136,14 +150,18 @@ class Schedule:
             scaled = latency_seconds / self.policy.time_scale
             self._latencies.setdefault(model, _Latencies()).add(scaled)
 
-    def typical_latency(self, model: str | None) -> float:
-        """Where completions of this model begin (5th percentile seen, else the prior)."""
+    def _seen(self, model: str | None) -> _Latencies | None:
         seen = self._latencies.get(model) if model is not None else None
-        if seen is not None and len(seen.ordered) >= 5:
-            return seen.quantile(0.05)
+        return seen if seen is not None and len(seen.ordered) >= _ENOUGH else None
+
+    def typical_latency(self, model: str | None, *, late: bool = False) -> float:
+        """Where completions of this model begin (or, ``late``, where most are done)."""
+        seen = self._seen(model)
+        if seen is not None:
+            return seen.quantile(0.9 if late else 0.05)
         info = lookup_model(model) if model is not None else None
         prior = info.typical_latency if info is not None else _DEFAULT_PRIOR
-        return prior / self.policy.time_scale
+        return prior * (_LATE_PRIOR if late else 1.0) / self.policy.time_scale
 
     def first_delay(self, model: str | None) -> float:
         """Seconds from acceptance to the first check."""
@@ -151,11 +169,19 @@ class Schedule:
         if policy.first_poll_after is not None:
             return self._jittered(policy.first_poll_after / policy.time_scale)
         interval = policy.interval / policy.time_scale
-        return self._jittered(max(interval, self.typical_latency(model)))
+        latency = self.typical_latency(model, late=self.saturated())
+        return self._jittered(max(interval, latency))
 
-    def next_delay(self, checks_done: int) -> float:
+    def next_delay(self, checks_done: int, model: str | None = None, age: float = 0.0) -> float:
         """Seconds until the next check, after ``checks_done`` checks found it pending."""
         policy = self.policy
+        seen = self._seen(model)
+        if seen is not None and policy.first_poll_after is None and self.saturated():
+            later = [t for t in seen.ordered if t > age]
+            if later:
+                target = later[min(len(later) - 1, int(0.8 * len(later)))]
+                floor = policy.interval / policy.time_scale / 4
+                return self._jittered(max(target - age, floor))
         grown = policy.interval * policy.backoff ** max(0, min(checks_done - 1, 64))
         return self._jittered(min(grown, policy.max_interval) / policy.time_scale)
 

@@ -163,7 +163,8 @@ class Poller:
                 ),
             )
         elif not self._gave_up(handle):
-            self._reschedule(handle, self.schedule.next_delay(handle._checks))
+            age = anyio.current_time() - handle._submitted_at
+            self._reschedule(handle, self.schedule.next_delay(handle._checks, handle.model, age))
 
     def _on_error(self, handle: Generation, exc: ChuiziError) -> None:
         if not is_transient(exc):

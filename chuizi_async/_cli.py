@@ -1,0 +1,366 @@
+"""The ``chuizi`` command line: ``batch``, ``generate``, ``status``, ``models`` and ``demo``.
+
+``main(argv)`` returns the exit status: 0 when everything asked for was done, 1 when some
+of it failed, 2 for a usage error, 130 when interrupted. Expected errors are one line on
+stderr, never a traceback. The API key is read from ``CHUIZI_API_KEY`` (or ``--api-key``)
+and is never printed, logged or written to any file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from . import MODELS, __version__, remove_partial_downloads
+from ._cli_batch import BatchOptions, InputLine, parse_line, read_input, run_batch
+from ._cli_commands import cmd_generate, cmd_models, cmd_status
+from ._cli_common import (
+    UsageError,
+    check_key,
+    err,
+    library_logging,
+    make_display,
+    open_client,
+    rich_console,
+    simulator_rows,
+)
+from ._cli_progress import Display
+
+__all__ = ["build_parser", "main"]
+
+_DEFAULT_SPEED = 60.0
+_DEMO_SPEED = 30.0
+
+_BATCH_HELP = """\
+Generate every request of INPUT and write one result line per input line to --output.
+
+INPUT is JSONL, one request a line:
+  {"model": "google/veo-3.1-fast", "prompt": "a cat watching rain", "duration": 5,
+   "key": "cat-1", "image": "first-frame.png", "aspect_ratio": "16:9"}
+Known fields: model, prompt, duration, image, key, aspect_ratio, resolution,
+reference_images, video, extra_body; any other field is sent as is in the request body.
+With --model, a line that is not a JSON object is a prompt (plain text, one a line);
+--model and --duration are also the defaults of JSON lines that give none. Blank lines
+are skipped.
+
+RESULTS gets one JSON line per input line, in input order: line, key, model, prompt,
+status, id, video_url, cost (a decimal string), file (with --download-dir) and error
+({"message", "type"} or null). status is one of:
+  completed      the video is ready (a failed download is reported in error; the
+                 status stays completed)
+  failed         the server failed or refused it (content policy, 403...)
+  invalid        refused before sending (bad JSON, wrong field type, a duration over
+                 the model's maximum, a missing image...): never sent, never billed
+  not_submitted  never sent: Ctrl-C, --max-cost reached, or the balance ran out (402)
+A results file written before the end (a second Ctrl-C, a fatal error) says `pending`
+for the lines still in flight.
+
+Every state change is recorded in the journal (default RESULTS.journal): run the same
+command again to resume without paying twice; on a finished batch it sends and
+downloads nothing and writes the same results.
+
+Ctrl-C once: no new submissions, the clips already accepted are followed to the end and
+the results written. Ctrl-C twice: quit at once (exit 130); the journal keeps everything.
+
+Exit status: 0 all completed (and downloaded), 1 otherwise, 2 usage error.
+"""
+
+
+# -- argument types --------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _money(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip().removeprefix("$"))
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not an amount in US dollars: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"must be an amount >= 0, not {text}")
+    return value
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _connection_options(parser: argparse.ArgumentParser, *, simulate: bool = True) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the API key (default: $CHUIZI_API_KEY; prefer the variable, a command line "
+        "is visible to other local users)",
+    )
+    group.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the API's base URL (default: $CHUIZI_BASE_URL or https://api.chuizi.ai/v1)",
+    )
+    if simulate:
+        group.add_argument(
+            "--simulate",
+            action="store_true",
+            help="run on the built-in simulator (in-process, no key, no network); prompts "
+            "containing 'forbidden' fail with a content-policy error",
+        )
+        group.add_argument(
+            "--speed",
+            type=_positive_float,
+            default=_DEFAULT_SPEED,
+            metavar="X",
+            help=f"with --simulate: time compression (default {_DEFAULT_SPEED:g})",
+        )
+        group.add_argument(
+            "--poll-interval",
+            type=_positive_float,
+            metavar="S",
+            help="check each generation every S seconds, the first check after S (default: "
+            "the library's policy: the model's typical time, then every 10 s)",
+        )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", help="log every request (never the key)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chuizi",
+        description="Generate videos with the chuizi.ai API: batches from a file, resumable.",
+        epilog="Try `chuizi demo`: a batch on the built-in simulator, no key needed.",
+    )
+    parser.add_argument("--version", action="version", version=f"chuizi {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    batch = commands.add_parser(
+        "batch",
+        help="generate every request of a JSONL file, resumable",
+        description=_BATCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch.add_argument("input", type=Path, metavar="INPUT", help="JSONL requests (or prompts)")
+    batch.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="RESULTS", help="results (JSONL)"
+    )
+    batch.add_argument(
+        "--journal", type=Path, metavar="PATH", help="the journal (default: RESULTS.journal)"
+    )
+    batch.add_argument(
+        "--download-dir",
+        type=Path,
+        metavar="DIR",
+        help="download each completed video to DIR/<id>.mp4 (4 at a time)",
+    )
+    batch.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="at most N generations in flight (default: as many as the rate limit allows)",
+    )
+    batch.add_argument("--model", metavar="M", help="the model of lines that name none")
+    batch.add_argument(
+        "--duration", type=_positive_int, metavar="D", help="seconds, for lines that give none"
+    )
+    batch.add_argument(
+        "--max-cost",
+        type=_money,
+        metavar="USD",
+        help="submit nothing more once the cost spent plus the estimate of what is in flight "
+        "would pass USD",
+    )
+    _connection_options(batch)
+    batch.set_defaults(run=_cmd_batch)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate one video and print its URL",
+        description="Generate one video; print its URL (or its JSON). Exit 1 if it fails, "
+        "2 if the request cannot be right.",
+    )
+    generate.add_argument("prompt", metavar="PROMPT")
+    generate.add_argument("-m", "--model", required=True, metavar="M")
+    generate.add_argument("-d", "--duration", type=_positive_int, metavar="D")
+    generate.add_argument("--image", metavar="PATH_OR_URL", help="source image (image-to-video)")
+    generate.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="download the video to FILE"
+    )
+    generate.add_argument("--json", action="store_true", help="print the result as JSON")
+    _connection_options(generate)
+    generate.set_defaults(run=cmd_generate)
+
+    status = commands.add_parser(
+        "status",
+        help="the status of generations by id",
+        description="One line per id: status, then the URL and cost, or the error. Exit 1 if "
+        "an id is unknown or failed.",
+    )
+    status.add_argument("ids", nargs="+", metavar="ID")
+    status.add_argument("--json", action="store_true", help="one JSON object a line")
+    _connection_options(status, simulate=False)
+    status.set_defaults(run=cmd_status)
+
+    models = commands.add_parser(
+        "models",
+        help="the model catalogue",
+        description="The models the library knows and checks before sending.",
+    )
+    models.add_argument("--json", action="store_true", help="print a JSON list")
+    models.set_defaults(run=cmd_models)
+
+    demo = commands.add_parser(
+        "demo",
+        help="a two-dozen clip batch on the built-in simulator (no key, no network)",
+        description="Run a batch of 24 clips across every model on the built-in simulator, "
+        "time compressed, with the progress display and a summary. Two prompts fail on "
+        "purpose (content policy).",
+    )
+    demo.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=_DEMO_SPEED,
+        metavar="X",
+        help=f"time compression (default {_DEMO_SPEED:g})",
+    )
+    demo.add_argument("-o", "--output", type=Path, metavar="RESULTS", help="keep the results")
+    demo.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except UsageError as exc:
+        err(f"chuizi {args.command}: error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        err("chuizi: interrupted")
+        return 130
+
+
+# -- batch -----------------------------------------------------------------------------------
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    output: Path = args.output
+    if not output.parent.is_dir():
+        raise UsageError(f"the folder of --output {str(output)!r} does not exist")
+    if output.is_dir():
+        raise UsageError(f"--output {str(output)!r} is a directory; name a file")
+    with contextlib.suppress(OSError):
+        if args.input.exists() and output.exists() and args.input.samefile(output):
+            raise UsageError("--output must not be the INPUT file")
+    lines = read_input(args.input, model=args.model, duration=args.duration)
+    check_key(args)
+    if args.download_dir is not None:
+        try:
+            args.download_dir.mkdir(parents=True, exist_ok=True)
+            remove_partial_downloads(args.download_dir)  # left by a killed run
+        except OSError as exc:
+            raise UsageError(f"cannot create --download-dir: {exc.strerror}") from None
+    options = BatchOptions(
+        output=output,
+        journal=args.journal or output.with_name(output.name + ".journal"),
+        download_dir=args.download_dir,
+        concurrency=args.concurrency,
+        max_cost=args.max_cost,
+    )
+    console = rich_console()
+    with library_logging(args.verbose, console):
+        return asyncio.run(_batch(args, lines, options, make_display(console), args.simulate))
+
+
+async def _batch(
+    args: argparse.Namespace,
+    lines: Sequence[InputLine],
+    options: BatchOptions,
+    display: Display,
+    simulate: bool,
+) -> int:
+    async with open_client(args, simulate=simulate) as (client, server):
+        return await run_batch(client, lines, options, display, summary_rows=simulator_rows(server))
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+_DEMO_PROMPTS = (
+    "a cat watching rain from a windowsill",
+    "a lighthouse in a storm at night",
+    "a paper boat drifting down a river",
+    "a fox crossing fresh snow",
+    "a city waking up at dawn, time-lapse",
+    "a hummingbird at a red flower, slow motion",
+    "waves rolling onto a black sand beach",
+    "a forbidden ritual in a candle-lit cave",
+    "a hot air balloon over autumn hills",
+    "a chef plating a dessert, close-up",
+    "a train crossing a viaduct in the mist",
+    "a door opening onto the sea",
+)
+
+
+def _demo_lines() -> list[InputLine]:
+    lines = []
+    for number, (model, info) in enumerate(
+        (pair for pair in MODELS.items() for _ in range(2)), start=1
+    ):
+        request: dict[str, Any] = {
+            "model": model,
+            "prompt": _DEMO_PROMPTS[(number - 1) % len(_DEMO_PROMPTS)],
+            "duration": min(5, info.max_duration),
+            "key": f"demo-{number:02d}",
+        }
+        if info.needs_image:
+            request["image"] = "https://example.com/first-frame.png"
+        if info.needs_reference_images:
+            request["reference_images"] = ["https://example.com/reference.png"]
+        if info.needs_video:
+            request["video"] = "https://example.com/source.mp4"
+        lines.append(parse_line(json.dumps(request), number, model=None, duration=None))
+    return lines
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    args.simulate, args.poll_interval, args.api_key, args.base_url = True, None, None, None
+    console = rich_console()
+    display = make_display(console)
+    with tempfile.TemporaryDirectory(prefix="chuizi-demo-") as folder:
+        output = args.output or Path(folder) / "results.jsonl"
+        if not output.parent.is_dir():
+            raise UsageError(f"the folder of --output {str(output)!r} does not exist")
+        options = BatchOptions(output=output, journal=Path(folder) / "journal.sqlite")
+        with library_logging(args.verbose, console):
+            asyncio.run(_batch(args, _demo_lines(), options, display, True))
+    return 0

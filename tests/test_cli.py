@@ -1,0 +1,395 @@
+"""The ``chuizi`` command line, against the simulator.
+
+Most tests run ``main([...])`` in a worker thread (it runs its own event loop) against a
+``FakeChuizi`` running in the test's loop, reached through ``CHUIZI_API_KEY`` and
+``CHUIZI_BASE_URL`` so that the simulator's counters show what the CLI sent. Ctrl-C is
+tested on a real subprocess.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import pytest
+import pytest_asyncio
+
+import chuizi_async as ca
+from chuizi_async._cli import main
+from chuizi_async._cli_progress import LiveDisplay, Tally, format_duration
+from chuizi_async.testing import FakeChuizi
+
+from .conftest import wait_until
+
+KEY = "ck-CliTestSecretKey0123456789abcdef"
+FAST = ["--poll-interval", "0.02"]
+
+
+@pytest_asyncio.fixture
+async def sim(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeChuizi]:
+    """A simulator the CLI reaches through the environment variables."""
+    async with FakeChuizi(speed=1000, fail_pattern="(?i)forbidden", api_key=KEY) as server:
+        monkeypatch.setenv("CHUIZI_API_KEY", KEY)
+        monkeypatch.setenv("CHUIZI_BASE_URL", server.base_url)
+        yield server
+
+
+async def cli(*argv: str) -> int:
+    """``main(argv)`` in a worker thread, so that the simulator keeps serving."""
+    return await anyio.to_thread.run_sync(main, list(argv))
+
+
+def write_lines(path: Path, *lines: str | dict[str, Any]) -> Path:
+    text = "".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def submitted_prompts(server: FakeChuizi) -> list[str]:
+    return [
+        r.json["prompt"]
+        for r in server.requests_log
+        if r.method == "POST" and isinstance(r.json, dict)
+    ]
+
+
+MIXED = (
+    {"model": "google/veo-3.1-fast", "prompt": "a cat watching rain", "duration": 5},
+    {"model": "google/veo-3.1-fast", "prompt": "a forbidden ritual", "key": "bad-1"},
+    "",
+    '{"model": "google/veo-3.1-fast", "prompt": "broken json',
+    {"model": "google/veo-3.1", "prompt": "far too long", "duration": 20},
+    {"model": "bailian/wan2.6-i2v", "prompt": "no source image"},
+    {"model": "google/veo-3.1-fast", "prompt": "duration as text", "duration": "5"},
+    "a plain prompt, but no --model",
+    {"model": "google/veo-3.1-lite", "prompt": "with extras", "watermark": False},
+)
+MIXED_STATUSES = [
+    "completed",
+    "failed",
+    "invalid",
+    "invalid",
+    "invalid",
+    "invalid",
+    "invalid",
+    "completed",
+]
+
+
+def check_mixed(results: list[dict[str, Any]]) -> None:
+    assert [r["status"] for r in results] == MIXED_STATUSES
+    assert [r["line"] for r in results] == [1, 2, 4, 5, 6, 7, 8, 9]  # the blank line skipped
+    done, failed = results[0], results[1]
+    assert done["id"].startswith("gen-") and done["video_url"].endswith(".mp4")
+    assert Decimal(done["cost"]) > 0 and done["error"] is None
+    assert done["model"] == "google/veo-3.1-fast" and done["prompt"] == "a cat watching rain"
+    assert failed["key"] == "bad-1" and failed["id"].startswith("gen-")
+    assert failed["error"] == {
+        "message": "Content policy violation",
+        "type": "invalid_request_error",
+    }
+    reasons = [r["error"]["message"] for r in results[2:7]]
+    assert reasons[0].startswith("invalid JSON")
+    assert "out of range" in reasons[1] and "1..8" in reasons[1]
+    assert "image" in reasons[2]
+    assert "duration" in reasons[3]
+    assert "--model" in reasons[4]
+    assert all(r["id"] is None and r["video_url"] is None for r in results[2:7])
+
+
+# -- batch -----------------------------------------------------------------------------------
+
+
+def test_batch_on_the_built_in_simulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *MIXED)
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", str(source), "-o", str(out), "--simulate", "--speed", "2000"]) == 1
+    check_mixed(read_results(out))
+    assert (tmp_path / "out.jsonl.journal").exists()
+    err = capsys.readouterr().err
+    assert "line 2  failed" in err
+    assert "8 clips: 2 completed, 1 failed, 5 invalid, 0 not submitted" in err
+
+
+async def test_batch_statuses_and_nothing_sent_for_invalid_lines(
+    sim: FakeChuizi, tmp_path: Path
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", *MIXED)
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "--output", str(out), *FAST) == 1
+    check_mixed(read_results(out))
+    assert sorted(submitted_prompts(sim)) == [
+        "a cat watching rain",
+        "a forbidden ritual",
+        "with extras",
+    ]
+    bodies = {r.json["prompt"]: r.json for r in sim.requests_log if r.method == "POST"}
+    assert bodies["with extras"]["watermark"] is False  # an unknown field goes into the body as is
+
+
+async def test_plain_text_prompts_with_model_and_duration(
+    sim: FakeChuizi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "prompts.txt", "a cat", "", "a dog  ", "a fox")
+    out = tmp_path / "out.jsonl"
+    argv = ["batch", str(source), "-o", str(out), "--model", "google/veo-3.1-lite"]
+    assert await cli(*argv, "--duration", "4", "--concurrency", "2", *FAST) == 0
+    results = read_results(out)
+    assert [r["prompt"] for r in results] == ["a cat", "a dog", "a fox"]
+    assert {r["status"] for r in results} == {"completed"}
+    assert {r["model"] for r in results} == {"google/veo-3.1-lite"}
+    bodies = [r.json for r in sim.requests_log if r.method == "POST"]
+    assert [b["duration"] for b in bodies] == [4, 4, 4]
+    assert capsys.readouterr().err.count("  completed ") == 3  # one line per clip
+
+
+async def test_a_finished_batch_run_again_sends_and_downloads_nothing(
+    sim: FakeChuizi, tmp_path: Path
+) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        {"model": "google/veo-3.1-fast", "prompt": "one", "key": "k1"},
+        {"model": "google/veo-3.1-fast", "prompt": "two"},
+        {"model": "google/veo-3.1-fast", "prompt": "two"},  # the same twice: two clips
+    )
+    out, videos = tmp_path / "out.jsonl", tmp_path / "videos"
+    argv = ["batch", str(source), "-o", str(out), "--download-dir", str(videos), *FAST]
+    assert await cli(*argv) == 0
+    first = out.read_bytes()
+    results = read_results(out)
+    assert len({r["id"] for r in results}) == 3
+    assert all(Path(r["file"]).is_file() for r in results)
+    assert {p.name for p in videos.iterdir()} == {f"{r['id']}.mp4" for r in results}
+    requests, media = sim.counters.requests, sim.counters.media_requests
+    assert (sim.counters.submissions, media) == (3, 3)
+
+    assert await cli(*argv) == 0
+    assert out.read_bytes() == first
+    assert (sim.counters.requests, sim.counters.media_requests) == (requests, media)
+
+
+async def test_max_cost_stops_submissions(sim: FakeChuizi, tmp_path: Path) -> None:
+    line = {"model": "google/veo-3.1-fast", "duration": 5}  # $0.15 each on the simulator
+    source = write_lines(
+        tmp_path / "in.jsonl", *({**line, "prompt": f"clip {n}"} for n in range(4))
+    )
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "-o", str(out), "--max-cost", "0.20", *FAST) == 1
+    results = read_results(out)
+    assert [r["status"] for r in results] == ["completed"] + ["not_submitted"] * 3
+    assert {r["error"]["type"] for r in results[1:]} == {"max_cost"}
+    assert all("max_cost" in r["error"]["message"] for r in results[1:])
+    assert sim.counters.submissions == 1
+
+
+async def test_a_402_reports_the_rest_as_not_submitted(sim: FakeChuizi, tmp_path: Path) -> None:
+    sim.balance = Decimal("0.20")  # one $0.15 clip, then 402
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(3)),
+    )
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "-o", str(out), "--concurrency", "1", *FAST) == 1
+    results = read_results(out)
+    assert [r["status"] for r in results] == ["completed", "not_submitted", "not_submitted"]
+    assert {r["error"]["type"] for r in results[1:]} == {"insufficient_quota"}
+
+
+# -- usage errors ----------------------------------------------------------------------------
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = str(tmp_path / "out.jsonl")
+    assert main(["batch", str(tmp_path / "missing.jsonl"), "-o", out, "--simulate"]) == 2
+    assert "missing.jsonl" in capsys.readouterr().err
+
+    source = write_lines(tmp_path / "in.jsonl", {"model": "google/veo-3.1", "prompt": "x"})
+    assert main(["batch", str(source), "-o", out]) == 2  # no key, no --simulate
+    assert "CHUIZI_API_KEY" in capsys.readouterr().err
+    assert main(["generate", "a cat", "--model", "google/veo-3.1"]) == 2
+    assert "CHUIZI_API_KEY" in capsys.readouterr().err
+
+    assert main(["batch", str(source)]) == 2  # --output is required
+    assert main(["batch", str(source), "-o", out, "--concurrency", "0"]) == 2
+    assert main(["batch", str(source), "-o", out, "--max-cost", "lots"]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["batch", str(source), "-o", str(tmp_path / "nowhere" / "out.jsonl")]) == 2
+    journal = ["--journal", str(source), "--simulate"]  # not a journal: refused, not clobbered
+    assert main(["batch", str(source), "-o", out, *journal]) == 2
+    assert "journal" in capsys.readouterr().err
+    assert json.loads(source.read_text())["prompt"] == "x"
+    assert not (tmp_path / "out.jsonl").exists()
+    assert main(["batch", "--help"]) == 0
+    assert "not_submitted" in capsys.readouterr().out
+
+
+# -- generate, status, models ----------------------------------------------------------------
+
+
+async def test_generate(
+    sim: FakeChuizi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "cat.mp4"
+    argv = ["generate", "a cat", "--model", "google/veo-3.1-fast", *FAST]
+    assert await cli(*argv, "--output", str(target)) == 0
+    url = capsys.readouterr().out.strip()
+    assert url.startswith(sim.media_base_url) and target.stat().st_size > 0
+
+    assert await cli(*argv, "--json", "--duration", "4") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["status"] == "completed" and result["cost"] == "0.12000000"
+
+    assert await cli("generate", "forbidden", "--model", "google/veo-3.1-fast", *FAST) == 1
+    assert "Content policy violation" in capsys.readouterr().err
+
+    assert await cli("generate", "x", "--model", "google/veo-3.1", "--duration", "30") == 2
+    assert "out of range" in capsys.readouterr().err
+    assert sim.counters.submissions == 3
+
+
+async def test_status(sim: FakeChuizi, capsys: pytest.CaptureFixture[str]) -> None:
+    async with ca.Client(KEY, base_url=sim.base_url) as client:
+        good = await client.submit("google/veo-3.1-fast", "a cat")
+        bad = await client.submit("google/veo-3.1-fast", "forbidden")
+    assert good.id is not None and bad.id is not None
+    sim.complete(good.id)
+    sim.fail(bad.id, message="Upstream generation failed")
+
+    assert await cli("status", good.id) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{good.id}  completed  {sim.media_base_url}") and "$0." in line
+
+    assert await cli("status", good.id, bad.id, "gen-0000000000000000", "--json") == 1
+    entries = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [e["status"] for e in entries] == ["completed", "failed", "error"]
+    assert entries[0]["video_url"].endswith(".mp4") and entries[0]["cost"]
+    assert entries[1]["error"]["message"] == "Upstream generation failed"
+    assert entries[2]["error"]["type"] == "not_found"
+
+
+def test_models(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models"]) == 0
+    table = capsys.readouterr().out
+    assert all(model in table for model in ca.MODELS)
+    assert "image-to-video" in table and "Google Vertex" in table
+    assert main(["models", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == list(ca.MODELS)
+    assert rows[0].keys() == {"id", "provider", "kind", "max_duration", "notes"}
+
+
+# -- the key stays secret --------------------------------------------------------------------
+
+
+async def test_the_key_is_in_no_file_and_no_output(
+    sim: FakeChuizi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        {"model": "google/veo-3.1-fast", "prompt": "a cat"},
+        {"model": "google/veo-3.1-fast", "prompt": "forbidden"},
+        "{not json",
+    )
+    out = tmp_path / "out.jsonl"
+    argv = ["-o", str(out), "--download-dir", str(tmp_path / "v"), "-v", *FAST]
+    assert await cli("batch", str(source), *argv) == 1
+    results = read_results(out)
+    assert await cli("generate", "a dog", "-m", "google/veo-3.1-fast", "--json", "-v", *FAST) == 0
+    assert await cli("status", results[0]["id"], results[1]["id"], "-v") == 1
+    captured = capsys.readouterr()
+    assert "POST" in captured.err  # -v logs every request...
+    assert KEY not in captured.out + captured.err  # ...without the key
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"out.jsonl", "out.jsonl.journal"}
+    for path in files:
+        assert KEY.encode() not in path.read_bytes(), path
+    assert sim.counters.media_requests_with_auth == 0
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+
+
+async def _start_batch(
+    server: FakeChuizi, tmp_path: Path, clips: int
+) -> tuple[anyio.abc.Process, Path]:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(clips)),
+    )
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, "CHUIZI_API_KEY": server.api_key, "CHUIZI_BASE_URL": server.base_url}
+    command = [sys.executable, "-m", "chuizi_async", "batch", str(source), "-o", str(out)]
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = await anyio.open_process(
+            [*command, "--concurrency", "2", "--poll-interval", "0.05"], env=env, stderr=stderr
+        )
+    await wait_until(lambda: server.counters.submissions >= 2, timeout=15)
+    return process, out
+
+
+async def test_first_ctrl_c_stops_submitting_and_finishes_the_accepted(tmp_path: Path) -> None:
+    async with FakeChuizi(speed=60) as server:  # a clip takes 0.5 to 1 s
+        process, out = await _start_batch(server, tmp_path, clips=6)
+        async with process:
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(15):
+                assert await process.wait() == 1
+        err = (tmp_path / "stderr.txt").read_text()
+        results = read_results(out)
+        assert [r["status"] for r in results] == ["completed"] * 2 + ["not_submitted"] * 4
+        assert {r["error"]["type"] for r in results[2:]} == {"interrupted"}
+        assert server.counters.submissions == 2
+        assert "Ctrl-C" in err
+
+
+async def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
+    async with FakeChuizi(speed=1) as server:  # a clip takes 30 s or more
+        process, out = await _start_batch(server, tmp_path, clips=4)
+        async with process:
+            process.send_signal(signal.SIGINT)
+            await anyio.sleep(0.2)
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(5):
+                assert await process.wait() == 130
+        results = read_results(out)  # written on the way out; the journal keeps the rest
+        assert [r["status"] for r in results[:2]] == ["pending", "pending"]
+        assert all(r["id"] and r["id"].startswith("gen-") for r in results[:2])
+        assert server.counters.submissions == 2
+
+
+# -- the live display ------------------------------------------------------------------------
+
+
+def test_live_display_renders() -> None:
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    display = LiveDisplay(Console(file=buffer, force_terminal=True, width=100))
+    tally = Tally(total=3)
+    display.start(tally)
+    tally.completed, tally.accepted_done, tally.waited, tally.processing = 1, 1, 1, 1
+    tally.cost = Decimal("0.15")
+    display.refresh(tally)
+    record = {"line": 2, "status": "failed", "id": "gen-1", "error": {"message": "nope"}}
+    tally.failed = 1
+    display.clip(tally, record)
+    display.stop()
+    display.summary(tally, {"cost": "$0.1500"})
+    text = buffer.getvalue()
+    assert "2/3" in text and "$0.1500" in text and "nope" in text and "ETA" in text
+    assert format_duration(42) == "42s" and format_duration(185) == "3m05s"
