@@ -37,6 +37,7 @@ __all__ = ["Priority", "RateWindow", "RequestBudget", "Ticket", "parse_rate_wind
 _MIN_RATE = 0.05
 _RECOVERY = 10.0
 _SATURATION_MEMORY = 60.0
+_SCOPE_MARGIN = 1.05
 _HISTORY = 4096
 
 
@@ -137,10 +138,11 @@ class _Scope:
         recent = [t for t in self.accepted if t > now - horizon]
         if not recent:
             return
-        # The oldest request in the server's window leaves it when the pause ends.
+        # The oldest request in the server's window leaves it when the pause ends; the
+        # margin covers how much later than its answer the server may have counted it.
         cap = len(recent) + self.in_flight - 1  # the refused one is still counted in flight
         self.cap = cap if self.cap is None else min(self.cap, cap)
-        self.window = max(self.window, now + pause - recent[0])
+        self.window = max(self.window, (now + pause - recent[0]) * _SCOPE_MARGIN)
 
 
 @attrs.define(eq=False)
@@ -296,7 +298,9 @@ class RequestBudget:
             elif ticket.probe:
                 self._window = None  # the server stopped telling: 429s will teach instead
             if ticket.scope is not None:
-                self._scopes[ticket.scope].accepted.append(ticket.sent_at)
+                # when we heard of it: the server counted it no later (its clock is ahead
+                # of our send time by up to the time a burst takes to get through)
+                self._scopes[ticket.scope].accepted.append(now)
             self._on_success()
         elif ticket.scope is not None and (
             (window is not None and window.remaining > 0) or self._room(now, excluding=1) > 0
