@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 import anyio
 import attrs
 
+from . import _clock
 from ._retries import parse_retry_after, retry_delay
 
 __all__ = ["Priority", "RateWindow", "RequestBudget", "Ticket", "parse_rate_window"]
@@ -192,11 +193,11 @@ class RequestBudget:
 
     def saturated(self) -> bool:
         """Whether a request had to wait for a limit lately: requests are scarce, spend few."""
-        return anyio.current_time() - self._limited_at < _SATURATION_MEMORY / self.time_scale
+        return _clock.now() - self._limited_at < _SATURATION_MEMORY / self.time_scale
 
     @property
     def paused_until(self) -> float:
-        """Until when (``anyio.current_time()``) the whole client is paused by a 429."""
+        """Until when (``time.monotonic()``) the whole client is paused by a 429."""
         return self._paused_until
 
     # -- admission ---------------------------------------------------------------------------
@@ -222,7 +223,7 @@ class RequestBudget:
         self._waiting[priority] += 1
         try:
             while True:
-                now = anyio.current_time()
+                now = _clock.now()
                 wait = self._wait_time(now, scope)
                 if wait <= 0 and not self._outranked(priority):
                     return self._take(now, scope)
@@ -289,7 +290,7 @@ class RequestBudget:
 
     def observe(self, ticket: Ticket, status: int, headers: Mapping[str, str]) -> None:
         """Learn from the answer to an admitted request: its rate window, and a 429."""
-        now = anyio.current_time()
+        now = _clock.now()
         self._answered = True
         window = parse_rate_window(headers)
         if status != 429:

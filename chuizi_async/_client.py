@@ -21,6 +21,7 @@ import attrs
 
 from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
+from ._clock import now
 from ._config import Secret, check_base_url, origin
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
@@ -141,6 +142,7 @@ class Client:
             base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
         )
         self._origin = origin(self.base_url)
+        self._api_prefix = self.base_url + "/"
         self.poll_policy = poll if poll is not None else PollPolicy()
         self.timeout = timeout
         self.max_retries = max_retries
@@ -256,7 +258,7 @@ class Client:
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
         if has_body:
             headers["Content-Type"] = "application/json"
-        if origin(url) == self._origin:
+        if url.startswith(self._api_prefix) or origin(url) == self._origin:
             headers["Authorization"] = f"Bearer {self._key.reveal()}"
         return headers
 
@@ -485,9 +487,7 @@ class Client:
         existing = self._poller.get(gen_id)
         if existing is not None:
             return existing
-        handle = Generation(
-            gen_id, model=model, request=request, submitted_at=anyio.current_time(), index=index
-        )
+        handle = Generation(gen_id, model=model, request=request, submitted_at=now(), index=index)
         if self._state is _State.CLOSED:
             handle._resolve(ClientClosed(gen_id))
         else:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import attrs
 
+from ._clock import now
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -68,6 +69,7 @@ class Poller:
     _counter: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
+    _slot_freed: anyio.Event = attrs.field(factory=anyio.Event, init=False)
 
     # -- the schedule ----------------------------------------------------------------------
 
@@ -85,7 +87,7 @@ class Poller:
         assert handle.id is not None
         self._tracked[handle.id] = handle
         handle.add_done_callback(self._forget)
-        self._push(handle, anyio.current_time() + delay)
+        self._push(handle, now() + delay)
 
     def _forget(self, handle: Generation) -> None:
         if handle.id is not None and self._tracked.get(handle.id) is handle:
@@ -102,10 +104,10 @@ class Poller:
         while True:
             while self._heap and self._heap[0][2].done():
                 heapq.heappop(self._heap)
-            self._wakeup = anyio.Event()
-            delay = self._heap[0][0] - anyio.current_time() if self._heap else math.inf
+            delay = self._heap[0][0] - now() if self._heap else math.inf
             if delay <= 0:
                 return heapq.heappop(self._heap)[2]
+            self._wakeup = anyio.Event()
             with anyio.move_on_after(delay):
                 await self._wakeup.wait()
 
@@ -113,24 +115,22 @@ class Poller:
 
     async def run(self) -> None:
         """Check due generations forever; cancelled (and awaited) by the client's ``aclose``."""
-        limiter = anyio.Semaphore(self.max_in_flight)
         async with anyio.create_task_group() as tg:
             while True:
+                while self._in_flight >= self.max_in_flight:
+                    self._slot_freed = anyio.Event()
+                    await self._slot_freed.wait()
                 handle = await self._next_due()
-                await limiter.acquire()
-                if handle.done():
-                    limiter.release()
-                    continue
-                tg.start_soon(self._check_then_release, handle, limiter)
+                self._in_flight += 1
+                self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._in_flight)
+                tg.start_soon(self._check_then_release, handle)
 
-    async def _check_then_release(self, handle: Generation, limiter: anyio.Semaphore) -> None:
-        self._in_flight += 1
-        self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._in_flight)
+    async def _check_then_release(self, handle: Generation) -> None:
         try:
             await self._check(handle)
         finally:
             self._in_flight -= 1
-            limiter.release()
+            self._slot_freed.set()
 
     async def _check(self, handle: Generation) -> None:
         """One status check, then resolve or reschedule; never raises but for cancellation."""
@@ -163,7 +163,7 @@ class Poller:
                 ),
             )
         elif not self._gave_up(handle):
-            age = anyio.current_time() - handle._submitted_at
+            age = now() - handle._submitted_at
             self._reschedule(handle, self.schedule.next_delay(handle._checks, handle.model, age))
 
     def _on_error(self, handle: Generation, exc: ChuiziError) -> None:
@@ -178,7 +178,7 @@ class Poller:
             self._reschedule(handle, self.schedule.retry_delay(handle._failures))
 
     def _gave_up(self, handle: Generation) -> bool:
-        waited = anyio.current_time() - handle._submitted_at
+        waited = now() - handle._submitted_at
         if waited < self.give_up_after:
             return False
         self._resolve(
@@ -189,7 +189,7 @@ class Poller:
 
     def _reschedule(self, handle: Generation, delay: float) -> None:
         deadline = handle._submitted_at + self.give_up_after
-        self._push(handle, min(anyio.current_time() + delay, deadline))
+        self._push(handle, min(now() + delay, deadline))
 
     def _resolve(self, handle: Generation, outcome: object) -> None:
         assert isinstance(outcome, BaseException) or not isinstance(outcome, type)

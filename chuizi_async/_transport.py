@@ -141,6 +141,7 @@ class AiohttpTransport:
         self._max_connections = max_connections
         self._max_body = max_body
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -151,23 +152,29 @@ class AiohttpTransport:
         return self._session
 
     async def send(self, request: Request) -> Response:
-        logger.debug("-> %s %s", request.method, _redact(request.url))
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
+            logger.debug("-> %s %s", request.method, _redact(request.url))
         with map_exceptions(request.url):
             async with self._open(request) as resp:
                 content = await self._read_capped(resp, request.url)
                 status, headers = resp.status, resp.headers
-        logger.debug("<- %s %s (%d bytes)", status, _redact(request.url), len(content))
+        if debug:
+            logger.debug("<- %s %s (%d bytes)", status, _redact(request.url), len(content))
         return Response(status=status, headers=headers, content=content, url=request.url)
 
     @contextlib.asynccontextmanager
     async def _open(self, request: Request) -> AsyncIterator[aiohttp.ClientResponse]:
         session = self._get_session()
+        timeout = self._timeouts.get(request.timeout)
+        if timeout is None:
+            timeout = self._timeouts[request.timeout] = aiohttp.ClientTimeout(total=request.timeout)
         async with session.request(
             request.method,
             request.url,
-            headers=dict(request.headers),
+            headers=request.headers,
             data=request.content,
-            timeout=aiohttp.ClientTimeout(total=request.timeout),
+            timeout=timeout,
             allow_redirects=False,
         ) as resp:
             yield resp
@@ -179,6 +186,8 @@ class AiohttpTransport:
                 f"answer of {declared} bytes refused: over the {self._max_body}-byte limit "
                 f"[{_redact(url)}]"
             )
+        if declared is not None:
+            return await resp.read()  # within the limit, as declared (and enforced by aiohttp)
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
