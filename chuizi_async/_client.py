@@ -229,7 +229,9 @@ class Client:
         closed = self._poller.close(lambda h: ClientClosed(h.id))
         if closed:
             logger.info(
-                "client closed with %d generations pending; their ids can be tracked", closed
+                "client closed with %d generations pending; track() them elsewhere: %s",
+                len(closed),
+                " ".join(str(h.id) for h in closed),
             )
         await self._transport.aclose()
 

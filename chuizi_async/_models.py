@@ -14,10 +14,11 @@ import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 
-from ._exceptions import InvalidRequest, ResponseFormatError
+from ._exceptions import GenerationFailed, InvalidRequest, ResponseFormatError
 
 __all__ = [
     "ErrorInfo",
@@ -28,6 +29,7 @@ __all__ = [
     "KeyInfo",
     "RemoteModel",
     "Video",
+    "UnusableVideo",
     "WrongRoute",
     "parse_key_info",
     "parse_models",
@@ -160,6 +162,13 @@ class RemoteModel:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
 
+class UnusableVideo(GenerationFailed):
+    """Reported done, with a video URL no client should follow (``javascript:``, ``file:``)."""
+
+    def __init__(self, generation_id: str | None, message: str) -> None:
+        super().__init__(generation_id, message, "unusable_video_url")
+
+
 class WrongRoute(Exception):
     """A 200 answer with no recognisable status: this route does not report video status."""
 
@@ -266,6 +275,11 @@ def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Vide
     url = _str(output.get("video_url")) or _str(body.get("video_url")) or _str(output.get("url"))
     if url is None:
         raise ResponseFormatError(f"{gen_id} is reported done but the answer has no video URL")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UnusableVideo(
+            gen_id, f"the server gave a video URL that is not http(s): {url[:80]!r}"
+        )
     usage = _dict(body.get("usage")) or {}
     extra = _dict(body.get("x_chuizi")) or {}
     return Video(

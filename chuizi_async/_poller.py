@@ -196,10 +196,10 @@ class Poller:
         if handle._resolve(outcome):  # type: ignore[arg-type]
             self.stats.resolved += 1
 
-    def close(self, make_error: Callable[[Generation], BaseException]) -> int:
-        """Resolve every pending handle with ``make_error(handle)``; how many there were."""
+    def close(self, make_error: Callable[[Generation], BaseException]) -> list[Generation]:
+        """Resolve every pending handle with ``make_error(handle)``; returns them."""
         pending = self.pending
         for handle in pending:
             handle._resolve(make_error(handle))
         self._heap.clear()
-        return len(pending)
+        return pending

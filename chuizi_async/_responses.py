@@ -13,7 +13,7 @@ __all__ = ["decode_json", "error_from_response"]
 def decode_json(response: Response) -> object:
     try:
         return json.loads(response.content)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         kind = response.headers.get("Content-Type", "unknown type")
         raise ResponseFormatError(
             f"HTTP {response.status}: the answer is not valid JSON ({kind}, "
@@ -26,7 +26,7 @@ def error_from_response(response: Response) -> APIError:
     message = error_type = code = None
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):

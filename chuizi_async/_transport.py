@@ -186,8 +186,8 @@ class AiohttpTransport:
                 f"answer of {declared} bytes refused: over the {self._max_body}-byte limit "
                 f"[{_redact(url)}]"
             )
-        if declared is not None:
-            return await resp.read()  # within the limit, as declared (and enforced by aiohttp)
+        if declared is not None and resp.headers.get("Content-Encoding", "identity") == "identity":
+            return await resp.read()  # within the limit as declared, and not inflated after
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
