@@ -68,6 +68,11 @@ class Recorder:
         """429 answers received after ``after`` (a ``time.monotonic()`` value)."""
         return sum(1 for e in self.exchanges if e.status == 429 and e.received > after)
 
+    def share_429(self, *, sent_after: float = -1.0) -> float:
+        """The share of requests sent after ``sent_after`` that were answered 429."""
+        sent = [e for e in self.exchanges if e.sent > sent_after]
+        return sum(1 for e in sent if e.status == 429) / len(sent) if sent else float("nan")
+
     def last_status_answer(self) -> dict[str, float]:
         """Per generation id, when its last status answer arrived (= when it was resolved)."""
         last: dict[str, float] = {}

@@ -11,6 +11,9 @@ starts ``FakeChuizi(**settings)``, prints one JSON line ``{"base_url", "api_key"
   ``ready_at``, every request's arrival time) as JSON to ``PATH``, then print ``ok``;
 * end of stdin (the parent closed the pipe or died), or SIGTERM: stop serving and exit.
 
+Besides ``FakeChuizi``'s own arguments, the settings take ``"retry_after_whole_seconds":
+true``: a 429 of the rate limiter then says ``Retry-After`` in whole seconds, rounded up.
+
 Parent side: :class:`SimulatorProcess`, a context manager around ``subprocess.Popen``.
 
 Clocks: ``ready_at`` and the request times are ``time.monotonic()`` values of the child.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -49,6 +53,7 @@ def _build_server(settings: dict[str, Any]) -> Any:
     settings = dict(settings)
     rate = settings.pop("rate_limit", None)
     faults = settings.pop("faults", None)
+    whole_seconds = settings.pop("retry_after_whole_seconds", False)
     if "completion_times" in settings:
         settings["completion_times"] = {
             model: (float(low), float(high))
@@ -57,11 +62,39 @@ def _build_server(settings: dict[str, Any]) -> Any:
     if settings.get("default_completion_time") is not None:
         low, high = settings["default_completion_time"]
         settings["default_completion_time"] = (float(low), float(high))
-    return FakeChuizi(
+    server = FakeChuizi(
         rate_limit=RateLimit(**rate) if rate else None,
         faults=Faults(**faults) if faults else None,
         **settings,
     )
+    if whole_seconds and rate:
+        _retry_after_whole_seconds(server)
+    return server
+
+
+def _retry_after_whole_seconds(server: Any) -> None:
+    """Round the rate limiter's ``Retry-After`` up to whole seconds (HTTP's delta-seconds).
+
+    ``FakeChuizi``'s ``RateLimit`` answers a 429 with the exact time until a slot of its
+    sliding window frees (``"0.013"``); a gateway speaking HTTP's integer delta-seconds says
+    ``Retry-After: 1`` for any wait within a 1 s window, as issue 4 describes. This swaps the
+    simulator's (private) limiter for a subclass that does that; it reaches into the
+    simulator's internals, so it fails loudly if they change.
+    """
+    from chuizi_async.testing._errors import ApiError
+    from chuizi_async.testing._ratelimit import RateLimiter
+
+    class WholeSeconds(RateLimiter):
+        def _rejection(self, window: Any, now: float, message: str) -> ApiError:
+            error = super()._rejection(window, now, message)
+            wait = error.headers.get("Retry-After")
+            if wait is not None:
+                error.headers["Retry-After"] = str(max(1, math.ceil(float(wait))))
+            return error
+
+    if not isinstance(getattr(server, "_limiter", None), RateLimiter):
+        raise RuntimeError("FakeChuizi's rate limiter moved: update _retry_after_whole_seconds")
+    server._limiter = WholeSeconds(server.rate_limit)
 
 
 def _route(method: str, path: str) -> str:

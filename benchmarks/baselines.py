@@ -7,6 +7,9 @@
    ``Retry-After`` (else after one interval), and a refused status check counts as "not yet".
 2. :func:`raw_status_checks`: raw aiohttp doing what one status check through our poller does
    (GET, parse the JSON, resolve a future), at the poller's default concurrency.
+3. :func:`raw_submissions`: raw aiohttp POSTs of the same bodies, 64 at a time.
+4. :func:`wait_for_one`: the waiting half of the loop of 1. (sleep, GET, until final), run as
+   one bare asyncio task per pending generation: what tracking costs done by hand.
 
 Both use one ``aiohttp.ClientSession`` with a pool of 64 connections, the client's default.
 """
@@ -28,9 +31,11 @@ __all__ = [
     "POOL_SIZE",
     "LoopResult",
     "one_loop_per_generation",
+    "open_session",
     "raw_status_checks",
     "raw_submissions",
     "run_loops",
+    "wait_for_one",
 ]
 
 POOL_SIZE = 64
@@ -178,3 +183,20 @@ async def raw_status_checks(
             for gen_id in ids:
                 tg.create_task(check(session, gen_id))
         return [await future for future in futures.values()]
+
+
+async def wait_for_one(
+    session: aiohttp.ClientSession, base_url: str, gen_id: str, interval: float
+) -> dict[str, Any]:
+    """``while True: sleep(interval); GET status`` until final: one task per generation."""
+    while True:
+        await asyncio.sleep(interval)
+        async with session.get(f"{base_url}/generation", params={"id": gen_id}) as resp:
+            answer: dict[str, Any] = json.loads(await resp.read())
+        if answer.get("status") in ("completed", "failed"):
+            return answer
+
+
+def open_session(api_key: str) -> aiohttp.ClientSession:
+    """The session every baseline uses: a pool of 64 connections, the key as a bearer token."""
+    return _session(api_key)

@@ -1,5 +1,5 @@
 """The scenarios: each runs our client and its baseline side by side, each against a fresh
-simulator process, and returns one repetition's figures.
+simulator process (or in a fresh subprocess), and returns one repetition's figures.
 
 * ``core-300`` (issue 2): 300 generations of mixed models, 5% content-policy failures,
   sub-second completion times; ``generate_many`` vs one 10 s loop per generation.
@@ -7,226 +7,40 @@ simulator process, and returns one repetition's figures.
   limits (60 requests a window, 30 submissions a window per model), time compressed.
 * ``check-cpu`` (issue 4, first cost target): client CPU of one status check through the
   poller vs raw aiohttp doing the same GET, JSON parse and future resolution.
+* ``adaptive-*`` and ``paced-40rps`` (issue 4, scheduling and budget): see ``_scheduling``.
+* ``submit-5000`` and ``memory-100k`` (issue 4, cost of the machinery): see ``_costs``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
-
-import attrs
 
 import chuizi_async as ca
 
-from ._measure import Recorder, RecordingTransport, Truth, detection_lags, median, percentile
+from ._common import (
+    CREATED,
+    PROVIDER_INTERVAL,
+    RESOLVED,
+    Figures,
+    Metric,
+    Repetition,
+    Scenario,
+    at_most,
+    at_most_baseline,
+    equals,
+    side_loops,
+    side_ours,
+)
+from ._costs import MEMORY, SUBMIT
+from ._scheduling import ADAPTIVE, PACED
 from ._sim_process import SimulatorInfo, SimulatorProcess
-from .baselines import POOL_SIZE, LoopResult, raw_status_checks, raw_submissions, run_loops
+from .baselines import raw_status_checks, raw_submissions
 
 __all__ = ["SCENARIOS", "Metric", "Repetition", "Scenario"]
 
-Figures = dict[str, float]
-Repetition = dict[str, Figures]  # "ours", "baseline", "info"
-
-PROVIDER_INTERVAL = 10.0
-"""The provider's example checks every 10 s (uncompressed)."""
-
-
-@attrs.frozen
-class Metric:
-    """One row of the table: ``key`` in the figures of both sides (when the side has it).
-
-    ``target(ours, baseline)`` says whether a repetition meets the target named ``goal``.
-    """
-
-    key: str
-    label: str
-    fmt: str = "{:.2f}"
-    goal: str = ""
-    target: Callable[[float, float | None], bool] | None = None
-
-
-@attrs.frozen
-class Scenario:
-    name: str
-    summary: str
-    baseline: str
-    metrics: Sequence[Metric]
-    run: Callable[[bool, int], Repetition]  # (quick, repetition index) -> figures
-
-
-# -- shared pieces ---------------------------------------------------------------------------
-
-
-@attrs.frozen
-class _OursRun:
-    results: list[ca.Video | BaseException]
-    recorder: Recorder
-    wall: float
-    cpu: float
-    stats: ca.ClientStats
-    poller_max_in_flight: int
-    poller_checks: int
-
-
-async def _generate_many(
-    info: SimulatorInfo, requests: Sequence[Mapping[str, Any]], policy: ca.PollPolicy
-) -> _OursRun:
-    """A cold client, unconfigured but for the compressed policy; ``generate_many`` timed."""
-    recorder = Recorder()
-    transport = RecordingTransport(recorder, max_connections=POOL_SIZE)
-    batch = [ca.GenerationRequest(**request) for request in requests]
-    async with ca.Client(
-        info.api_key, base_url=info.base_url, poll=policy, transport=transport
-    ) as client:
-        cpu0, t0 = time.process_time(), time.monotonic()
-        results = await client.generate_many(batch, return_exceptions=True)
-        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
-        return _OursRun(
-            results=results,
-            recorder=recorder,
-            wall=wall,
-            cpu=cpu,
-            stats=attrs.evolve(client.stats),
-            poller_max_in_flight=client.poller_stats.max_in_flight_seen,
-            poller_checks=client.poller_stats.checks,
-        )
-
-
-def _true_outcomes(
-    requests: Sequence[Mapping[str, Any]],
-    outcomes: Sequence[tuple[str, str | None, str | None]],
-    dump: Mapping[str, Any],
-) -> int:
-    """How many requests resolved to the simulator's own record of their one generation.
-
-    ``outcomes[i]`` is (``"completed"``/``"failed"``/other, generation id, video url).
-    """
-    truths = Truth.by_prompt(dump)
-    right = 0
-    for request, (state, gen_id, url) in zip(requests, outcomes, strict=True):
-        found = truths.get(request["prompt"], [])
-        if len(found) != 1 or found[0].id != gen_id or found[0].status != state:
-            continue
-        if state == "completed" and not (url or "").endswith(f"/{gen_id}.mp4"):
-            continue
-        right += 1
-    return right
-
-
-def _ours_outcome(result: ca.Video | BaseException) -> tuple[str, str | None, str | None]:
-    if isinstance(result, ca.Video):
-        return "completed", result.id, result.url
-    if isinstance(result, ca.GenerationFailed):
-        return "failed", result.generation_id, None
-    return f"error: {result!r}", None, None
-
-
-def _loop_outcome(result: LoopResult | None) -> tuple[str, str | None, str | None]:
-    if result is None:
-        return "unfinished", None, None
-    return result.status, result.id, result.video_url
-
-
-def _server_figures(dump: Mapping[str, Any], n: int) -> Figures:
-    counters = dump["counters"]
-    return {
-        "checks_per_gen": counters["status_checks"] / n,
-        "max_checks_one_gen": float(counters["max_checks_of_one_id"]),
-        "submit_requests_per_gen": counters["submissions"] / n,
-        "idempotent_replays": float(counters["idempotent_replays"]),
-        "created_per_gen": counters["generations_created"] / n,
-        "requests": float(counters["requests"]),
-        "server_429": float(counters["rate_limited"]),
-    }
-
-
-def _lag_figures(detected: Mapping[str, float], dump: Mapping[str, Any], speed: float) -> Figures:
-    lags = detection_lags(detected, dump)
-    return {
-        "lag_median_ms": median(lags) * 1000,
-        "lag_p90_ms": percentile(lags, 0.9) * 1000,
-        "lag_median_uncompressed_s": median(lags) * speed,
-    }
-
-
-def _side_ours(
-    settings: dict[str, Any],
-    requests: Sequence[Mapping[str, Any]],
-    policy: ca.PollPolicy,
-    speed: float,
-    window: float | None = None,
-) -> Figures:
-    n = len(requests)
-    with SimulatorProcess(settings) as sim:
-        run = asyncio.run(_generate_many(sim.info, requests, policy))
-        dump = sim.dump()
-    recorder = run.recorder
-    figures = {
-        "wall_s": run.wall,
-        "cpu_s": run.cpu,
-        "resolved_true": _true_outcomes(requests, [_ours_outcome(r) for r in run.results], dump)
-        / n,
-        "max_in_flight": float(recorder.max_in_flight),
-        "poller_max_in_flight": float(run.poller_max_in_flight),
-        "client_checks_per_gen": run.stats.status_checks / n,
-        "client_retries": float(run.stats.retries),
-        "client_429": float(recorder.count_429()),
-        **_server_figures(dump, n),
-        **_lag_figures(recorder.last_status_answer(), dump, speed),
-    }
-    if window is not None:
-        figures["client_429_after_first_window"] = float(
-            recorder.count_429(after=recorder.first_sent + window)
-        )
-    return figures
-
-
-def _side_loops(
-    settings: dict[str, Any],
-    requests: Sequence[Mapping[str, Any]],
-    interval: float,
-    speed: float,
-    window: float | None = None,
-    timeout: float | None = None,
-) -> Figures:
-    n = len(requests)
-    recorder = Recorder()
-    with SimulatorProcess(settings) as sim:
-        info = sim.info
-        cpu0, t0 = time.process_time(), time.monotonic()
-        results = asyncio.run(
-            run_loops(
-                info.base_url,
-                info.api_key,
-                [dict(r) for r in requests],
-                interval,
-                recorder,
-                timeout=timeout,
-            )
-        )
-        wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
-        dump = sim.dump()
-    detected = {r.id: r.detected_at for r in results if r is not None}
-    figures = {
-        "wall_s": wall,
-        "cpu_s": cpu,
-        "unfinished": float(sum(1 for r in results if r is None)),
-        "resolved_true": _true_outcomes(requests, [_loop_outcome(r) for r in results], dump) / n,
-        "max_in_flight": float(recorder.max_in_flight),
-        "client_429": float(recorder.count_429()),
-        **_server_figures(dump, n),
-        **_lag_figures(detected, dump, speed),
-    }
-    if window is not None:
-        figures["client_429_after_first_window"] = float(
-            recorder.count_429(after=recorder.first_sent + window)
-        )
-    return figures
-
-
-# -- core-300 --------------------------------------------------------------------------------
 
 CORE_MODELS = (
     "google/veo-3.1-fast",  # simulator: 30-60 s
@@ -252,29 +66,10 @@ def run_core(quick: bool, rep: int) -> Repetition:
     speed = CORE_SPEED
     requests = _core_requests(n)
     settings: dict[str, Any] = {"speed": speed, "fail_pattern": "forbidden", "seed": 1000 + rep}
-    ours = _side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed)
-    baseline = _side_loops(settings, requests, PROVIDER_INTERVAL / speed, speed)
+    ours = side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed)
+    baseline = side_loops(settings, requests, PROVIDER_INTERVAL / speed, speed)
     return {"ours": ours, "baseline": baseline, "info": {"n": n, "speed": speed}}
 
-
-def _equals(value: float) -> Callable[[float, float | None], bool]:
-    return lambda ours, _: abs(ours - value) < 1e-9
-
-
-def _at_most(value: float) -> Callable[[float, float | None], bool]:
-    return lambda ours, _: ours <= value
-
-
-def _at_most_baseline(factor: float) -> Callable[[float, float | None], bool]:
-    return lambda ours, base: base is not None and ours <= factor * base
-
-
-_CREATED = Metric(
-    "created_per_gen", "generations created per request", "{:.3f}", "= 1.0", _equals(1.0)
-)
-_RESOLVED = Metric(
-    "resolved_true", "handles resolved to their true outcome", "{:.1%}", "= 100%", _equals(1.0)
-)
 
 CORE = Scenario(
     name="core-300",
@@ -288,7 +83,7 @@ CORE = Scenario(
             "checks_per_gen",
             "status checks per generation",
             goal="<= baseline (issue 4)",
-            target=_at_most_baseline(1.0),
+            target=at_most_baseline(1.0),
         ),
         Metric("max_checks_one_gen", "most checks of one generation", "{:.0f}"),
         Metric(
@@ -296,7 +91,7 @@ CORE = Scenario(
             "detection lag, median (ms)",
             "{:.1f}",
             "<= 0.5x baseline (issue 4, info)",
-            _at_most_baseline(0.5),
+            at_most_baseline(0.5),
         ),
         Metric("lag_median_uncompressed_s", "  same, uncompressed (s)", "{:.1f}"),
         Metric("lag_p90_ms", "detection lag, p90 (ms)", "{:.1f}"),
@@ -304,10 +99,10 @@ CORE = Scenario(
         Metric("poller_max_in_flight", "max status checks in flight (poller)", "{:.0f}"),
         Metric("requests", "requests seen by the server", "{:.0f}"),
         Metric(
-            "submit_requests_per_gen", "submissions per generation", "{:.3f}", "= 1.0", _equals(1.0)
+            "submit_requests_per_gen", "submissions per generation", "{:.3f}", "= 1.0", equals(1.0)
         ),
-        _CREATED,
-        _RESOLVED,
+        CREATED,
+        RESOLVED,
     ),
     run=run_core,
 )
@@ -339,8 +134,8 @@ def run_rate_limited(quick: bool, rep: int) -> Repetition:
             "retry_after": True,
         },
     }
-    ours = _side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed, window)
-    baseline = _side_loops(
+    ours = side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed, window)
+    baseline = side_loops(
         settings, requests, PROVIDER_INTERVAL / speed, speed, window, timeout=max(30.0, 10 * bound)
     )
     for side in (ours, baseline):
@@ -358,15 +153,15 @@ RATE_LIMITED = Scenario(
     metrics=(
         Metric("wall_s", "wall time (s)"),
         Metric("bound_s", "lower bound (2N/limit x window, s)"),
-        Metric("wall_over_bound", "wall / bound", "{:.2f}", "<= 1.3", _at_most(1.3)),
-        Metric("checks_per_gen", "status checks per generation", "{:.2f}", "<= 1.5", _at_most(1.5)),
+        Metric("wall_over_bound", "wall / bound", "{:.2f}", "<= 1.3", at_most(1.3)),
+        Metric("checks_per_gen", "status checks per generation", "{:.2f}", "<= 1.5", at_most(1.5)),
         Metric("server_429", "429 answers (server)", "{:.0f}"),
         Metric(
             "client_429_after_first_window",
             "429 answers after the first window",
             "{:.0f}",
             "= 0",
-            _equals(0.0),
+            equals(0.0),
         ),
         Metric("lag_median_ms", "detection lag, median (ms)", "{:.0f}"),
         Metric("lag_median_uncompressed_s", "  same, uncompressed (s)", "{:.1f}"),
@@ -376,8 +171,8 @@ RATE_LIMITED = Scenario(
         Metric("requests", "requests seen by the server", "{:.0f}"),
         Metric("unfinished", "loops unfinished at the timeout", "{:.0f}"),
         Metric("submit_requests_per_gen", "submit requests per generation (429s incl.)", "{:.3f}"),
-        _CREATED,
-        _RESOLVED,
+        CREATED,
+        RESOLVED,
     ),
     run=run_rate_limited,
 )
@@ -442,7 +237,7 @@ CHECK_CPU = Scenario(
             "client CPU per check (us)",
             "{:.0f}",
             "<= 1.15x baseline (issue 4)",
-            _at_most_baseline(1.15),
+            at_most_baseline(1.15),
         ),
         Metric("wall_s", "wall time (s)"),
         Metric("checks", "status checks", "{:.0f}"),
@@ -451,4 +246,6 @@ CHECK_CPU = Scenario(
 )
 
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (CORE, RATE_LIMITED, CHECK_CPU)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s for s in (CORE, RATE_LIMITED, CHECK_CPU, *ADAPTIVE, PACED, SUBMIT, MEMORY)
+}

@@ -174,7 +174,6 @@ class RequestBudget:
     _probes: int = attrs.field(default=0, init=False)
     _answered: bool = attrs.field(default=False, init=False)
     _windows_seen: int = attrs.field(default=0, init=False)
-    _window_sent_at: float = attrs.field(default=-math.inf, init=False)
     _limited_at: float = attrs.field(default=-math.inf, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _sent: collections.deque[float] = attrs.field(
@@ -227,8 +226,8 @@ class RequestBudget:
                 wait = self._wait_time(now, scope)
                 if wait <= 0 and not self._outranked(priority):
                     return self._take(now, scope)
-                if wait > 0:
-                    self._limited_at = now
+                if wait > 0 and self._answered:
+                    self._limited_at = now  # a limit held it back (not the first-answer gate)
                 changed = self._changed
                 with anyio.move_on_after(wait if wait > 0 else math.inf):
                     await changed.wait()
@@ -320,11 +319,19 @@ class RequestBudget:
         self._notify()
 
     def _set_window(self, window: RateWindow, now: float, ticket: Ticket) -> None:
-        if ticket.sent_at < self._window_sent_at and not ticket.probe:
-            # Answers overtake each other on a pool of connections: an answer to an older
-            # request describes an older state of the window.
-            return
-        self._window_sent_at = ticket.sent_at
+        current = self._window
+        if current is not None and not ticket.probe:
+            # Answers overtake each other on a pool of connections, and the server does not
+            # handle requests in the order they were sent: until its reset, a window only
+            # fills up, so an answer that shows more room describes an older state of it.
+            current_reset = self._window_seen_at + current.reset_in
+            tolerance = max(0.05 * current.reset_in, 0.005)
+            if (
+                now < current_reset
+                and now + window.reset_in <= current_reset + tolerance
+                and window.remaining > current.remaining
+            ):
+                return
         self._windows_seen += 1
         self._window = window
         self._window_seen_at = now

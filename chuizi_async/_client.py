@@ -493,7 +493,7 @@ class Client:
         if self._state is _State.CLOSED:
             handle._resolve(ClientClosed(gen_id))
         else:
-            self._poller.add(handle, self._schedule.first_delay(model))
+            self._poller.add(handle)
         return handle
 
     async def generate(

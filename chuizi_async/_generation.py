@@ -32,9 +32,11 @@ class Generation:
         "__weakref__",
         "_callbacks",
         "_checks",
+        "_due",
         "_event",
         "_failures",
         "_outcome",
+        "_scout",
         "_submitted_at",
         "id",
         "index",
@@ -64,6 +66,8 @@ class Generation:
         self._callbacks: list[Callable[[Generation], object]] | None = None
         self._submitted_at = submitted_at
         self._checks = 0
+        self._due = 0.0
+        self._scout = False
         self._failures = 0
 
     def __repr__(self) -> str:

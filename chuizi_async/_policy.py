@@ -23,8 +23,20 @@ __all__ = ["PollPolicy", "Schedule"]
 
 _DEFAULT_PRIOR = 60.0
 _SAMPLES = 256
-_ENOUGH = 5  # completions seen before they outweigh the catalogue's prior
+_ENOUGH = 5  # completions seen before their spread is trusted
 _LATE_PRIOR = 1.3  # past the prior: where most generations are done
+_SCOUTS = 8  # generations per cold model checked early, for all the others
+_SCOUT_START = (0.2, 0.35)  # scouts' first checks, as fractions of the prior
+_DEFERRED_PRIOR = 3.0  # the others' first check at the latest, if no scout has finished
+_CHECK_MARGIN = 0.3  # checks per generation kept below the 10 s loop's, for the first one
+_STEP_FEW = 0.35  # grid step (of interval) while fewer than _ENOUGH completions are known
+_STEP_MIN, _STEP_MAX = 0.3, 0.5  # bounds of the grid step, as fractions of interval
+_TAIL = 2.0  # past this multiple of the longest time seen, back to every interval
+_MIN_DONE = 0.02  # the smallest fraction done that the spread is extrapolated from
+_MAX_SPREAD = 10.0  # nor beyond this multiple of where completions begin
+_CHECK_SHARE = 0.12  # of the loop's checks, kept for scouting
+_SCOUT_SHARE = 4  # scouts check often when this many generations wait for each
+_SCOUT_PACE = 0.15  # their delay then grows with their age: 15% of it
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -115,6 +127,7 @@ class _Latencies:
     ordered: list[float] = attrs.field(factory=list)
 
     def add(self, seconds: float) -> None:
+        """Add one processing time; the oldest is forgotten past ``_SAMPLES``."""
         if len(self.recent) == self.recent.maxlen:
             old = self.recent[0]
             del self.ordered[bisect.bisect_left(self.ordered, old)]
@@ -129,59 +142,180 @@ def _never() -> bool:
     return False
 
 
+@attrs.define
+class _Model:
+    """What the schedule knows of one model: its completion times, and its scouts."""
+
+    seen: _Latencies = attrs.field(factory=_Latencies)
+    accepted: int = 0
+    completed: int = 0
+    scouts: int = 0
+    pulled_to: float = math.inf
+
+
 @attrs.define(eq=False)
 class Schedule:
     """Turns a policy and what this client has seen into delays between checks.
 
-    When requests are scarce (the budget had to hold some back lately), a check that finds
-    "processing" costs someone else's request: the schedule then aims late in the model's
-    completion times (the 90th percentile seen, or past the prior) so that one check mostly
-    suffices. Otherwise it aims early (the 5th percentile) for a short detection lag.
+    With the default policy, for each model:
+
+    * **cold** (no completion seen yet): the first few generations are scouts, checked from a
+      quarter of the catalogue's prior on, every ``interval``; the others wait for them
+      instead of guessing (and are checked at three times the prior at the latest);
+    * **learned** (``x_chuizi.latency_ms`` of completions seen): every generation is checked
+      on a grid from where completions begin, its step chosen from the spread seen so that a
+      generation gets no more checks than the provider's 10 s loop would give it, with
+      a detection lag of a fraction of it; past the longest time seen, every ``interval``;
+    * **scarce requests** (the budget had to hold some back lately): a check that finds
+      "processing" costs someone else's request, so the schedule aims late (the 90th
+      percentile seen, or past the prior) and one check mostly suffices.
+
+    ``first_poll_after`` given explicitly disables all of this: first check then, then every
+    ``interval`` grown by ``backoff`` up to ``max_interval``.
     """
 
     policy: PollPolicy
     rng: random.Random = attrs.field(factory=random.Random)
     saturated: Callable[[], bool] = _never
-    _latencies: dict[str, _Latencies] = attrs.field(factory=dict, init=False)
+    _models: dict[str | None, _Model] = attrs.field(factory=dict, init=False)
 
-    def learn(self, model: str | None, latency_seconds: float) -> None:
-        """Record a completion's server processing time (``x_chuizi.latency_ms``)."""
-        if model is not None and math.isfinite(latency_seconds) and latency_seconds >= 0:
-            scaled = latency_seconds / self.policy.time_scale
-            self._latencies.setdefault(model, _Latencies()).add(scaled)
+    def _model(self, model: str | None) -> _Model:
+        stats = self._models.get(model)
+        if stats is None:
+            stats = self._models[model] = _Model()
+        return stats
 
-    def _seen(self, model: str | None) -> _Latencies | None:
-        seen = self._latencies.get(model) if model is not None else None
-        return seen if seen is not None and len(seen.ordered) >= _ENOUGH else None
+    @property
+    def _interval(self) -> float:
+        return self.policy.interval / self.policy.time_scale
+
+    def _prior(self, model: str | None) -> float:
+        info = lookup_model(model) if model is not None else None
+        prior = info.typical_latency if info is not None else _DEFAULT_PRIOR
+        return prior / self.policy.time_scale
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def learn(self, model: str | None, latency_seconds: float) -> float | None:
+        """Record a completion's server processing time (``x_chuizi.latency_ms``).
+
+        Returns the age at which the waiting generations of this model should now be
+        checked, when that moved earlier (the first completion seen, say); else None.
+        """
+        if model is None or not math.isfinite(latency_seconds) or latency_seconds < 0:
+            return None
+        stats = self._model(model)
+        stats.seen.add(latency_seconds / self.policy.time_scale)
+        stats.completed += 1
+        start, step = self._grid(stats)
+        if start < stats.pulled_to - step / 2:
+            stats.pulled_to = start
+            return start
+        return None
+
+    def _grid(self, stats: _Model, age: float = 0.0) -> tuple[float, float]:
+        """Where completions begin, and the step between checks from there (at ``age``)."""
+        seen = stats.seen
+        interval = self._interval
+        if len(seen.ordered) < _ENOUGH:
+            return seen.ordered[0], _STEP_FEW * interval
+        start = seen.quantile(0.02)
+        mean = sum(seen.ordered) / len(seen.ordered)
+        # The first completions are the short ones: while a batch is under way, the times seen
+        # understate the spread. If a fraction f of the generations is done at ``age``, and
+        # completions spread evenly from ``start``, they end near start + (age - start) / f.
+        done = stats.completed / max(stats.accepted, 1)
+        if age > start and done > 0:
+            end = start + (age - start) / max(done, _MIN_DONE)
+            mean = max(mean, (start + min(end, _MAX_SPREAD * max(start, interval))) / 2)
+        # The 10 s loop spends about mean/interval + 0.5 checks on a generation; spend fewer
+        # (some go to the first check and to the scouts).
+        loop_checks = mean / interval
+        budget = max(loop_checks * (1 - _CHECK_SHARE) - _CHECK_MARGIN, 1.0)
+        step = (mean - start) / budget
+        return start, min(max(step, _STEP_MIN * interval), _STEP_MAX * interval)
 
     def typical_latency(self, model: str | None, *, late: bool = False) -> float:
         """Where completions of this model begin (or, ``late``, where most are done)."""
-        seen = self._seen(model)
-        if seen is not None:
-            return seen.quantile(0.9 if late else 0.05)
-        info = lookup_model(model) if model is not None else None
-        prior = info.typical_latency if info is not None else _DEFAULT_PRIOR
-        return prior * (_LATE_PRIOR if late else 1.0) / self.policy.time_scale
+        stats = self._models.get(model)
+        if stats is not None and len(stats.seen.ordered) >= _ENOUGH:
+            return stats.seen.quantile(0.9 if late else 0.05)
+        return self._prior(model) * (_LATE_PRIOR if late else 1.0)
+
+    # -- planning ----------------------------------------------------------------------------
+
+    def plan_first(self, model: str | None) -> tuple[float, bool]:
+        """Seconds from acceptance to the first check, and whether it scouts for its model."""
+        policy = self.policy
+        if policy.first_poll_after is not None:
+            return self._jittered(policy.first_poll_after / policy.time_scale), False
+        stats = self._model(model)
+        stats.accepted += 1
+        if self.saturated():
+            late = self.typical_latency(model, late=True)
+            return self._jittered(max(self._interval, late)), False
+        if stats.seen.ordered:
+            start, step = self._grid(stats)
+            return max(0.0, start + self.rng.uniform(0.0, step)), False
+        prior = self._prior(model)
+        if stats.scouts < _SCOUTS:
+            stats.scouts += 1
+            return max(self._interval, prior * self.rng.uniform(*_SCOUT_START)), True
+        return self._jittered(prior * _DEFERRED_PRIOR), False
 
     def first_delay(self, model: str | None) -> float:
-        """Seconds from acceptance to the first check."""
+        """Seconds from acceptance to the first check (of a generation that does not scout)."""
         policy = self.policy
         if policy.first_poll_after is not None:
             return self._jittered(policy.first_poll_after / policy.time_scale)
-        interval = policy.interval / policy.time_scale
         latency = self.typical_latency(model, late=self.saturated())
-        return self._jittered(max(interval, latency))
+        return self._jittered(max(self._interval, latency))
 
-    def next_delay(self, checks_done: int, model: str | None = None, age: float = 0.0) -> float:
-        """Seconds until the next check, after ``checks_done`` checks found it pending."""
+    def stagger(self, model: str | None) -> float:
+        """A random part of the grid step: spreads the checks that learning brings forward."""
+        stats = self._models.get(model)
+        if stats is None or not stats.seen.ordered:
+            return 0.0
+        return self.rng.uniform(0.0, self._grid(stats)[1] / 2)
+
+    def scout_ended(self, model: str | None) -> bool:
+        """A scout resolved; whether its model still needs one (nothing learned yet)."""
+        stats = self._model(model)
+        stats.scouts = max(0, stats.scouts - 1)
+        if stats.seen.ordered or self.policy.first_poll_after is not None:
+            return False
+        stats.scouts += 1
+        return True
+
+    def next_delay(
+        self,
+        checks_done: int,
+        model: str | None = None,
+        age: float = 0.0,
+        *,
+        scouting_for: int = 0,
+    ) -> float:
+        """Seconds until the next check, after ``checks_done`` checks found it pending.
+
+        ``scouting_for``: how many generations wait for this one, a scout, to learn from.
+        Scouts of a large batch check often while young (their checks are shared by all);
+        a lone one no more often than ``interval``.
+        """
         policy = self.policy
-        seen = self._seen(model)
-        if seen is not None and policy.first_poll_after is None and self.saturated():
-            later = [t for t in seen.ordered if t > age]
-            if later:
-                target = later[min(len(later) - 1, int(0.8 * len(later)))]
-                floor = policy.interval / policy.time_scale / 4
-                return self._jittered(max(target - age, floor))
+        stats = self._models.get(model)
+        seen = stats.seen if stats is not None else None
+        if seen is not None and seen.ordered and policy.first_poll_after is None:
+            if self.saturated() and len(seen.ordered) >= _ENOUGH:
+                later = [t for t in seen.ordered if t > age]
+                if later:
+                    target = later[min(len(later) - 1, int(0.8 * len(later)))]
+                    return self._jittered(max(target - age, self._interval / 4))
+            elif age < _TAIL * seen.ordered[-1]:
+                assert stats is not None
+                return self._jittered(self._grid(stats, age)[1])
+        if scouting_for >= _SCOUTS * _SCOUT_SHARE and (seen is None or not seen.ordered):
+            interval = self._interval
+            return self._jittered(min(max(_SCOUT_PACE * age, _STEP_MIN * interval), interval))
         grown = policy.interval * policy.backoff ** max(0, min(checks_done - 1, 64))
         return self._jittered(min(grown, policy.max_interval) / policy.time_scale)
 

@@ -8,11 +8,12 @@ answer. The request budget (shared with submissions) paces and pauses it on 429.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import anyio
 import attrs
@@ -34,6 +35,8 @@ from ._policy import Schedule
 __all__ = ["Poller", "PollerStats", "is_transient"]
 
 logger = logging.getLogger("chuizi_async")
+
+_IN_FLIGHT = -math.inf  # the due time of a handle whose check is under way
 
 StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus]]
 
@@ -69,6 +72,10 @@ class Poller:
     _counter: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
+    _closing: bool = attrs.field(default=False, init=False)
+    _per_model: collections.Counter[str | None] = attrs.field(
+        factory=collections.Counter, init=False
+    )
     _slot_freed: anyio.Event = attrs.field(factory=anyio.Event, init=False)
 
     # -- the schedule ----------------------------------------------------------------------
@@ -82,31 +89,64 @@ class Poller:
         handle = self._tracked.get(generation_id)
         return handle if handle is not None and not handle.done() else None
 
-    def add(self, handle: Generation, delay: float) -> None:
-        """Track a new handle; its first check comes ``delay`` seconds from now."""
+    def add(self, handle: Generation) -> None:
+        """Track a new handle, its first check planned by the schedule."""
         assert handle.id is not None
+        delay, handle._scout = self.schedule.plan_first(handle.model)
         self._tracked[handle.id] = handle
+        self._per_model[handle.model] += 1
         handle.add_done_callback(self._forget)
         self._push(handle, now() + delay)
 
     def _forget(self, handle: Generation) -> None:
         if handle.id is not None and self._tracked.get(handle.id) is handle:
             del self._tracked[handle.id]
+            self._per_model[handle.model] -= 1
+        if handle._scout and not self._closing and self.schedule.scout_ended(handle.model):
+            self._promote_scout(handle.model)
+
+    def _waiting(self, model: str | None) -> Iterator[Generation]:
+        """Pending handles of ``model`` that are in the heap (not being checked)."""
+        for handle in self._tracked.values():
+            if handle.model == model and not handle.done() and handle._due != _IN_FLIGHT:
+                yield handle
+
+    def _promote_scout(self, model: str | None) -> None:
+        """A scout ended before anything was learned: another takes its place, soon."""
+        for handle in self._waiting(model):
+            if not handle._scout:
+                handle._scout = True
+                self._push(handle, now() + self.schedule.next_delay(0, model))
+                return
+        self.schedule.scout_ended(model)  # nobody left to scout: give the place back
+
+    def _pull_in(self, model: str | None, start: float) -> None:
+        """Completions now begin at ``start``: bring the waiting checks of this model forward."""
+        current = now()
+        for handle in list(self._waiting(model)):
+            due = max(current, handle._submitted_at + start) + self.schedule.stagger(model)
+            if handle._due > due:
+                self._push(handle, due)
 
     def _push(self, handle: Generation, due: float) -> None:
         earliest = self._heap[0][0] if self._heap else math.inf
+        handle._due = due
         heapq.heappush(self._heap, (due, next(self._counter), handle))
         if due < earliest:
             self._wakeup.set()
 
     async def _next_due(self) -> Generation:
         """Sleep until the earliest pending generation is due and take it off the heap."""
+        heap = self._heap
         while True:
-            while self._heap and self._heap[0][2].done():
-                heapq.heappop(self._heap)
-            delay = self._heap[0][0] - now() if self._heap else math.inf
+            # drop what was resolved, or rescheduled since (its live entry is another one)
+            while heap and (heap[0][2].done() or heap[0][0] != heap[0][2]._due):
+                heapq.heappop(heap)
+            delay = heap[0][0] - now() if heap else math.inf
             if delay <= 0:
-                return heapq.heappop(self._heap)[2]
+                handle = heapq.heappop(heap)[2]
+                handle._due = _IN_FLIGHT
+                return handle
             self._wakeup = anyio.Event()
             with anyio.move_on_after(delay):
                 await self._wakeup.wait()
@@ -150,7 +190,9 @@ class Poller:
         if status.state == "completed" and status.video is not None:
             video = status.video
             if video.latency_ms is not None:
-                self.schedule.learn(handle.model or video.model, video.latency_ms / 1000.0)
+                start = self.schedule.learn(handle.model, video.latency_ms / 1000.0)
+                if start is not None:
+                    self._pull_in(handle.model, start)
             self._resolve(handle, video)
         elif status.state == "failed":
             error = status.error
@@ -164,7 +206,11 @@ class Poller:
             )
         elif not self._gave_up(handle):
             age = now() - handle._submitted_at
-            self._reschedule(handle, self.schedule.next_delay(handle._checks, handle.model, age))
+            waiting = self._per_model[handle.model] if handle._scout else 0
+            delay = self.schedule.next_delay(
+                handle._checks, handle.model, age, scouting_for=waiting
+            )
+            self._reschedule(handle, delay)
 
     def _on_error(self, handle: Generation, exc: ChuiziError) -> None:
         if not is_transient(exc):
@@ -198,6 +244,7 @@ class Poller:
 
     def close(self, make_error: Callable[[Generation], BaseException]) -> list[Generation]:
         """Resolve every pending handle with ``make_error(handle)``; returns them."""
+        self._closing = True
         pending = self.pending
         for handle in pending:
             handle._resolve(make_error(handle))
