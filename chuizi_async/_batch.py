@@ -1,9 +1,12 @@
 """Many generations at once: ``generate_many`` (input order) and ``as_completed``.
 
-Both stand on one submitter that sends requests in input order, keeps at most
-``concurrency`` generations in flight, and stops submitting at the first 402: the requests
-not yet sent then resolve with ``InsufficientBalanceError`` without a request, while every
-generation already accepted is tracked to its end.
+Both stand on one submitter that sends requests in input order and keeps at most
+``concurrency`` generations in flight. It holds requests back when they would pass
+``max_cost`` (``CostLimitExceeded``) or after ``stop()`` (``NotSubmitted``), and stops
+submitting at the first 402: the requests not yet sent then resolve with
+``InsufficientBalanceError`` without a request. Every generation already accepted is tracked
+to its end. With a journal, each request is looked up before anything is sent (see
+``_journal``).
 """
 
 from __future__ import annotations
@@ -255,7 +258,8 @@ class BatchSubmitter:
             except ChuiziError as exc:
                 return _unsent(index, request, exc, key)
         if self.journal is not None and key is not None and handle.id is not None:
-            await self.journal.record_accepted(key, handle.id)
+            with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
+                await self.journal.record_accepted(key, handle.id)
         return handle
 
     async def _settle(self, handle: Generation, key: str | None) -> None:
@@ -269,7 +273,8 @@ class BatchSubmitter:
         if entry is not None and entry.final:
             return
         if isinstance(outcome, Video) or Journal.is_final_error(outcome):
-            await self.journal.record_outcome(key, outcome)
+            with anyio.CancelScope(shield=True):
+                await self.journal.record_outcome(key, outcome)
 
     def _emit(self, handle: Generation) -> None:
         self.emitted += 1

@@ -1,9 +1,7 @@
 """When to check a pending generation: the user's ``PollPolicy`` and the schedule it drives.
 
-The default policy never checks a generation more often, on average, than the provider's own
-example (every 10 s): the first check waits for the model's typical processing time (learned
-from this client's own completions, else the catalogue's prior), then checks come every
-``interval`` seconds, growing by ``backoff`` up to ``max_interval``.
+The default policy learns when each model's videos finish and concentrates the checks there,
+never spending more of them, on average, than the provider's own example (every 10 s).
 """
 
 from __future__ import annotations
@@ -25,18 +23,17 @@ _DEFAULT_PRIOR = 60.0
 _SAMPLES = 256
 _ENOUGH = 5  # completions seen before their spread is trusted
 _LATE_PRIOR = 1.3  # past the prior: where most generations are done
-_SCOUTS = 8  # generations per cold model checked early, for all the others
+_SCOUTS = 6  # generations per cold model checked early, for all the others
 _SCOUT_START = (0.2, 0.35)  # scouts' first checks, as fractions of the prior
 _DEFERRED_PRIOR = 3.0  # the others' first check at the latest, if no scout has finished
-_CHECK_MARGIN = 0.3  # checks per generation kept below the 10 s loop's, for the first one
 _STEP_FEW = 0.35  # grid step (of interval) while fewer than _ENOUGH completions are known
 _STEP_MIN, _STEP_MAX = 0.3, 0.5  # bounds of the grid step, as fractions of interval
 _TAIL = 2.0  # past this multiple of the longest time seen, back to every interval
 _MIN_DONE = 0.02  # the smallest fraction done that the spread is extrapolated from
 _MAX_SPREAD = 10.0  # nor beyond this multiple of where completions begin
-_CHECK_SHARE = 0.12  # of the loop's checks, kept for scouting
+_CHECK_SHARE = 0.06  # of the loop's checks, kept for scouting
 _SCOUT_SHARE = 4  # scouts check often when this many generations wait for each
-_SCOUT_PACE = 0.15  # their delay then grows with their age: 15% of it
+_SCOUT_PACE = 0.2  # their delay then grows with their age: 15% of it
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -66,8 +63,9 @@ def _non_negative_optional(
 class PollPolicy:
     """How the client checks pending generations. Seconds throughout.
 
-    :param first_poll_after: delay before the first check; None: the model's typical
-        processing time (learned from this client's completions, else the catalogue's prior).
+    :param first_poll_after: delay before the first check; None: adaptive, from the times
+        this client has seen videos of the model take (see ``Schedule``). Given, it disables
+        the adaptive schedule: first check then, then every ``interval`` grown by ``backoff``.
     :param interval: delay between checks after the first.
     :param max_interval: the longest delay ``backoff`` may grow to.
     :param backoff: factor applied to the delay after each check that finds "processing".
@@ -228,10 +226,11 @@ class Schedule:
         if age > start and done > 0:
             end = start + (age - start) / max(done, _MIN_DONE)
             mean = max(mean, (start + min(end, _MAX_SPREAD * max(start, interval))) / 2)
-        # The 10 s loop spends about mean/interval + 0.5 checks on a generation; spend fewer
-        # (some go to the first check and to the scouts).
-        loop_checks = mean / interval
-        budget = max(loop_checks * (1 - _CHECK_SHARE) - _CHECK_MARGIN, 1.0)
+        # The 10 s loop spends about mean/interval + 0.5 checks on a generation; a grid of
+        # this step, its first check somewhere in the first step, about
+        # 1 + (mean - start) / step. Keep a share of the loop's for the scouts.
+        loop_checks = mean / interval + 0.5
+        budget = max(loop_checks * (1 - _CHECK_SHARE) - 1, 1.0)
         step = (mean - start) / budget
         return start, min(max(step, _STEP_MIN * interval), _STEP_MAX * interval)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import statistics
 from typing import Any
 
 import pytest
@@ -243,3 +245,79 @@ def test_default_policy_checks_no_more_often_than_every_10_s_on_average(model: s
     for horizon in (latency / 2, latency, 2 * latency, 600.0, 3600.0):
         times = check_times(s, model, horizon)
         assert times[-1] / len(times) >= 10.0, (model, horizon)
+
+
+# -- the adaptive schedule of the default policy ------------------------------------------------
+
+VEO = "google/veo-3.1-fast"  # prior: 45 s
+
+
+def test_a_cold_model_gets_a_few_scouts_and_the_others_wait_for_them() -> None:
+    s = schedule(jitter=0)
+    plans = [s.plan_first(VEO) for _ in range(20)]
+    scouts = [delay for delay, scout in plans if scout]
+    waiting = [delay for delay, scout in plans if not scout]
+    assert len(scouts) == 6
+    assert all(10.0 <= d <= 0.35 * 45 for d in scouts)  # early, never before the interval
+    assert waiting == [3 * 45.0] * 14  # at the latest; brought forward by the scouts
+
+
+def test_the_first_completion_brings_the_waiting_checks_forward() -> None:
+    s = schedule(jitter=0)
+    for _ in range(10):
+        s.plan_first(VEO)
+    assert s.learn(VEO, 17.0) == 17.0  # completions begin at 17 s: pull the others in
+    assert s.learn(VEO, 19.0) is None  # later ones change nothing
+    assert s.learn(VEO, 12.0) == 12.0  # an earlier one does
+    delay, scout = s.plan_first(VEO)
+    assert not scout and 12.0 <= delay <= 12.0 + 0.35 * 10
+
+
+def test_a_lone_scout_checks_no_more_often_than_the_interval() -> None:
+    s = schedule(jitter=0)
+    assert s.next_delay(1, VEO, age=12.0, scouting_for=1) == 10.0
+    # scouting for a large batch: often while young, the delay growing with age
+    assert s.next_delay(1, VEO, age=12.0, scouting_for=300) == 3.0
+    assert s.next_delay(1, VEO, age=40.0, scouting_for=300) == pytest.approx(8.0)
+    assert s.next_delay(1, VEO, age=200.0, scouting_for=300) == 10.0
+
+
+def test_a_scout_that_ends_before_anything_is_learned_is_replaced() -> None:
+    s = schedule(jitter=0)
+    for _ in range(10):
+        s.plan_first(VEO)
+    assert s.scout_ended(VEO)  # failed, say: another one must scout
+    s.learn(VEO, 20.0)
+    assert not s.scout_ended(VEO)  # learned: no more scouts needed
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(15, 25), (40, 80), (120, 300)])
+def test_the_learned_grid_beats_the_10_s_loop_on_checks_and_lag(lo: int, hi: int) -> None:
+    """Once completion times are known, a generation's checks stay under the provider's
+    loop's, and the median detection lag is at most half of the loop's (5 s)."""
+    rng = random.Random(lo)
+    s = Schedule(ca.PollPolicy(), rng=random.Random(1))
+    for _ in range(300):
+        s.plan_first(VEO)
+    for _ in range(200):
+        s.learn(VEO, rng.uniform(lo, hi))
+    ours, loop, lags = [], [], []
+    for _ in range(400):
+        finish = rng.uniform(lo, hi)
+        t, _ = s.plan_first(VEO)
+        checks = 1
+        while t < finish:
+            t += s.next_delay(checks, VEO, age=t)
+            checks += 1
+        ours.append(checks)
+        lags.append(t - finish)
+        loop.append(math.ceil(finish / 10))
+    assert sum(ours) <= sum(loop)
+    assert statistics.median(lags) <= 2.5
+
+
+def test_a_saturated_budget_aims_the_first_check_late() -> None:
+    s = Schedule(ca.PollPolicy(jitter=0), saturated=lambda: True)
+    delay, scout = s.plan_first(VEO)
+    assert not scout
+    assert delay == pytest.approx(45 * 1.3)
