@@ -23,7 +23,7 @@ _DEFAULT_PRIOR = 60.0
 _SAMPLES = 256
 _ENOUGH = 5  # completions seen before their spread is trusted
 _LATE_PRIOR = 1.3  # past the prior: where most generations are done
-_SCOUTS = 6  # generations per cold model checked early, for all the others
+_SCOUTS = 10  # generations per cold model checked early, for all the others
 _SCOUT_START = (0.2, 0.35)  # scouts' first checks, as fractions of the prior
 _DEFERRED_PRIOR = 3.0  # the others' first check at the latest, if no scout has finished
 _STEP_FEW = 0.35  # grid step (of interval) while fewer than _ENOUGH completions are known
@@ -33,7 +33,8 @@ _MIN_DONE = 0.02  # the smallest fraction done that the spread is extrapolated f
 _MAX_SPREAD = 10.0  # nor beyond this multiple of where completions begin
 _CHECK_SHARE = 0.06  # of the loop's checks, kept for scouting
 _SCOUT_SHARE = 4  # scouts check often when this many generations wait for each
-_SCOUT_PACE = 0.2  # their delay then grows with their age: 15% of it
+_SCOUT_PACE = 0.2  # their delay then grows with their age: 20% of it
+_SCOUT_FLOOR = 0.2  # but never below this fraction of interval
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -314,7 +315,7 @@ class Schedule:
                 return self._jittered(self._grid(stats, age)[1])
         if scouting_for >= _SCOUTS * _SCOUT_SHARE and (seen is None or not seen.ordered):
             interval = self._interval
-            return self._jittered(min(max(_SCOUT_PACE * age, _STEP_MIN * interval), interval))
+            return self._jittered(min(max(_SCOUT_PACE * age, _SCOUT_FLOOR * interval), interval))
         grown = policy.interval * policy.backoff ** max(0, min(checks_done - 1, 64))
         return self._jittered(min(grown, policy.max_interval) / policy.time_scale)
 
