@@ -313,9 +313,16 @@ class Schedule:
             elif age < _TAIL * seen.ordered[-1]:
                 assert stats is not None
                 return self._jittered(self._grid(stats, age)[1])
-        if scouting_for >= _SCOUTS * _SCOUT_SHARE and (seen is None or not seen.ordered):
+        cold = seen is None or not seen.ordered
+        if scouting_for and cold and policy.first_poll_after is None:
             interval = self._interval
-            return self._jittered(min(max(_SCOUT_PACE * age, _SCOUT_FLOOR * interval), interval))
+            if scouting_for >= _SCOUTS * _SCOUT_SHARE:
+                pace = _SCOUT_PACE * age
+                return self._jittered(min(max(pace, _SCOUT_FLOOR * interval), interval))
+            until_prior = self._prior(model) - age
+            if until_prior > interval:
+                # too few wait to pay for early checks: back to the catalogue's guess
+                return self._jittered(until_prior)
         grown = policy.interval * policy.backoff ** max(0, min(checks_done - 1, 64))
         return self._jittered(min(grown, policy.max_interval) / policy.time_scale)
 

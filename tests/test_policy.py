@@ -275,7 +275,9 @@ def test_the_first_completion_brings_the_waiting_checks_forward() -> None:
 
 def test_a_lone_scout_checks_no_more_often_than_the_interval() -> None:
     s = schedule(jitter=0)
-    assert s.next_delay(1, VEO, age=12.0, scouting_for=1) == 10.0
+    # too few wait for it: after its early check, back to the catalogue's guess (45 s)
+    assert s.next_delay(1, VEO, age=12.0, scouting_for=1) == 33.0
+    assert s.next_delay(2, VEO, age=45.0, scouting_for=1) == 10.0
     # scouting for a large batch: often while young, the delay growing with age
     assert s.next_delay(1, VEO, age=12.0, scouting_for=300) == pytest.approx(2.4)
     assert s.next_delay(1, VEO, age=40.0, scouting_for=300) == pytest.approx(8.0)
