@@ -5,10 +5,11 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi
@@ -92,3 +93,28 @@ def _no_asyncio_errors(request: pytest.FixtureRequest) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
     assert not handler.messages, handler.messages
+
+
+class Loopback:
+    """A small aiohttp.web server on 127.0.0.1 (a random port) that gives every request to
+    ``handle``: a stand-in for an API, a media host or another origin, as a test needs."""
+
+    base_url = ""
+    _runner: web.AppRunner | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # a handler held open by a test must not hold the cleanup
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()

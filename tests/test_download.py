@@ -12,6 +12,8 @@ from aiohttp import web
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi
 
+from .conftest import Loopback
+
 VEO = "google/veo-3.1-fast"
 
 
@@ -96,14 +98,12 @@ async def test_leftovers_of_a_killed_download_are_removed(
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{video.id}.mp4"]
 
 
-class _Media:
+class _Media(Loopback):
     """A media host that answers badly: cut short, or redirecting elsewhere."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
         self.redirect_to: str | None = None
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(dict(request.headers))
@@ -116,26 +116,11 @@ class _Media:
         request.transport.close()
         return response
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def aclose(self) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
 
 @pytest_asyncio.fixture
 async def bad_media() -> AsyncIterator[_Media]:
-    media = _Media()
-    await media.start()
-    yield media
-    await media.aclose()
+    async with _Media() as media:
+        yield media
 
 
 async def test_a_download_cut_short_is_retried_then_raised_leaving_nothing(

@@ -21,7 +21,7 @@ from aiohttp import web
 
 import chuizi_async as ca
 
-from .conftest import fast_policy
+from .conftest import Loopback, fast_policy
 
 KEY = "ck-" + "H0st1le" * 4 + "abcd"
 MODEL = "google/veo-3.1-fast"
@@ -30,16 +30,18 @@ MiB = 1024 * 1024
 Answer = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Crafted:
+class Crafted(Loopback):
     """A loopback server that answers every request as the test says, and records them."""
 
     def __init__(self) -> None:
         self.answer: Answer = raw(b"{}")
         self.seen: list[web.Request] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    @property
+    def url(self) -> str:
+        return self.base_url
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(request)
         return await self.answer(request)
 
@@ -52,20 +54,6 @@ class Crafted:
             for name, value in r.headers.items()
             if name.lower() in ("authorization", "x-api-key")
         ]
-
-    async def __aenter__(self) -> Crafted:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
 
 
 def raw(body: bytes, status: int = 200, content_type: str = "application/json") -> Answer:

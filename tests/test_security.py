@@ -12,40 +12,23 @@ from aiohttp import web
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, fast_policy
+from .conftest import ClientFactory, Loopback, fast_policy
 
 KEY = "ck-" + "K3y5ecret" * 3 + "abcde"
 
 
-class Recorder:
+class Recorder(Loopback):
     """A loopback server that records the headers it gets and answers as told."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
         self.redirect_to: str | None = None
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(dict(request.headers))
         if self.redirect_to is not None:
             raise web.HTTPTemporaryRedirect(self.redirect_to + request.path_qs)
         return web.json_response({"object": "list", "data": [{"id": "google/veo-3.1"}]})
-
-    async def __aenter__(self) -> Recorder:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
 
 
 @pytest_asyncio.fixture
