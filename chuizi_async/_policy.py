@@ -263,14 +263,6 @@ class Schedule:
             return max(self._interval, prior * self.rng.uniform(*_SCOUT_START)), True
         return self._jittered(prior * _DEFERRED_PRIOR), False
 
-    def first_delay(self, model: str | None) -> float:
-        """Seconds from acceptance to the first check (of a generation that does not scout)."""
-        policy = self.policy
-        if policy.first_poll_after is not None:
-            return self._jittered(policy.first_poll_after / policy.time_scale)
-        latency = self.typical_latency(model, late=self.saturated())
-        return self._jittered(max(self._interval, latency))
-
     def stagger(self, model: str | None) -> float:
         """A random part of the grid step: spreads the checks that learning brings forward."""
         stats = self._models.get(model)

@@ -108,37 +108,49 @@ def test_every_validates_its_interval() -> None:
         ca.PollPolicy.every(0)
 
 
-# -- Schedule.first_delay ----------------------------------------------------------------------
+# -- Schedule.plan_first ------------------------------------------------------------------------
 
 
-def test_first_delay_uses_first_poll_after_when_given() -> None:
+def first(s: Schedule, model: str | None) -> float:
+    """The first delay of a generation that does not scout (the scouts are planned first)."""
+    while True:
+        delay, scout = s.plan_first(model)
+        if not scout:
+            return delay
+
+
+def test_first_poll_after_given_is_the_first_delay_of_every_generation() -> None:
     s = schedule(first_poll_after=7, jitter=0)
-    assert s.first_delay("google/veo-3.1") == 7
-    assert s.first_delay(None) == 7
+    assert [s.plan_first("google/veo-3.1") for _ in range(3)] == [(7, False)] * 3
+    assert s.plan_first(None) == (7, False)
 
 
 @pytest.mark.parametrize("model", sorted(ca.MODELS))
-def test_first_delay_uses_the_model_prior_when_none(model: str) -> None:
+def test_a_cold_model_is_planned_from_its_prior(model: str) -> None:
     s = schedule(jitter=0)
-    expected = max(10.0, ca.MODELS[model].typical_latency)
-    assert s.first_delay(model) == pytest.approx(expected)
-    assert s.typical_latency(model) == ca.MODELS[model].typical_latency
+    prior = ca.MODELS[model].typical_latency
+    assert s.typical_latency(model) == prior
+    delay, scout = s.plan_first(model)
+    assert scout and max(10.0, 0.2 * prior) <= delay <= max(10.0, 0.35 * prior)
+    assert first(s, model) == pytest.approx(3 * prior)  # the others wait for the scouts
 
 
-def test_first_delay_of_an_alias_uses_its_model_prior() -> None:
+def test_an_alias_uses_its_model_prior() -> None:
     s = schedule(jitter=0)
-    assert s.first_delay("veo-3.1") == ca.MODELS["google/veo-3.1"].typical_latency
+    assert s.typical_latency("veo-3.1") == ca.MODELS["google/veo-3.1"].typical_latency
+    assert first(s, "veo-3.1") == 3 * ca.MODELS["google/veo-3.1"].typical_latency
 
 
-def test_first_delay_of_an_unknown_model_uses_a_default_prior() -> None:
+def test_an_unknown_model_uses_a_default_prior() -> None:
     s = schedule(jitter=0)
-    assert s.first_delay(UNKNOWN_MODEL) == 60.0
-    assert s.first_delay(None) == 60.0
+    assert s.typical_latency(UNKNOWN_MODEL) == 60.0
+    assert s.typical_latency(None) == 60.0
+    assert first(s, UNKNOWN_MODEL) == 180.0
 
 
-def test_first_delay_is_never_shorter_than_the_interval() -> None:
+def test_a_scout_is_never_checked_before_the_interval() -> None:
     s = schedule(jitter=0, interval=100, max_interval=100)
-    assert s.first_delay("google/veo-3.1-fast") == 100
+    assert s.plan_first("google/veo-3.1-fast") == (100, True)
 
 
 def test_learned_latencies_replace_the_prior_after_five_samples() -> None:
@@ -146,10 +158,9 @@ def test_learned_latencies_replace_the_prior_after_five_samples() -> None:
     model = "google/veo-3.1"
     for latency in (30.0, 40.0, 50.0, 60.0):
         s.learn(model, latency)
-    assert s.first_delay(model) == 90.0  # four samples: still the prior
+    assert s.typical_latency(model) == 90.0  # four samples: still the prior
     s.learn(model, 20.0)
     assert s.typical_latency(model) == 20.0  # the earliest of five (5th percentile)
-    assert s.first_delay(model) == 20.0
 
 
 def test_learned_latency_is_the_5th_percentile() -> None:
@@ -157,34 +168,43 @@ def test_learned_latency_is_the_5th_percentile() -> None:
     for latency in range(1, 101):
         s.learn("bailian/wan2.6-t2v", float(latency))
     assert s.typical_latency("bailian/wan2.6-t2v") == 6.0
-    assert s.first_delay("bailian/wan2.6-t2v") == 10.0  # still never below the interval
+
+
+def test_once_completions_are_seen_the_first_check_is_where_they_begin() -> None:
+    s = schedule(jitter=0)
+    for _ in range(10):
+        s.learn("google/veo-3.1-fast", 20.0)
+    delays = [s.plan_first("google/veo-3.1-fast") for _ in range(50)]
+    assert all(not scout and 20.0 <= delay <= 20.0 + 0.5 * 10 for delay, scout in delays)
 
 
 def test_learning_is_per_model() -> None:
     s = schedule(jitter=0)
     for _ in range(10):
         s.learn("google/veo-3.1-fast", 20.0)
-    assert s.first_delay("google/veo-3.1-fast") == 20.0
-    assert s.first_delay("google/veo-3.1") == 90.0
+    assert s.typical_latency("google/veo-3.1-fast") == 20.0
+    assert s.typical_latency("google/veo-3.1") == 90.0
+    assert s.plan_first("google/veo-3.1")[1]  # still cold: a scout
 
 
 @pytest.mark.parametrize("latency", [float("nan"), float("inf"), -1.0])
 def test_unusable_latencies_are_not_learned(latency: float) -> None:
     s = schedule(jitter=0)
     for _ in range(10):
-        s.learn("google/veo-3.1", latency)
-        s.learn(None, 1.0)
-    assert s.first_delay("google/veo-3.1") == 90.0
+        assert s.learn("google/veo-3.1", latency) is None
+        assert s.learn(None, 1.0) is None
+    assert s.typical_latency("google/veo-3.1") == 90.0
 
 
 def test_time_scale_divides_every_delay() -> None:
     scaled = schedule(jitter=0, time_scale=100, interval=10, max_interval=30, backoff=2)
-    assert scaled.first_delay("google/veo-3.1") == pytest.approx(0.9)
-    assert scaled.first_delay(UNKNOWN_MODEL) == pytest.approx(0.6)
+    assert scaled.typical_latency("google/veo-3.1") == pytest.approx(0.9)
+    assert scaled.typical_latency(UNKNOWN_MODEL) == pytest.approx(0.6)
+    assert first(scaled, "google/veo-3.1") == pytest.approx(2.7)
     assert scaled.next_delay(1) == pytest.approx(0.1)
     assert scaled.next_delay(5) == pytest.approx(0.3)
     given = schedule(jitter=0, time_scale=100, first_poll_after=50)
-    assert given.first_delay(None) == pytest.approx(0.5)
+    assert given.plan_first(None)[0] == pytest.approx(0.5)
 
 
 def test_time_scale_applies_to_learned_latencies() -> None:
@@ -192,13 +212,13 @@ def test_time_scale_applies_to_learned_latencies() -> None:
     for _ in range(5):
         s.learn("google/veo-3.1", 40.0)  # server seconds, as x_chuizi.latency_ms says
     assert s.typical_latency("google/veo-3.1") == pytest.approx(4.0)
-    assert s.first_delay("google/veo-3.1") == pytest.approx(4.0)
+    assert 4.0 <= s.plan_first("google/veo-3.1")[0] <= 4.5
 
 
 @pytest.mark.parametrize("jitter", [0.1, 0.3, 0.5])
 def test_jitter_keeps_delays_within_bounds(jitter: float) -> None:
     s = schedule(seed=3, jitter=jitter, first_poll_after=20, interval=10, max_interval=10)
-    firsts = [s.first_delay(None) for _ in range(500)]
+    firsts = [s.plan_first(None)[0] for _ in range(500)]
     nexts = [s.next_delay(3) for _ in range(500)]
     assert all(20 * (1 - jitter) <= d <= 20 * (1 + jitter) for d in firsts)
     assert all(10 * (1 - jitter) <= d <= 10 * (1 + jitter) for d in nexts)
@@ -229,11 +249,11 @@ def test_retry_delay_is_bounded_by_max_interval() -> None:
 
 
 def check_times(s: Schedule, model: str, horizon: float) -> list[float]:
-    """When the checks of one generation happen, until one lands at or after ``horizon``."""
-    t = s.first_delay(model)
+    """When the checks of a lone generation happen, until one lands at or after ``horizon``."""
+    t, scout = s.plan_first(model)
     times = [t]
     while t < horizon:
-        t += s.next_delay(len(times))
+        t += s.next_delay(len(times), model, age=t, scouting_for=1 if scout else 0)
         times.append(t)
     return times
 
