@@ -18,6 +18,7 @@ import pytest
 
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi, Faults
+from chuizi_async.testing._faults import FAULT_KINDS
 
 from .conftest import wait_until
 
@@ -44,15 +45,7 @@ FAULTS = Faults(
 )
 
 
-KINDS = {
-    "rate_limited",
-    "server_error",
-    "bad_gateway_html",
-    "connection_reset",
-    "truncated_json",
-    "slow",
-    "drop_after_create",
-}
+KINDS = set(FAULT_KINDS)
 
 
 def _prompt(i: int) -> str:
