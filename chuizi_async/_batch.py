@@ -281,13 +281,6 @@ class BatchSubmitter:
         self._on_handle(handle)
 
 
-def _coerced(item: RequestLike) -> GenerationRequest | None:
-    try:
-        return GenerationRequest.coerce(item)
-    except InvalidRequest:
-        return None
-
-
 def _prevalidate(items: list[RequestLike]) -> None:
     """Refuse the whole batch before any money is spent if one request cannot be right."""
     for index, item in enumerate(items):

@@ -31,7 +31,7 @@ import anyio
 import attrs
 
 from . import _clock
-from ._retries import parse_retry_after, retry_delay
+from ._retries import header, parse_retry_after, retry_delay
 
 __all__ = ["Priority", "RateWindow", "RequestBudget", "Ticket", "parse_rate_window"]
 
@@ -63,11 +63,11 @@ def parse_rate_window(
     headers: Mapping[str, str], *, wall_now: float | None = None
 ) -> RateWindow | None:
     """The rate window of an answer, or None when it carries no usable ``X-RateLimit-*``."""
-    remaining = _count(_header(headers, "x-ratelimit-remaining"))
+    remaining = _count(header(headers, "x-ratelimit-remaining"))
     if remaining is None:
         return None
-    limit = _count(_header(headers, "x-ratelimit-limit"))
-    reset_raw = _header(headers, "x-ratelimit-reset")
+    limit = _count(header(headers, "x-ratelimit-limit"))
+    reset_raw = header(headers, "x-ratelimit-reset")
     reset_in = 0.0
     if reset_raw is not None:
         try:
@@ -92,16 +92,6 @@ def _count(raw: str | None) -> int | None:
     except ValueError:
         return None
     return max(0, int(value)) if math.isfinite(value) else None
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None:
-        return value.strip()
-    for key, candidate in headers.items():
-        if key.lower() == name:
-            return candidate.strip()
-    return None
 
 
 @attrs.define

@@ -13,6 +13,7 @@ __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "MAX_RETRY_AFTER",
+    "header",
     "parse_retry_after",
     "retry_delay",
     "should_retry",
@@ -53,13 +54,13 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
 
     None when absent or unreadable; never negative; capped at ``MAX_RETRY_AFTER``.
     """
-    millis = _get(headers, "retry-after-ms")
+    millis = header(headers, "retry-after-ms")
     if millis is not None:
         try:
             return _clamp(float(millis) / 1000.0)
         except ValueError:
             pass
-    value = _get(headers, "retry-after")
+    value = header(headers, "retry-after")
     if value is None:
         return None
     try:
@@ -76,7 +77,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     return _clamp(when.timestamp() - current)
 
 
-def _get(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's stripped value, whatever the case of its name (plain dicts included)."""
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
