@@ -118,3 +118,23 @@ class Loopback:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+class Recorder(Loopback):
+    """A loopback server that records the headers it gets and, when ``redirect_to`` is set,
+    redirects every request there (path and query kept) with ``redirect``."""
+
+    redirect: type[web.HTTPMove] = web.HTTPTemporaryRedirect
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        self.redirect_to: str | None = None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(dict(request.headers))
+        if self.redirect_to is not None:
+            raise self.redirect(self.redirect_to + request.path_qs)
+        return await self.answer(request)
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"object": "list", "data": [{"id": "google/veo-3.1"}]})

@@ -7,28 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, Loopback, fast_policy
+from .conftest import ClientFactory, Recorder, fast_policy
 
 KEY = "ck-" + "K3y5ecret" * 3 + "abcde"
-
-
-class Recorder(Loopback):
-    """A loopback server that records the headers it gets and answers as told."""
-
-    def __init__(self) -> None:
-        self.seen: list[dict[str, str]] = []
-        self.redirect_to: str | None = None
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(dict(request.headers))
-        if self.redirect_to is not None:
-            raise web.HTTPTemporaryRedirect(self.redirect_to + request.path_qs)
-        return web.json_response({"object": "list", "data": [{"id": "google/veo-3.1"}]})
 
 
 @pytest_asyncio.fixture
