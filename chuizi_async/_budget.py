@@ -113,6 +113,10 @@ class _Scope:
     def wait_time(self, now: float) -> float:
         wait = self.paused_until - now
         if self.cap is not None:
+            # The window only grows: what left it twice over never counts again. Without
+            # this, every admission of a batch would scan thousands of old entries.
+            while self.accepted and self.accepted[0] <= now - 2 * self.window:
+                self.accepted.popleft()
             recent = [t for t in self.accepted if t > now - self.window]
             excess = len(recent) + self.in_flight - self.cap
             if excess >= 0:
