@@ -194,7 +194,8 @@ async def _poller_checks(info: SimulatorInfo, ids: Sequence[str]) -> Figures:
     async with ca.Client(info.api_key, base_url=info.base_url, poll=policy) as client:
         cpu0, t0 = time.process_time(), time.monotonic()
         handles = [client.track(gen_id) for gen_id in ids]
-        videos = await asyncio.gather(*(h.wait() for h in handles), return_exceptions=True)
+        # awaited in order, as the baseline awaits its futures (a gather would add a task each)
+        videos = [await _outcome(h) for h in handles]
         wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
         done = sum(1 for v in videos if isinstance(v, ca.Video))
         return {
@@ -203,6 +204,13 @@ async def _poller_checks(info: SimulatorInfo, ids: Sequence[str]) -> Figures:
             "checks": float(client.poller_stats.checks),
             "resolved": float(done),
         }
+
+
+async def _outcome(handle: ca.Generation) -> ca.Video | BaseException:
+    try:
+        return await handle
+    except ca.ChuiziError as exc:
+        return exc
 
 
 async def _submit_all(info: SimulatorInfo, n: int) -> list[str]:

@@ -20,12 +20,11 @@ checks of generations that are already running (and paid for).
 from __future__ import annotations
 
 import collections
-import contextlib
 import enum
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import anyio
 import attrs
@@ -142,11 +141,12 @@ class _Scope:
 
 @attrs.define(eq=False)
 class Ticket:
-    """One admitted request: when it was sent, and in which scope."""
+    """One admitted request: when it was sent, in which scope, what the budget knew then."""
 
     sent_at: float
     scope: str | None
     probe: bool = False
+    windows_seen: int = 0
 
 
 @attrs.define(eq=False)
@@ -175,6 +175,7 @@ class RequestBudget:
     )
     _scopes: dict[str, _Scope] = attrs.field(factory=dict, init=False)
     _waiting: collections.Counter[Priority] = attrs.field(factory=collections.Counter, init=False)
+    _queued: int = attrs.field(default=0, init=False)  # the total of _waiting
     _changed: anyio.Event = attrs.field(factory=anyio.Event, init=False)
     rate_limited: int = attrs.field(default=0, init=False)
     """How many 429 answers this budget has seen."""
@@ -195,25 +196,21 @@ class RequestBudget:
 
     # -- admission ---------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def slot(
-        self, priority: Priority = Priority.OTHER, scope: str | None = None
-    ) -> AsyncIterator[Ticket]:
-        """Hold a place for one request; call ``observe`` with its answer before leaving."""
-        ticket = await self._acquire(priority, scope)
-        seen = self._windows_seen
-        try:
-            yield ticket
-        finally:
-            self._in_flight -= 1
-            if scope is not None:
-                self._scopes[scope].in_flight -= 1
-            if ticket.probe and self._windows_seen == seen:
-                self._probes -= 1  # the probe taught nothing (no answer, no headers): next
-            self._notify()
+    def slot(self, priority: Priority = Priority.OTHER, scope: str | None = None) -> _Slot:
+        """Hold a place for one request (``async with``); ``observe`` its answer inside."""
+        return _Slot(self, priority, scope)
 
-    async def _acquire(self, priority: Priority, scope: str | None) -> Ticket:
+    def try_acquire(self, priority: Priority, scope: str | None = None) -> Ticket | None:
+        """A place at once if nobody is queued and no limit says wait (no await), else None."""
+        now = _clock.now()
+        if self._queued or self._wait_time(now, scope) > 0:
+            return None
+        return self._take(now, scope)
+
+    async def acquire(self, priority: Priority, scope: str | None = None) -> Ticket:
+        """Wait for a place; every ticket is given back with ``release``."""
         self._waiting[priority] += 1
+        self._queued += 1
         try:
             while True:
                 now = _clock.now()
@@ -227,7 +224,17 @@ class RequestBudget:
                     await changed.wait()
         finally:
             self._waiting[priority] -= 1
+            self._queued -= 1
             self._notify()
+
+    def release(self, ticket: Ticket) -> None:
+        """Give the place back once the request is answered (or failed)."""
+        self._in_flight -= 1
+        if ticket.scope is not None:
+            self._scopes[ticket.scope].in_flight -= 1
+        if ticket.probe and self._windows_seen == ticket.windows_seen:
+            self._probes -= 1  # the probe taught nothing (no answer, no headers): next
+        self._notify()
 
     def _outranked(self, priority: Priority) -> bool:
         return any(n > 0 for p, n in self._waiting.items() if p < priority)
@@ -268,14 +275,14 @@ class RequestBudget:
         self._sent.append(now)
         if scope is not None:
             self._scopes.setdefault(scope, _Scope()).in_flight += 1
-        return Ticket(sent_at=now, scope=scope, probe=probe)
+        return Ticket(now, scope, probe, self._windows_seen)
 
     def _effective_rate(self) -> float | None:
         rates = [r for r in (self._rate, self.max_rate) if r is not None]
         return min(rates) if rates else None
 
     def _notify(self) -> None:
-        if self._waiting.total():
+        if self._queued:
             self._changed.set()
             self._changed = anyio.Event()
 
@@ -361,3 +368,24 @@ class RequestBudget:
         if len(recent) < 2:
             return None
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
+
+
+class _Slot:
+    """``async with budget.slot(...) as ticket``: ``acquire``, then ``release`` on the way out."""
+
+    __slots__ = ("_budget", "_priority", "_scope", "_ticket")
+
+    def __init__(self, budget: RequestBudget, priority: Priority, scope: str | None) -> None:
+        self._budget = budget
+        self._priority = priority
+        self._scope = scope
+
+    async def __aenter__(self) -> Ticket:
+        ticket = self._budget.try_acquire(self._priority, self._scope)
+        if ticket is None:
+            ticket = await self._budget.acquire(self._priority, self._scope)
+        self._ticket = ticket
+        return ticket
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._budget.release(self._ticket)

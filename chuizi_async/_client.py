@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -160,6 +160,9 @@ class Client:
             max_in_flight=self.poll_policy.max_in_flight,
         )
         self._routes = StatusRoutes(status_route)
+        # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
+        self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
+        self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._state = _State.UNOPENED
         self._service: asyncio.Task[None] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -285,7 +288,7 @@ class Client:
             method, url, content, extra, priority, scope, attempts, on_wire
         )
 
-    async def _send_with_retries(
+    def _send_with_retries(
         self,
         method: str,
         url: str,
@@ -295,13 +298,12 @@ class Client:
         scope: str | None,
         attempts: int,
         on_wire: Callable[[], object] | None,
-    ) -> object:
-        async def once() -> Response:
-            return await self._send_once(
-                method, url, content, extra_headers, priority, scope, on_wire
-            )
-
-        return await self._retrying(once, decode_json, attempts, f"{method} {url}")
+    ) -> Coroutine[Any, Any, object]:
+        """The retry loop around ``_send_once`` (returned to be awaited: one frame less)."""
+        once = functools.partial(
+            self._send_once, method, url, content, extra_headers, priority, scope, on_wire
+        )
+        return self._retrying(once, decode_json, attempts, f"{method} {url}")
 
     async def _retrying(
         self,
@@ -343,15 +345,19 @@ class Client:
         on_wire: Callable[[], object] | None,
     ) -> Response:
         """Send once within the budget, following redirects; the key never leaves its origin."""
-        async with self.budget.slot(priority, scope) as ticket:
+        budget = self.budget
+        ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
+        try:
             if on_wire is not None:
                 on_wire()
             self._stats.requests += 1
             response = await self._follow_redirects(
                 method, url, content, extra_headers, self._transport.send
             )
-            self.budget.observe(ticket, response.status, response.headers)
+            budget.observe(ticket, response.status, response.headers)
             return response
+        finally:
+            budget.release(ticket)
 
     async def _follow_redirects(
         self,
@@ -594,13 +600,10 @@ class Client:
     async def _fetch_status(self, handle: Generation) -> GenerationStatus:
         assert handle.id is not None
         self._stats.status_checks += 1
-        return await self._status(handle.id, retries=False)
+        return await self._routes.fetch(handle.id, self._get_once)
 
     async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
-        async def get(path: str) -> object:
-            return await self._send("GET", path, priority=Priority.POLL, retries=retries)
-
-        return await self._routes.fetch(gen_id, get)
+        return await self._routes.fetch(gen_id, self._get_retrying if retries else self._get_once)
 
     # -- downloads -----------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import attrs
 
@@ -275,8 +274,7 @@ def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Vide
     url = _str(output.get("video_url")) or _str(body.get("video_url")) or _str(output.get("url"))
     if url is None:
         raise ResponseFormatError(f"{gen_id} is reported done but the answer has no video URL")
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    if not _is_web_url(url):
         raise UnusableVideo(
             gen_id, f"the server gave a video URL that is not http(s): {url[:80]!r}"
         )
@@ -292,6 +290,16 @@ def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Vide
         created=created,
         raw=body,
     )
+
+
+def _is_web_url(url: str) -> bool:
+    """``http(s)://`` and a host: what a browser or a download may follow (parsed per check)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("https", "http"):
+        return False
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    host = authority if authority.startswith("[") else authority.partition(":")[0]
+    return bool(host) and host.isprintable() and " " not in host
 
 
 def parse_submission(raw: object) -> tuple[str, dict[str, Any]]:

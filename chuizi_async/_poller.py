@@ -76,7 +76,7 @@ class Poller:
     _per_model: collections.Counter[str | None] = attrs.field(
         factory=collections.Counter, init=False
     )
-    _slot_freed: anyio.Event = attrs.field(factory=anyio.Event, init=False)
+    _lead: anyio.Lock = attrs.field(factory=anyio.Lock, init=False)
 
     # -- the schedule ----------------------------------------------------------------------
 
@@ -135,42 +135,55 @@ class Poller:
         if due < earliest:
             self._wakeup.set()
 
+    def _take_due(self) -> Generation | None:
+        """The earliest pending generation if it is due now, taken off the heap."""
+        heap = self._heap
+        # drop what was resolved, or rescheduled since (its live entry is another one)
+        while heap and (heap[0][2].done() or heap[0][0] != heap[0][2]._due):
+            heapq.heappop(heap)
+        if not heap or heap[0][0] > now():
+            return None
+        handle = heapq.heappop(heap)[2]
+        handle._due = _IN_FLIGHT
+        return handle
+
     async def _next_due(self) -> Generation:
         """Sleep until the earliest pending generation is due and take it off the heap."""
-        heap = self._heap
         while True:
-            # drop what was resolved, or rescheduled since (its live entry is another one)
-            while heap and (heap[0][2].done() or heap[0][0] != heap[0][2]._due):
-                heapq.heappop(heap)
-            delay = heap[0][0] - now() if heap else math.inf
-            if delay <= 0:
-                handle = heapq.heappop(heap)[2]
-                handle._due = _IN_FLIGHT
+            handle = self._take_due()
+            if handle is not None:
                 return handle
+            heap = self._heap
             self._wakeup = anyio.Event()
-            with anyio.move_on_after(delay):
+            with anyio.move_on_after(heap[0][0] - now() if heap else math.inf):
                 await self._wakeup.wait()
 
     # -- the loop --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Check due generations forever; cancelled (and awaited) by the client's ``aclose``."""
-        async with anyio.create_task_group() as tg:
-            while True:
-                while self._in_flight >= self.max_in_flight:
-                    self._slot_freed = anyio.Event()
-                    await self._slot_freed.wait()
-                handle = await self._next_due()
-                self._in_flight += 1
-                self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._in_flight)
-                tg.start_soon(self._check_then_release, handle)
+        """Check due generations forever; cancelled (and awaited) by the client's ``aclose``.
 
-    async def _check_then_release(self, handle: Generation) -> None:
-        try:
-            await self._check(handle)
-        finally:
-            self._in_flight -= 1
-            self._slot_freed.set()
+        ``max_in_flight`` workers take due handles off the heap. While something is due a
+        worker goes from one check to the next without waiting; otherwise one of them (the
+        one holding ``_lead``) sleeps until the earliest due time and the others queue for
+        the lead: one timer per client, however many workers.
+        """
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.max_in_flight):
+                tg.start_soon(self._work)
+
+    async def _work(self) -> None:
+        while True:
+            handle = self._take_due()
+            if handle is None:
+                async with self._lead:
+                    handle = await self._next_due()
+            self._in_flight += 1
+            self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._in_flight)
+            try:
+                await self._check(handle)
+            finally:
+                self._in_flight -= 1
 
     async def _check(self, handle: Generation) -> None:
         """One status check, then resolve or reschedule; never raises but for cancellation."""

@@ -7,6 +7,8 @@ import random
 import time
 from collections.abc import Mapping
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from ._exceptions import APIConnectionError, ChuiziError
 
 __all__ = [
@@ -24,6 +26,7 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 MAX_RETRY_AFTER = 120.0
 
+_CASE_INSENSITIVE = (CIMultiDict, CIMultiDictProxy)  # aiohttp's headers: get() is enough
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -80,13 +83,15 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
 def header(headers: Mapping[str, str], name: str) -> str | None:
     """A header's stripped value, whatever the case of its name (plain dicts included)."""
     value = headers.get(name)
-    if value is None:
-        lowered = name.lower()
-        for key, candidate in headers.items():
-            if key.lower() == lowered:
-                return candidate.strip()
+    if value is not None:
+        return value.strip()
+    if isinstance(headers, _CASE_INSENSITIVE):
         return None
-    return value.strip()
+    lowered = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == lowered:
+            return candidate.strip()
+    return None
 
 
 def _clamp(seconds: float) -> float | None:

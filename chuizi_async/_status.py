@@ -48,15 +48,24 @@ class StatusRoutes:
 
     async def fetch(self, gen_id: str, get: Get) -> GenerationStatus:
         """The status of ``gen_id``; ``get(path)`` makes one GET and decodes its JSON."""
-        if self.route != "auto":
-            return await self._fetch_on(self.route, gen_id, get, probing=False)
+        route = self.route
+        if route != "auto":
+            raw = await get(_path(route, gen_id))
+            try:
+                return parse_status(raw, requested_id=gen_id)
+            except WrongRoute:
+                raise APIError(
+                    200,
+                    f"status_route={route!r} answers no status for {gen_id}; "
+                    "use status_route='auto'",
+                ) from None
         # No lock: a slow answer must not hold every other check. The first answer that
         # reports a status fixes the route; until then concurrent checks may probe too.
         not_found = 0
         order: tuple[StatusRoute, ...] = ("generation", "videos")
         for route in reversed(order) if self._hint == "videos" else order:
             try:
-                status = await self._fetch_on(route, gen_id, get, probing=True)
+                status = await self._fetch_on(route, gen_id, get)
             except WrongRoute:
                 continue
             except NotFoundError:
@@ -73,16 +82,5 @@ class StatusRoutes:
         )
 
     @staticmethod
-    async def _fetch_on(
-        route: StatusRoute, gen_id: str, get: Get, *, probing: bool
-    ) -> GenerationStatus:
-        raw = await get(_path(route, gen_id))
-        try:
-            return parse_status(raw, requested_id=gen_id)
-        except WrongRoute:
-            if probing:
-                raise
-            raise APIError(
-                200,
-                f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'",
-            ) from None
+    async def _fetch_on(route: StatusRoute, gen_id: str, get: Get) -> GenerationStatus:
+        return parse_status(await get(_path(route, gen_id)), requested_id=gen_id)

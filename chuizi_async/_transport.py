@@ -8,16 +8,19 @@ proxy or a recorder in between.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping
+import re
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import Literal, Protocol
 
 import aiohttp
 import anyio
 import attrs
+import yarl
 
 from ._exceptions import (
     APIConnectionError,
@@ -112,21 +115,44 @@ def _mapped(exc: BaseException) -> ChuiziError | None:
     return None
 
 
-@contextlib.contextmanager
-def map_exceptions(url: str) -> Iterator[None]:
-    """Re-raise aiohttp and OS errors as ``APIConnectionError`` / ``APITimeoutError``."""
-    try:
-        yield
-    except ChuiziError:
-        raise
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
+class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like a function
+    """Re-raise aiohttp and OS errors as ``APIConnectionError`` / ``APITimeoutError``.
+
+    A class, not a generator-based context manager: it wraps every request.
+    """
+
+    __slots__ = ("_url",)
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Literal[False]:
+        if exc is None or isinstance(exc, (ChuiziError, asyncio.CancelledError)):
+            return False
+        if not isinstance(exc, Exception):
+            return False
         mapped = _mapped(exc)
         if mapped is None:
-            raise
-        mapped.args = (f"{mapped.args[0]} [{_redact(url)}]",)
+            return False
+        mapped.args = (f"{mapped.args[0]} [{_redact(self._url)}]",)
         raise mapped from exc
+
+
+# RFC 3986 characters only, every % starting an escape: nothing left for yarl to encode
+_ENCODED = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
+
+
+def _url(url: str) -> yarl.URL | str:
+    """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step."""
+    return yarl.URL(url, encoded=True) if _ENCODED.fullmatch(url) else url
 
 
 def _redact(url: str) -> str:
@@ -157,27 +183,36 @@ class AiohttpTransport:
             logger.debug("-> %s %s", request.method, _redact(request.url))
         with map_exceptions(request.url):
             async with self._open(request) as resp:
-                content = await self._read_capped(resp, request.url)
+                if self._fits(resp):
+                    content = await resp.read()
+                else:
+                    content = await self._read_capped(resp, request.url)
                 status, headers = resp.status, resp.headers
         if debug:
             logger.debug("<- %s %s (%d bytes)", status, _redact(request.url), len(content))
         return Response(status=status, headers=headers, content=content, url=request.url)
 
-    @contextlib.asynccontextmanager
-    async def _open(self, request: Request) -> AsyncIterator[aiohttp.ClientResponse]:
-        session = self._get_session()
+    def _open(self, request: Request) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         timeout = self._timeouts.get(request.timeout)
         if timeout is None:
             timeout = self._timeouts[request.timeout] = aiohttp.ClientTimeout(total=request.timeout)
-        async with session.request(
+        return self._get_session().request(
             request.method,
-            request.url,
+            _url(request.url),
             headers=request.headers,
             data=request.content,
             timeout=timeout,
             allow_redirects=False,
-        ) as resp:
-            yield resp
+        )
+
+    def _fits(self, resp: aiohttp.ClientResponse) -> bool:
+        """Whether the declared length is within the limit and the body is not inflated after."""
+        declared = resp.content_length
+        return (
+            declared is not None
+            and declared <= self._max_body
+            and resp.headers.get("Content-Encoding", "identity") == "identity"
+        )
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, url: str) -> bytes:
         declared = resp.content_length
@@ -186,8 +221,8 @@ class AiohttpTransport:
                 f"answer of {declared} bytes refused: over the {self._max_body}-byte limit "
                 f"[{_redact(url)}]"
             )
-        if declared is not None and resp.headers.get("Content-Encoding", "identity") == "identity":
-            return await resp.read()  # within the limit as declared, and not inflated after
+        if self._fits(resp):
+            return await resp.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
