@@ -278,8 +278,10 @@ class RequestBudget:
         return Ticket(now, scope, probe, self._windows_seen)
 
     def _effective_rate(self) -> float | None:
-        rates = [r for r in (self._rate, self.max_rate) if r is not None]
-        return min(rates) if rates else None
+        rate, cap = self._rate, self.max_rate
+        if rate is None or cap is None:
+            return cap if rate is None else rate
+        return min(rate, cap)
 
     def _notify(self) -> None:
         if self._queued:

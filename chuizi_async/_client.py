@@ -47,7 +47,7 @@ from ._poller import Poller, PollerStats
 from ._responses import decode_json, error_from_response
 from ._retries import parse_retry_after, retry_delay, should_retry, should_retry_error
 from ._status import StatusRoute, StatusRoutes
-from ._transport import AiohttpTransport, Request, Response, Transport
+from ._transport import AiohttpTransport, Request, Response, Transport, redact
 from ._validation import build_body
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
@@ -60,6 +60,7 @@ DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _USER_AGENT = "chuizi-async/0.1.0"
+_NO_HEADERS: Mapping[str, str] = {}
 
 
 class _State(enum.Enum):
@@ -281,7 +282,7 @@ class Client:
     ) -> object:
         """One API call: the decoded JSON of a 2xx answer, or a typed error."""
         content = json.dumps(body).encode() if body is not None else None
-        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
         url = f"{self.base_url}{path}"
         attempts = self.max_retries + 1 if retries else 1
         return await self._send_with_retries(
@@ -303,14 +304,15 @@ class Client:
         once = functools.partial(
             self._send_once, method, url, content, extra_headers, priority, scope, on_wire
         )
-        return self._retrying(once, decode_json, attempts, f"{method} {url}")
+        return self._retrying(once, decode_json, attempts, method, url)
 
     async def _retrying(
         self,
         once: Callable[[], Awaitable[Response]],
         accept: Callable[[Response], T],
         attempts: int,
-        what: str,
+        method: str,
+        url: str,
     ) -> T:
         """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error."""
         for attempt in range(attempts):
@@ -330,7 +332,7 @@ class Client:
             if delay is None:
                 delay = retry_delay(attempt) / self.poll_policy.time_scale
             self._stats.retries += 1
-            logger.debug("retrying %s in %.2f s after: %s", what.split("?")[0], delay, error)
+            logger.debug("retrying %s %s in %.2f s after: %s", method, redact(url), delay, error)
             await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -369,13 +371,17 @@ class Client:
     ) -> Response:
         """Send, following redirects; the key goes only to the API's own origin."""
         for _ in range(_MAX_REDIRECTS + 1):
-            headers = {**self._headers(url, has_body=content is not None), **extra_headers}
+            headers = self._headers(url, has_body=content is not None)
+            if extra_headers:
+                headers.update(extra_headers)
             request = Request(
                 method=method, url=url, headers=headers, content=content, timeout=self.timeout
             )
             response = await send(request)
+            if response.status not in _REDIRECTS:
+                break
             location = response.headers.get("Location")
-            if response.status not in _REDIRECTS or not location:
+            if not location:
                 break
             url = urljoin(url, location)
             if response.status == 303 or (response.status in (301, 302) and method != "GET"):
@@ -643,7 +649,7 @@ class Client:
             finally:
                 part.unlink(missing_ok=True)
 
-        await self._retrying(once, lambda _: None, self.max_retries + 1, f"download {url}")
+        await self._retrying(once, lambda _: None, self.max_retries + 1, "download", url)
         return target
 
     # -- account -----------------------------------------------------------------------------

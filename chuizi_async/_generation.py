@@ -35,6 +35,7 @@ class Generation:
         "_due",
         "_event",
         "_failures",
+        "_on_resolved",
         "_outcome",
         "_scout",
         "_submitted_at",
@@ -64,6 +65,7 @@ class Generation:
         self._outcome: Video | BaseException | None = None
         self._event: anyio.Event | None = None
         self._callbacks: list[Callable[[Generation], object]] | None = None
+        self._on_resolved: Callable[[Generation], object] | None = None  # the poller's
         self._submitted_at = submitted_at
         self._checks = 0
         self._due = 0.0
@@ -150,6 +152,8 @@ class Generation:
         self._outcome = outcome
         if self._event is not None:
             self._event.set()
+        if self._on_resolved is not None:
+            self._on_resolved(self)
         callbacks, self._callbacks = self._callbacks, None
         for callback in callbacks or ():
             try:

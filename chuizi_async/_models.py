@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -236,7 +237,17 @@ def _unwrap(raw: object) -> dict[str, Any]:
     return body
 
 
+_STATES: dict[str, GenerationState] = {
+    **dict.fromkeys(_DONE_WORDS, "completed"),
+    **dict.fromkeys(_FAILED_WORDS, "failed"),
+    **dict.fromkeys(_PENDING_WORDS, "pending"),
+}
+
+
 def _state_of(word: str) -> GenerationState:
+    state = _STATES.get(word)  # the documents' own spelling: the common case, one lookup
+    if state is not None:
+        return state
     lowered = word.lower()
     if lowered in _DONE_WORDS:
         return "completed"
@@ -292,14 +303,15 @@ def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Vide
     )
 
 
+# http(s)://, maybe user info, then a host: a bracketed IPv6 literal or a name of printables
+_WEB_URL = re.compile(
+    r"https?://(?:[^/?#@]*@)?(?:\[[^\]/?#]+\]|[^:/?#@\s\x00-\x1f\x7f]+)(?=[:/?#]|\Z)", re.I
+)
+
+
 def _is_web_url(url: str) -> bool:
-    """``http(s)://`` and a host: what a browser or a download may follow (parsed per check)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in ("https", "http"):
-        return False
-    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
-    host = authority if authority.startswith("[") else authority.partition(":")[0]
-    return bool(host) and host.isprintable() and " " not in host
+    """``http(s)://`` and a host: what a browser or a download may follow."""
+    return _WEB_URL.match(url) is not None
 
 
 def parse_submission(raw: object) -> tuple[str, dict[str, Any]]:

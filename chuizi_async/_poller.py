@@ -77,6 +77,11 @@ class Poller:
         factory=collections.Counter, init=False
     )
     _lead: anyio.Lock = attrs.field(factory=anyio.Lock, init=False)
+    # one bound method for every handle (a handle's own would cost memory per generation)
+    _forget_resolved: Callable[[Generation], None] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._forget_resolved = self._forget
 
     # -- the schedule ----------------------------------------------------------------------
 
@@ -95,7 +100,7 @@ class Poller:
         delay, handle._scout = self.schedule.plan_first(handle.model)
         self._tracked[handle.id] = handle
         self._per_model[handle.model] += 1
-        handle.add_done_callback(self._forget)
+        handle._on_resolved = self._forget_resolved
         self._push(handle, now() + delay)
 
     def _forget(self, handle: Generation) -> None:

@@ -10,6 +10,7 @@ the other is tried, and the first that reports a status is kept for the client's
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
@@ -26,10 +27,14 @@ ROUTES: tuple[StatusRoute, ...] = ("auto", "generation", "videos")
 Get = Callable[[str], Awaitable[object]]
 
 
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")  # what quote() leaves as it is
+
+
 def _path(route: StatusRoute, gen_id: str) -> str:
+    quoted = gen_id if _UNRESERVED.fullmatch(gen_id) else quote(gen_id, safe="")
     if route == "videos":
-        return f"/videos/{quote(gen_id, safe='')}"
-    return f"/generation?id={quote(gen_id, safe='')}"
+        return f"/videos/{quoted}"
+    return f"/generation?id={quoted}"
 
 
 class StatusRoutes:

@@ -38,6 +38,7 @@ __all__ = [
     "Response",
     "Transport",
     "map_exceptions",
+    "redact",
 ]
 
 logger = logging.getLogger("chuizi_async")
@@ -142,20 +143,20 @@ class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like
         mapped = _mapped(exc)
         if mapped is None:
             return False
-        mapped.args = (f"{mapped.args[0]} [{_redact(self._url)}]",)
+        mapped.args = (f"{mapped.args[0]} [{redact(self._url)}]",)
         raise mapped from exc
 
 
-# RFC 3986 characters only, every % starting an escape: nothing left for yarl to encode
-_ENCODED = re.compile(r"(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*")
+# a character outside RFC 3986, or a % that starts no escape: something for yarl to encode
+_TO_ENCODE = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
 
 
 def _url(url: str) -> yarl.URL | str:
     """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step."""
-    return yarl.URL(url, encoded=True) if _ENCODED.fullmatch(url) else url
+    return url if _TO_ENCODE.search(url) else yarl.URL(url, encoded=True)
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """The URL without a query string (ids only; keys never travel in URLs, but be safe)."""
     return url.split("?", 1)[0]
 
@@ -180,7 +181,7 @@ class AiohttpTransport:
     async def send(self, request: Request) -> Response:
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
-            logger.debug("-> %s %s", request.method, _redact(request.url))
+            logger.debug("-> %s %s", request.method, redact(request.url))
         with map_exceptions(request.url):
             async with self._open(request) as resp:
                 if self._fits(resp):
@@ -189,7 +190,7 @@ class AiohttpTransport:
                     content = await self._read_capped(resp, request.url)
                 status, headers = resp.status, resp.headers
         if debug:
-            logger.debug("<- %s %s (%d bytes)", status, _redact(request.url), len(content))
+            logger.debug("<- %s %s (%d bytes)", status, redact(request.url), len(content))
         return Response(status=status, headers=headers, content=content, url=request.url)
 
     def _open(self, request: Request) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
@@ -219,7 +220,7 @@ class AiohttpTransport:
         if declared is not None and declared > self._max_body:
             raise ResponseFormatError(
                 f"answer of {declared} bytes refused: over the {self._max_body}-byte limit "
-                f"[{_redact(url)}]"
+                f"[{redact(url)}]"
             )
         if self._fits(resp):
             return await resp.read()
@@ -229,13 +230,13 @@ class AiohttpTransport:
             size += len(chunk)
             if size > self._max_body:
                 raise ResponseFormatError(
-                    f"answer refused: over the {self._max_body}-byte limit [{_redact(url)}]"
+                    f"answer refused: over the {self._max_body}-byte limit [{redact(url)}]"
                 )
             chunks.append(chunk)
         return b"".join(chunks)
 
     async def download(self, request: Request, path: Path) -> Response:
-        logger.debug("-> %s %s (download)", request.method, _redact(request.url))
+        logger.debug("-> %s %s (download)", request.method, redact(request.url))
         with map_exceptions(request.url):
             async with self._open(request) as resp:
                 if resp.status != 200:
@@ -247,10 +248,10 @@ class AiohttpTransport:
                 expected = resp.content_length
                 if expected is not None and size != expected:
                     raise APIConnectionError(
-                        f"download cut short: {size} of {expected} bytes [{_redact(request.url)}]"
+                        f"download cut short: {size} of {expected} bytes [{redact(request.url)}]"
                     )
                 headers = resp.headers
-        logger.debug("<- 200 %s (%d bytes to %s)", _redact(request.url), size, path.name)
+        logger.debug("<- 200 %s (%d bytes to %s)", redact(request.url), size, path.name)
         return Response(status=200, headers=headers, content=b"", url=request.url)
 
     async def aclose(self) -> None:

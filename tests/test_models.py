@@ -177,6 +177,41 @@ def test_completed_without_a_video_url_is_a_format_error() -> None:
         parse_status({"id": GEN_ID, "status": "completed"}, requested_id=GEN_ID)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://media.chuizi.ai/v.mp4",
+        "HTTP://media.chuizi.ai:8080/v.mp4?sig=a%20b",
+        "https://user:pw@media.chuizi.ai/v.mp4",
+        "https://[2001:db8::1]:443/v.mp4",
+        "https://media.chuizi.ai",
+    ],
+)
+def test_a_web_video_url_is_accepted_as_given(url: str) -> None:
+    body = {**GUIDE_COMPLETED, "output": {"video_url": url}}
+    video = parse_status(body, requested_id=GEN_ID).video
+    assert video is not None and video.url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https:///v.mp4",
+        "https://:443/v.mp4",
+        "https://?x",
+        "https://media chuizi.ai/v.mp4",
+        "https://media\x00.chuizi.ai/v.mp4",
+        " https://media.chuizi.ai/v.mp4",
+        "ftp://media.chuizi.ai/v.mp4",
+        "javascript://media.chuizi.ai/%0aalert(1)",
+    ],
+)
+def test_a_video_url_without_a_web_scheme_and_host_is_unusable(url: str) -> None:
+    body = {**GUIDE_COMPLETED, "output": {"video_url": url}}
+    with pytest.raises(ca.GenerationFailed, match="not http"):
+        parse_status(body, requested_id=GEN_ID)
+
+
 def test_unknown_status_is_pending_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     word = f"rendering-{uuid.uuid4().hex}"
     with caplog.at_level(logging.WARNING, logger="chuizi_async"):

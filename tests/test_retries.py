@@ -6,6 +6,7 @@ import email.utils
 import random
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 import chuizi_async as ca
 from chuizi_async._retries import (
@@ -149,6 +150,12 @@ def test_parse_retry_after_without_the_header_is_none() -> None:
 @pytest.mark.parametrize("name", ["Retry-After", "RETRY-AFTER", "retry-after", "rEtRy-AfTeR"])
 def test_parse_retry_after_header_name_is_case_insensitive_in_a_plain_dict(name: str) -> None:
     assert parse_retry_after({name: "2"}) == pytest.approx(2.0)
+
+
+def test_parse_retry_after_reads_aiohttp_header_maps_in_any_case() -> None:
+    headers = CIMultiDictProxy(CIMultiDict({"RETRY-AFTER": "3", "Content-Type": "text/plain"}))
+    assert parse_retry_after(headers) == pytest.approx(3.0)
+    assert parse_retry_after(CIMultiDictProxy(CIMultiDict({"Server": "x"}))) is None
 
 
 @pytest.mark.parametrize("name", ["Retry-After-Ms", "RETRY-AFTER-MS"])
