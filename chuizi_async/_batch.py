@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import math
 import os
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from ._exceptions import (
     NotSubmitted,
 )
 from ._generation import Generation
-from ._journal import Journal, request_fingerprint
+from ._journal import Journal, new_idempotency_key, request_fingerprint
 from ._models import GenerationRequest, Video
 from ._validation import validate
 
@@ -150,12 +150,17 @@ class BatchSubmitter:
         self.cost = _CostGuard(max_cost)
         self._active = 0
         self._changed = anyio.Event()
-        self._posts = anyio.Semaphore(client._max_connections)
+        self._posts = anyio.Semaphore(client._max_connections, fast_acquire=True)
         self._occurrences: collections.Counter[str] = collections.Counter()
         self.stopped_by: InsufficientBalanceError | None = None
         self.stop_reason: NotSubmitted | None = None
         self.accepted: list[Generation] = []
         self.emitted = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent or being sent whose generation has not ended yet."""
+        return self._active
 
     def stop(self, reason: str = "interrupted") -> None:
         """No new submission: the requests not yet sent resolve with ``NotSubmitted``."""
@@ -164,7 +169,11 @@ class BatchSubmitter:
         self._changed.set()
 
     async def run(self) -> None:
-        """Submit every request; returns once each has a handle."""
+        """Submit every request; returns once each was sent or held back.
+
+        Without a journal the generations may still be running then (``in_flight``); with
+        one, it returns once every outcome is journaled.
+        """
         async with anyio.create_task_group() as tg:
             for index, item in enumerate(self._requests):
                 request, key, error = self._prepare(item)
@@ -185,8 +194,8 @@ class BatchSubmitter:
             request = GenerationRequest.coerce(item)
         except InvalidRequest as exc:
             return None, None, exc
-        if request.key is not None:
-            key = request.key
+        if request.key is not None or self.journal is None:
+            key = request.key  # a digest names a request only for a journal
         else:
             fingerprint = request_fingerprint(request)
             self._occurrences[fingerprint] += 1
@@ -220,12 +229,27 @@ class BatchSubmitter:
         try:
             handle = await self._obtain(index, request, key)
             handle.key = key
+            if self.journal is None or key is None:
+                # nothing to write at the end: no task needs to wait for it
+                handle.add_done_callback(functools.partial(self._settled, index))
+                handle = None
+                return
             await self._settle(handle, key)
-        finally:
-            self._active -= 1
-            self.cost.finish(index, handle._outcome if handle is not None else None)
-            self._changed.set()
-        self._emit(handle)
+        except BaseException:
+            self._finish(index, handle)
+            raise
+        self._settled(index, handle)
+
+    def _settled(self, index: int, handle: Generation | None) -> None:
+        """A request's place is free: its generation ended (or it never went out)."""
+        self._finish(index, handle)
+        if handle is not None:
+            self._emit(handle)
+
+    def _finish(self, index: int, handle: Generation | None) -> None:
+        self._active -= 1
+        self.cost.finish(index, handle._outcome if handle is not None else None)
+        self._changed.set()
 
     async def _obtain(self, index: int, request: GenerationRequest, key: str | None) -> Generation:
         """The handle of one request: from the journal, tracked by id, or submitted."""
@@ -241,14 +265,14 @@ class BatchSubmitter:
         idempotency_key = entry.idempotency_key if entry is not None else None
         async with self._posts:
             try:
+                request, body = await self._client._prepare_submission(request)
+                idempotency_key = idempotency_key or new_idempotency_key()
                 if self.journal is not None and key is not None:
-                    idempotency_key = idempotency_key or f"chuizi-{uuid.uuid4().hex}"
                     await self.journal.record_sending(key, idempotency_key, request.model)
-                handle = await self._client.submit_request(
-                    request,
-                    index=index,
-                    idempotency_key=idempotency_key,
-                    on_accepted=self.accepted.append,
+                # This task belongs to the batch's task group: the submission can be sent
+                # from it, shielded once on the wire (see Client._submit_here).
+                handle = await self._client._submit_here(
+                    request, body, idempotency_key, self.accepted.append, index
                 )
             except InsufficientBalanceError as exc:
                 if self.stopped_by is None:
@@ -449,7 +473,12 @@ class AsCompleted:
         return self._ready.popleft()
 
     def _all_delivered(self) -> bool:
-        return self._submitting_done and self._resolved >= self._submitter.emitted
+        submitter = self._submitter
+        return (
+            self._submitting_done
+            and submitter.in_flight == 0
+            and self._resolved >= submitter.emitted
+        )
 
     async def _start(self) -> None:
         if not self._started:

@@ -8,7 +8,6 @@ import functools
 import json
 import logging
 import os
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +29,7 @@ from ._exceptions import (
     InvalidRequest,
 )
 from ._generation import Generation
-from ._journal import Journal
+from ._journal import Journal, new_idempotency_key
 from ._models import (
     GenerationRequest,
     GenerationStatus,
@@ -170,6 +169,7 @@ class Client:
         self._started = anyio.Event()
         self._submitting = 0
         self._submits_done = anyio.Event()
+        self._on_the_wire: set[anyio.CancelScope] = set()
         self._stats = ClientStats()
 
     def __repr__(self) -> str:
@@ -193,7 +193,8 @@ class Client:
                 self._serve(), name="chuizi-async poller"
             )
             self._service.add_done_callback(self._service_ended)
-        await self._started.wait()
+        if not self._started.is_set():
+            await self._started.wait()
 
     async def _serve(self) -> None:
         """The client's one background task: owns the poller and batch submitters."""
@@ -227,6 +228,8 @@ class Client:
         if self._submitting:
             with anyio.move_on_after(self.timeout):
                 await self._submits_done.wait()
+        for wire in list(self._on_the_wire):
+            wire.cancel()  # still unanswered after the grace period: give up on them
         if self._service is not None:
             self._service.cancel()
             await asyncio.wait([self._service])
@@ -436,14 +439,28 @@ class Client:
         ``idempotency_key`` pins the key (a journal resends an interrupted submission with the
         same one); ``on_accepted`` is called with the handle the moment it is tracked.
         """
-        request = GenerationRequest.coerce(request)
-        body = await build_body(request)
-        await self._ensure_open()
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this Client is closed; create a new one")
-        submission = _Submission(request, body, idempotency_key or f"chuizi-{uuid.uuid4().hex}")
-        self._submitting += 1
-        self._spawn(lambda: self._submit_on_wire(submission, on_accepted, index))
+        request, body = await self._prepare_submission(request)
+        submission = _Submission(request, body, idempotency_key or new_idempotency_key())
+
+        async def send() -> None:
+            try:
+                with submission.scope:
+                    submission.result = await self._submit_here(
+                        request,
+                        body,
+                        submission.idempotency_key,
+                        on_accepted,
+                        index,
+                        on_wire=submission.mark_on_wire,
+                    )
+            except Exception as exc:  # the caller raises it; the client's task group must not
+                submission.result = exc
+            finally:
+                submission.done.set()
+
+        # The caller's task may be cancelled natively (task.cancel()), which no shield of
+        # anyio survives: the request goes out from the client's own task group instead.
+        self._spawn(send)
         try:
             await submission.done.wait()
         except BaseException:
@@ -455,41 +472,69 @@ class Client:
             raise
         return submission.outcome()
 
-    async def _submit_on_wire(
+    async def _prepare_submission(
+        self, request: GenerationRequest | Mapping[str, Any]
+    ) -> tuple[GenerationRequest, dict[str, Any]]:
+        """The request checked and its body built (nothing sent), on an open client."""
+        request = GenerationRequest.coerce(request)
+        body = await build_body(request)
+        await self._ensure_open()
+        if self._state is _State.CLOSED:
+            raise RuntimeError("this Client is closed; create a new one")
+        return request, body
+
+    async def _submit_here(
         self,
-        submission: _Submission,
+        request: GenerationRequest,
+        body: Mapping[str, Any],
+        idempotency_key: str,
         on_accepted: Callable[[Generation], object] | None,
         index: int | None,
-    ) -> None:
-        """Send one submission and track what the server accepted; owned by the client."""
-        request = submission.request
+        *,
+        on_wire: Callable[[], object] | None = None,
+    ) -> Generation:
+        """Send one submission from the calling task and track what the server accepted.
+
+        Cancellable until the request is on the wire; shielded from then on, so that an
+        accepted generation is always registered. The caller's task must belong to an anyio
+        task group (a batch's): a native ``task.cancel()`` goes through any shield.
+        """
+        self._submitting += 1
+        wire = anyio.CancelScope()
+        self._on_the_wire.add(wire)
+
+        def on_the_wire() -> None:
+            wire.shield = True  # from here the answer must be read: it may carry an id
+            if on_wire is not None:
+                on_wire()
+
         try:
-            with submission.scope:
+            with wire:
                 raw = await self._send(
                     "POST",
                     "/videos/generations",
-                    body=submission.body,
+                    body=body,
                     priority=Priority.SUBMIT,
                     scope=request.model,
-                    idempotency_key=submission.idempotency_key,
-                    on_wire=submission.mark_on_wire,
+                    idempotency_key=idempotency_key,
+                    on_wire=on_the_wire,
                 )
                 gen_id, answer = parse_submission(raw)
                 handle = self._register(gen_id, request.model, request, index)
                 self._routes.hint_from(answer)
                 logger.debug("accepted %s (%s)", gen_id, request.model)
-                submission.result = handle
                 if on_accepted is not None:
                     on_accepted(handle)
-        except Exception as exc:  # the caller raises it; the client's task group must not
-            submission.result = exc
+                return handle
+            # only aclose() cancels a submission on the wire, after its grace period
+            raise ClientClosed(None, "the client closed before the submission was answered")
         finally:
+            self._on_the_wire.discard(wire)
             self._stats.submissions += 1
             self._submitting -= 1
             if not self._submitting:
                 self._submits_done.set()
                 self._submits_done = anyio.Event()
-            submission.done.set()
 
     def _register(
         self,

@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 import time
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +31,7 @@ import attrs
 from ._exceptions import ChuiziError, GenerationFailed
 from ._models import GenerationRequest, Video
 
-__all__ = ["Journal", "JournalEntry", "request_fingerprint"]
+__all__ = ["Journal", "JournalEntry", "new_idempotency_key", "request_fingerprint"]
 
 EntryState = Literal["sending", "accepted", "completed", "failed"]
 
@@ -95,6 +96,12 @@ def _canonical(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in value.items()}
     return value
+
+
+def new_idempotency_key() -> str:
+    """A fresh ``Idempotency-Key``: every retry of a submission (and a journal's resend of
+    it) reuses it, so that a server that honours it bills one generation."""
+    return f"chuizi-{uuid.uuid4().hex}"
 
 
 def request_fingerprint(request: GenerationRequest) -> str:

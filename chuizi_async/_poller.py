@@ -76,7 +76,7 @@ class Poller:
     _per_model: collections.Counter[str | None] = attrs.field(
         factory=collections.Counter, init=False
     )
-    _lead: anyio.Lock = attrs.field(factory=anyio.Lock, init=False)
+    _lead: anyio.Lock = attrs.field(factory=lambda: anyio.Lock(fast_acquire=True), init=False)
     # one bound method for every handle (a handle's own would cost memory per generation)
     _forget_resolved: Callable[[Generation], None] = attrs.field(init=False)
 

@@ -147,3 +147,60 @@ async def test_a_submission_cancelled_before_it_is_sent_is_never_sent() -> None:
                 await client.submit(VEO, "second: still waiting for the budget")
             await anyio.sleep(0.4)
         assert server.counters.submissions == 1
+
+
+@pytest.mark.parametrize("how", ["anyio", "native"])
+async def test_a_batch_cancelled_with_submissions_on_the_wire_tracks_every_accepted_one(
+    how: str,
+) -> None:
+    async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
+        server.faults = Faults(slow=1.0, slow_seconds=0.2)
+        client = ca.Client(
+            server.api_key, base_url=server.base_url, poll=ca.PollPolicy(time_scale=SPEED)
+        )
+        async with client:
+            requests = [{"model": VEO, "prompt": f"clip {i}"} for i in range(6)]
+            batch = client.generate_many(requests, return_exceptions=True)
+            if how == "anyio":
+                with anyio.move_on_after(0.1) as scope:
+                    await batch
+                assert scope.cancelled_caught
+            else:
+                task = asyncio.ensure_future(batch)
+                await anyio.sleep(0.1)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            server.faults = None
+            # every generation the server created is tracked once its answer is read
+            await wait_until(lambda: len(client.pending) == len(server.generations) > 0)
+            assert sorted(str(h.id) for h in client.pending) == sorted(server.generations)
+            assert server.counters.submissions == len(server.generations)
+
+
+async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeout() -> None:
+    async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
+        server.faults = Faults(slow=1.0, slow_seconds=5.0)
+        client = ca.Client(
+            server.api_key,
+            base_url=server.base_url,
+            poll=ca.PollPolicy(time_scale=SPEED),
+            timeout=0.3,
+        )
+        async with client, anyio.create_task_group() as tg:
+            outcome: list[BaseException] = []
+
+            async def submit() -> None:
+                try:
+                    await client.generate_many([{"model": VEO, "prompt": "never answered"}])
+                except ca.ChuiziError as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(submit)
+            await wait_until(lambda: server.counters.requests > 0)
+            started = anyio.current_time()
+            await client.aclose()
+            assert anyio.current_time() - started < 2.0
+        (error,) = outcome
+        assert isinstance(error, ca.ClientClosed)
+        assert "before the submission was answered" in str(error)
