@@ -124,14 +124,21 @@ class _Latencies:
         factory=lambda: collections.deque(maxlen=_SAMPLES)
     )
     ordered: list[float] = attrs.field(factory=list)
+    total: float = 0.0  # of the samples kept: their mean without a pass over them
 
     def add(self, seconds: float) -> None:
         """Add one processing time; the oldest is forgotten past ``_SAMPLES``."""
         if len(self.recent) == self.recent.maxlen:
             old = self.recent[0]
             del self.ordered[bisect.bisect_left(self.ordered, old)]
+            self.total -= old
         self.recent.append(seconds)
         bisect.insort(self.ordered, seconds)
+        self.total += seconds
+
+    @property
+    def mean(self) -> float:
+        return self.total / len(self.ordered)
 
     def quantile(self, q: float) -> float:
         return self.ordered[min(len(self.ordered) - 1, int(q * len(self.ordered)))]
@@ -219,7 +226,7 @@ class Schedule:
         if len(seen.ordered) < _ENOUGH:
             return seen.ordered[0], _STEP_FEW * interval
         start = seen.quantile(0.02)
-        mean = sum(seen.ordered) / len(seen.ordered)
+        mean = seen.mean
         # The first completions are the short ones: while a batch is under way, the times seen
         # understate the spread. If a fraction f of the generations is done at ``age``, and
         # completions spread evenly from ``start``, they end near start + (age - start) / f.

@@ -313,6 +313,15 @@ def test_a_scout_that_ends_before_anything_is_learned_is_replaced() -> None:
     assert not s.scout_ended(VEO)  # learned: no more scouts needed
 
 
+def test_the_mean_latency_is_that_of_the_samples_kept() -> None:
+    s = schedule()
+    for i in range(1000):
+        s.learn(VEO, float(i))
+    seen = s._models[VEO].seen
+    assert len(seen.ordered) == 256
+    assert seen.mean == pytest.approx(statistics.fmean(range(1000 - 256, 1000)))
+
+
 @pytest.mark.parametrize(("lo", "hi"), [(15, 25), (40, 80), (120, 300)])
 def test_the_learned_grid_beats_the_10_s_loop_on_checks_and_lag(lo: int, hi: int) -> None:
     """Once completion times are known, a generation's checks stay under the provider's
