@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import logging
 import math
 import os
@@ -37,6 +36,8 @@ from ._validation import validate
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from anyio.abc import TaskGroup
 
     from ._client import Client
 
@@ -150,7 +151,6 @@ class BatchSubmitter:
         self.cost = _CostGuard(max_cost)
         self._active = 0
         self._changed = anyio.Event()
-        self._posts = anyio.Semaphore(client._max_connections, fast_acquire=True)
         self._occurrences: collections.Counter[str] = collections.Counter()
         self.stopped_by: InsufficientBalanceError | None = None
         self.stop_reason: NotSubmitted | None = None
@@ -166,26 +166,33 @@ class BatchSubmitter:
         """No new submission: the requests not yet sent resolve with ``NotSubmitted``."""
         if self.stop_reason is None:
             self.stop_reason = NotSubmitted(f"not submitted: {reason}", reason=reason)
-        self._changed.set()
+        self._wake()
 
     async def run(self) -> None:
         """Submit every request; returns once each was sent or held back.
 
-        Without a journal the generations may still be running then (``in_flight``); with
-        one, it returns once every outcome is journaled.
+        A pool of workers, as many as the client has connections, takes the requests in
+        input order; each sends its POSTs from its own task (no task per request). Without
+        a journal the generations may still be running when this returns (``in_flight``);
+        with one, it returns once every outcome is journaled.
         """
+        items = enumerate(self._requests)
         async with anyio.create_task_group() as tg:
-            for index, item in enumerate(self._requests):
-                request, key, error = self._prepare(item)
-                if error is None:
-                    error = await self._wait_for_room(request)
-                if error is not None:
-                    self._emit(_unsent(index, request, error, key))
-                    continue
-                assert request is not None
-                self._active += 1
-                self.cost.start(index, request.model)
-                tg.start_soon(self._one, index, request, key)
+            for _ in range(self._client._max_connections):
+                tg.start_soon(self._work, items, tg)
+
+    async def _work(self, items: Iterator[tuple[int, RequestLike]], tg: TaskGroup) -> None:
+        for index, item in items:
+            request, key, error = self._prepare(item)
+            if error is None:
+                error = await self._wait_for_room(request)
+            if error is not None:
+                self._emit(_unsent(index, request, error, key))
+                continue
+            assert request is not None
+            self._active += 1
+            self.cost.start(index, request.model)
+            await self._one(index, request, key, tg)
 
     def _prepare(
         self, item: RequestLike
@@ -214,8 +221,12 @@ class BatchSubmitter:
                 return refusal
             if self._active < self._limit and refusal is None:
                 return None
-            self._changed = anyio.Event()
             await self._changed.wait()
+
+    def _wake(self) -> None:
+        """Every worker waiting for room looks again (each waits on the event of its time)."""
+        self._changed.set()
+        self._changed = anyio.Event()
 
     def _balance_error(self) -> InsufficientBalanceError:
         assert self.stopped_by is not None
@@ -224,16 +235,27 @@ class BatchSubmitter:
             402, f"not submitted: {first.message}", first.error_type, code=first.code
         )
 
-    async def _one(self, index: int, request: GenerationRequest, key: str | None) -> None:
-        handle: Generation | None = None
+    async def _one(
+        self, index: int, request: GenerationRequest, key: str | None, tg: TaskGroup
+    ) -> None:
+        """Obtain the request's handle, then free its place when its generation ends."""
         try:
             handle = await self._obtain(index, request, key)
-            handle.key = key
-            if self.journal is None or key is None:
-                # nothing to write at the end: no task needs to wait for it
-                handle.add_done_callback(functools.partial(self._settled, index))
-                handle = None
-                return
+        except BaseException:
+            self._finish(index, None)
+            raise
+        handle.key = key
+        if self.journal is None or key is None:
+            handle.add_done_callback(self._on_done)  # nothing to write at the end
+        else:
+            tg.start_soon(self._settle_journaled, handle, index, key)
+
+    def _on_done(self, handle: Generation) -> None:
+        assert handle.index is not None
+        self._settled(handle.index, handle)
+
+    async def _settle_journaled(self, handle: Generation, index: int, key: str) -> None:
+        try:
             await self._settle(handle, key)
         except BaseException:
             self._finish(index, handle)
@@ -249,7 +271,7 @@ class BatchSubmitter:
     def _finish(self, index: int, handle: Generation | None) -> None:
         self._active -= 1
         self.cost.finish(index, handle._outcome if handle is not None else None)
-        self._changed.set()
+        self._wake()
 
     async def _obtain(self, index: int, request: GenerationRequest, key: str | None) -> Generation:
         """The handle of one request: from the journal, tracked by id, or submitted."""
@@ -263,24 +285,23 @@ class BatchSubmitter:
             handle.request, handle.index = request, index
             return handle
         idempotency_key = entry.idempotency_key if entry is not None else None
-        async with self._posts:
-            try:
-                request, body = await self._client._prepare_submission(request)
-                idempotency_key = idempotency_key or new_idempotency_key()
-                if self.journal is not None and key is not None:
-                    await self.journal.record_sending(key, idempotency_key, request.model)
-                # This task belongs to the batch's task group: the submission can be sent
-                # from it, shielded once on the wire (see Client._submit_here).
-                handle = await self._client._submit_here(
-                    request, body, idempotency_key, self.accepted.append, index
-                )
-            except InsufficientBalanceError as exc:
-                if self.stopped_by is None:
-                    logger.warning("balance exhausted: no further submissions in this batch")
-                    self.stopped_by = exc
-                return _unsent(index, request, exc, key)
-            except ChuiziError as exc:
-                return _unsent(index, request, exc, key)
+        try:
+            request, body = await self._client._prepare_submission(request)
+            idempotency_key = idempotency_key or new_idempotency_key()
+            if self.journal is not None and key is not None:
+                await self.journal.record_sending(key, idempotency_key, request.model)
+            # This task belongs to the batch's task group: the submission can be sent
+            # from it, shielded once on the wire (see Client._submit_here).
+            handle = await self._client._submit_here(
+                request, body, idempotency_key, self.accepted.append, index
+            )
+        except InsufficientBalanceError as exc:
+            if self.stopped_by is None:
+                logger.warning("balance exhausted: no further submissions in this batch")
+                self.stopped_by = exc
+            return _unsent(index, request, exc, key)
+        except ChuiziError as exc:
+            return _unsent(index, request, exc, key)
         if self.journal is not None and key is not None and handle.id is not None:
             with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
                 await self.journal.record_accepted(key, handle.id)

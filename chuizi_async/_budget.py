@@ -274,7 +274,10 @@ class RequestBudget:
         self._in_flight += 1
         self._sent.append(now)
         if scope is not None:
-            self._scopes.setdefault(scope, _Scope()).in_flight += 1
+            scoped = self._scopes.get(scope)
+            if scoped is None:
+                scoped = self._scopes[scope] = _Scope()
+            scoped.in_flight += 1
         return Ticket(now, scope, probe, self._windows_seen)
 
     def _effective_rate(self) -> float | None:

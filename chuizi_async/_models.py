@@ -86,8 +86,8 @@ class GenerationRequest:
             raise InvalidRequest(
                 f"a request must be a GenerationRequest or a mapping, not {type(value).__name__}"
             )
-        known = {a.name for a in attrs.fields(cls)}
-        unknown = sorted(set(value) - known)
+        known = _REQUEST_FIELDS
+        unknown = sorted(k for k in value if k not in known)
         if unknown:
             raise InvalidRequest(
                 f"unknown request field(s) {', '.join(map(repr, unknown))}; known fields are "
@@ -97,6 +97,9 @@ class GenerationRequest:
         if missing:
             raise InvalidRequest(f"a request needs {' and '.join(missing)}")
         return cls(**value)
+
+
+_REQUEST_FIELDS = frozenset(a.name for a in attrs.fields(GenerationRequest))
 
 
 @attrs.frozen
