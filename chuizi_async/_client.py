@@ -168,7 +168,7 @@ class Client:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._started = anyio.Event()
         self._submitting = 0
-        self._submits_done = anyio.Event()
+        self._submits_done: anyio.Event | None = None  # made by aclose() when it must wait
         self._on_the_wire: set[anyio.CancelScope] = set()
         self._stats = ClientStats()
 
@@ -226,8 +226,9 @@ class Client:
             return
         self._state = _State.CLOSED
         if self._submitting:
+            self._submits_done = done = anyio.Event()
             with anyio.move_on_after(self.timeout):
-                await self._submits_done.wait()
+                await done.wait()
         for wire in list(self._on_the_wire):
             wire.cancel()  # still unanswered after the grace period: give up on them
         if self._service is not None:
@@ -532,9 +533,8 @@ class Client:
             self._on_the_wire.discard(wire)
             self._stats.submissions += 1
             self._submitting -= 1
-            if not self._submitting:
+            if not self._submitting and self._submits_done is not None:
                 self._submits_done.set()
-                self._submits_done = anyio.Event()
 
     def _register(
         self,
