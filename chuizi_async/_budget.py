@@ -4,9 +4,11 @@ It paces requests from what the server says and does, never from an invented num
 
 * ``X-RateLimit-Remaining`` / ``-Reset`` (epoch seconds or seconds from now): spend what the
   window has left, counting requests still in flight, then wait for the reset and probe;
-* a 429 pauses the whole client (``Retry-After``, or exponential backoff with full jitter),
-  then resumes at half the rate that met it and climbs back additively (AIMD, like
-  botocore's adaptive retry mode), so the client never stays slower than the server allows;
+* a 429 cuts the whole client's rate to 70% of the rate it was sending at over the server's
+  window, then climbs back additively within four such windows (AIMD, like botocore's adaptive
+  retry mode; the window's length is the ``Retry-After`` seen), so the client never stays
+  slower than the server allows. The first 429, and a second in a row, also pause the whole
+  client (``Retry-After``, or exponential backoff with full jitter);
 * a 429 while the overall window still has room is a narrower limit (per model): the scope
   learns how many requests its window holds, from our own history, and keeps under it;
 * ``max_requests_per_second``, when the user knows a cap up front, spaces requests evenly.
@@ -35,7 +37,8 @@ from ._retries import header, parse_retry_after, retry_delay
 __all__ = ["Priority", "RateWindow", "RequestBudget", "Ticket", "parse_rate_window"]
 
 _MIN_RATE = 0.05
-_RECOVERY = 10.0
+_DECREASE = 0.7  # the sawtooth of AIMD then averages ~85% of the limit (CUBIC's beta)
+_RECOVERY_WINDOWS = 4
 _SATURATION_MEMORY = 60.0
 _SCOPE_MARGIN = 1.05
 _HISTORY = 4096
@@ -171,8 +174,9 @@ class RequestBudget:
     _limited_at: float = attrs.field(default=-math.inf, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _sent: collections.deque[float] = attrs.field(
-        factory=lambda: collections.deque(maxlen=64), init=False
+        factory=lambda: collections.deque(maxlen=_HISTORY), init=False
     )
+    _retry_after_seen: float | None = attrs.field(default=None, init=False)
     _scopes: dict[str, _Scope] = attrs.field(factory=dict, init=False)
     _waiting: collections.Counter[Priority] = attrs.field(factory=collections.Counter, init=False)
     _queued: int = attrs.field(default=0, init=False)  # the total of _waiting
@@ -347,32 +351,52 @@ class RequestBudget:
         self._consecutive_429 = 0
         if self._rate is not None:
             # Additive increase: back to the rate that met the last 429 within
-            # _RECOVERY seconds of success, then on upward at the same slope.
-            slope = self._rate_at_decrease / (2 * _RECOVERY / self.time_scale)
-            self._rate += slope / self._rate
+            # _RECOVERY_WINDOWS of the server's windows, then on upward at the same slope.
+            climb = self._rate_at_decrease * (1.0 - _DECREASE)
+            self._rate += climb / self._recovery_time() / self._rate
+
+    def _server_window(self) -> float:
+        """The time scale of the server's limiter: its ``Retry-After``, else a second."""
+        if self._retry_after_seen is not None:
+            return self._retry_after_seen
+        return 1.0 / self.time_scale
+
+    def _recovery_time(self) -> float:
+        return _RECOVERY_WINDOWS * self._server_window()
 
     def _pause_all(self, now: float, sent_at: float, retry_after: float | None) -> None:
         self._consecutive_429 += 1
-        pause = retry_after
-        if pause is None:
-            pause = retry_delay(self._consecutive_429, base=1.0, cap=60.0, rng=self.rng)
-            pause /= self.time_scale
-        self._paused_until = max(self._paused_until, now + pause)
-        self._next_at = max(self._next_at, self._paused_until)
+        if retry_after:
+            self._retry_after_seen = retry_after
+        # The first 429 (nothing learned yet), a rate window that says so, or a second 429
+        # in a row pause the whole client; a later lone 429 is answered by the decrease
+        # below (and its own request waits for Retry-After), which pausing would double.
+        if self._rate is None or self._window is not None or self._consecutive_429 > 1:
+            pause = retry_after
+            if pause is None:
+                pause = retry_delay(self._consecutive_429, base=1.0, cap=60.0, rng=self.rng)
+                pause /= self.time_scale
+            self._paused_until = max(self._paused_until, now + pause)
+            self._next_at = max(self._next_at, self._paused_until)
         if sent_at < self._last_decrease:
             return  # sent before the last decrease: that decrease already answered it
-        current = self._rate if self._rate is not None else self._peak_rate()
+        current = self._sent_rate(now)
+        if self._rate is not None:
+            current = self._rate if current is None else min(current, self._rate)
         if current is not None:
             self._rate_at_decrease = current
-            self._rate = max(_MIN_RATE * self.time_scale, current / 2.0)
+            self._rate = max(_MIN_RATE * self.time_scale, current * _DECREASE)
             self._last_decrease = now
 
-    def _peak_rate(self) -> float | None:
-        """The rate of the latest burst of requests: what met the first 429."""
-        recent = list(self._sent)[-16:]
-        if len(recent) < 2:
-            return None
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)
+    def _sent_rate(self, now: float) -> float | None:
+        """Requests sent per second over the server's last window: the rate that met a 429."""
+        window = self._server_window()
+        count = 0
+        for at in reversed(self._sent):
+            if at <= now - window:
+                break
+            count += 1
+        return count / window if count > 1 else None  # one request tells no rate
 
 
 class _Slot:

@@ -362,26 +362,57 @@ async def burst(budget: RequestBudget, stack: contextlib.AsyncExitStack, n: int)
     return tickets
 
 
-async def test_learned_rate_halves_once_per_burst() -> None:
+async def test_learned_rate_decreases_once_per_burst() -> None:
     budget = RequestBudget()
     async with contextlib.AsyncExitStack() as stack:
         first_burst = await burst(budget, stack, 10)
         budget.observe(first_burst[0], 429, {"Retry-After": "0"})
-        halved = budget.rate
-        assert halved is not None
-        assert halved > 0
+        decreased = budget.rate
+        assert decreased is not None
+        # 70% of the rate it was sent at over the server's window (a second without a
+        # Retry-After): 11 requests in the last second
+        assert decreased == pytest.approx(0.7 * 11)
         for ticket in first_burst[1:6]:  # more 429s answering the same burst
             budget.observe(ticket, 429, {"Retry-After": "0"})
-        assert budget.rate == halved
+        assert budget.rate == decreased
         assert budget.rate_limited == 6
 
-        # a request sent after the decrease meets a 429: that is news, halve again
+        # a request sent after the decrease meets a 429: that is news, decrease again
         late = await stack.enter_async_context(budget.slot())
         budget.observe(late, 429, {"Retry-After": "0"})
         again = budget.rate
         assert again is not None
-        assert again == pytest.approx(halved / 2, rel=0.01)
+        assert again == pytest.approx(0.7 * decreased, rel=0.01)
         assert budget.rate_limited == 7
+
+
+async def test_the_rate_that_met_a_429_is_measured_over_the_servers_window() -> None:
+    budget = RequestBudget()
+    async with contextlib.AsyncExitStack() as stack:
+        tickets = await burst(budget, stack, 10)  # ~100/s for 0.1 s
+        await anyio.sleep(0.3)  # then nothing: 11 requests in the last 0.5 s window
+        budget.observe(tickets[0], 429, {"Retry-After": "0.5"})
+    assert budget.rate == pytest.approx(0.7 * 11 / 0.5, rel=0.1)
+
+
+async def test_a_lone_429_after_learning_slows_the_client_without_pausing_it() -> None:
+    budget = RequestBudget()
+    async with contextlib.AsyncExitStack() as stack:
+        tickets = await burst(budget, stack, 10)
+        budget.observe(tickets[0], 429, {"Retry-After": "0.3"})  # the first: a pause
+        first_pause = budget.paused_until
+        await anyio.sleep(0.35)
+        for ticket in tickets[1:]:
+            budget.observe(ticket, 200, {})  # the 429 was alone: the rest got through
+        late = await stack.enter_async_context(budget.slot())
+        rate = budget.rate
+        assert rate is not None
+        budget.observe(late, 429, {"Retry-After": "0.3"})
+        assert budget.paused_until == first_pause  # slowed down, not paused
+        assert budget.rate == pytest.approx(0.7 * rate)
+        again = await stack.enter_async_context(budget.slot())
+        budget.observe(again, 429, {"Retry-After": "0.3"})  # a second in a row: a pause
+        assert budget.paused_until > now() + 0.2
 
 
 async def test_learned_rate_climbs_back_additively_on_success() -> None:
