@@ -4,11 +4,12 @@ It paces requests from what the server says and does, never from an invented num
 
 * ``X-RateLimit-Remaining`` / ``-Reset`` (epoch seconds or seconds from now): spend what the
   window has left, counting requests still in flight, then wait for the reset and probe;
-* a 429 cuts the whole client's rate to 70% of the rate it was sending at over the server's
-  window, then climbs back additively within four such windows (AIMD, like botocore's adaptive
-  retry mode; the window's length is the ``Retry-After`` seen), so the client never stays
-  slower than the server allows. The first 429, and a second in a row, also pause the whole
-  client (``Retry-After``, or exponential backoff with full jitter);
+* a 429 cuts the whole client's rate to 70% (at the first, of the rate it was sending at over
+  the server's window), then, while that rate holds requests back, climbs back additively
+  within four such windows (AIMD, like botocore's adaptive retry mode; the window's length is
+  the ``Retry-After`` seen), so the client never stays slower than the server allows. The
+  first 429, and a second in a row, also pause the whole client (``Retry-After``, or
+  exponential backoff with full jitter);
 * a 429 while the overall window still has room is a narrower limit (per model): the scope
   learns how many requests its window holds, from our own history, and keeps under it;
 * ``max_requests_per_second``, when the user knows a cap up front, spaces requests evenly.
@@ -311,7 +312,7 @@ class RequestBudget:
                 # when we heard of it: the server counted it no later (its clock is ahead
                 # of our send time by up to the time a burst takes to get through)
                 self._scopes[ticket.scope].accepted.append(now)
-            self._on_success()
+            self._on_success(now)
         elif ticket.scope is not None and (
             (window is not None and window.remaining > 0) or self._room(now, excluding=1) > 0
         ):
@@ -347,9 +348,12 @@ class RequestBudget:
         self._window_seen_at = now
         self._probes = 0
 
-    def _on_success(self) -> None:
+    def _on_success(self, now: float) -> None:
         self._consecutive_429 = 0
-        if self._rate is not None:
+        # Climb only while the rate is what holds requests back: a client that sends less
+        # than it may learns nothing about the limit by succeeding, and a rate grown far
+        # past its use would take many 429s to come down (RFC 7661's lesson for TCP).
+        if self._rate is not None and now - self._limited_at < self._recovery_time():
             # Additive increase: back to the rate that met the last 429 within
             # _RECOVERY_WINDOWS of the server's windows, then on upward at the same slope.
             climb = self._rate_at_decrease * (1.0 - _DECREASE)
@@ -380,9 +384,8 @@ class RequestBudget:
             self._next_at = max(self._next_at, self._paused_until)
         if sent_at < self._last_decrease:
             return  # sent before the last decrease: that decrease already answered it
-        current = self._sent_rate(now)
-        if self._rate is not None:
-            current = self._rate if current is None else min(current, self._rate)
+        # the rate that met the 429: the one allowed, or at the first what was sent
+        current = self._rate if self._rate is not None else self._sent_rate(now)
         if current is not None:
             self._rate_at_decrease = current
             self._rate = max(_MIN_RATE * self.time_scale, current * _DECREASE)

@@ -423,6 +423,9 @@ async def test_learned_rate_climbs_back_additively_on_success() -> None:
         halved = budget.rate
         assert halved is not None
         rate = halved
+        for _ in range(2):  # the second waits for the rate: the rate holds requests back
+            async with budget.slot():
+                pass
         steps = []
         for _ in range(20):
             budget.observe(tickets[-1], 200, {})
@@ -440,6 +443,17 @@ async def test_learned_rate_climbs_back_additively_on_success() -> None:
             if (budget.rate or 0.0) > 2 * halved:
                 break
         assert (budget.rate or 0.0) > 2 * halved
+
+
+async def test_the_rate_does_not_climb_while_the_client_sends_less_than_it_may() -> None:
+    budget = RequestBudget()
+    async with contextlib.AsyncExitStack() as stack:
+        tickets = await burst(budget, stack, 10)
+        budget.observe(tickets[0], 429, {"Retry-After": "0"})
+        rate = budget.rate
+        for _ in range(1000):  # answers, but nobody waited for the rate
+            budget.observe(tickets[-1], 200, {})
+    assert budget.rate == rate
 
 
 async def test_learned_rate_paces_later_requests() -> None:
