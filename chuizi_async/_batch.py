@@ -11,6 +11,7 @@ to its end. With a journal, each request is looked up before anything is sent (s
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import logging
@@ -428,7 +429,7 @@ class AsCompleted:
         self._client = client
         self._journal = journal
         self._ready: collections.deque[Generation] = collections.deque()
-        self._arrived = anyio.Event()
+        self._arrived = asyncio.Event()  # one per handle yielded: asyncio's is the cheap one
         self._closed = False
         self._submitter = BatchSubmitter(
             client,
@@ -489,7 +490,7 @@ class AsCompleted:
                     error, self._error = self._error, None
                     raise error
                 raise StopAsyncIteration
-            self._arrived = anyio.Event()
+            self._arrived = asyncio.Event()
             await self._arrived.wait()
         return self._ready.popleft()
 

@@ -63,7 +63,9 @@ class Generation:
         self.key: str | None = request.key if request is not None else None
         self.status: GenerationStatus | None = None
         self._outcome: Video | BaseException | None = None
-        self._event: anyio.Event | None = None
+        # asyncio's, not anyio's: made for each awaited handle, and anyio.Event() looks up
+        # the running async library each time (8x the cost); the library runs on asyncio only
+        self._event: asyncio.Event | None = None
         self._callbacks: list[Callable[[Generation], object]] | None = None
         self._on_resolved: Callable[[Generation], object] | None = None  # the poller's
         self._submitted_at = submitted_at
@@ -90,7 +92,7 @@ class Generation:
         """The video, once done. On ``timeout`` raise ``GenerationTimeout``; tracking goes on."""
         if self._outcome is None:
             if self._event is None:
-                self._event = anyio.Event()
+                self._event = asyncio.Event()
             if timeout is None:
                 await self._event.wait()
             else:
