@@ -213,6 +213,8 @@ class Schedule:
         stats = self._model(model)
         stats.seen.add(latency_seconds / self.policy.time_scale)
         stats.completed += 1
+        if self.policy.first_poll_after is not None:
+            return None  # the user's schedule, not a learned one: nothing is brought forward
         start, step = self._grid(stats)
         if start < stats.pulled_to - step / 2:
             stats.pulled_to = start

@@ -293,6 +293,13 @@ def test_the_first_completion_brings_the_waiting_checks_forward() -> None:
     assert not scout and 12.0 <= delay <= 12.0 + 0.35 * 10
 
 
+def test_completions_do_not_bring_forward_an_explicit_first_poll_after() -> None:
+    s = schedule(jitter=0, first_poll_after=30.0)
+    for _ in range(10):
+        assert s.plan_first(VEO) == (30.0, False)
+    assert s.learn(VEO, 5.0) is None  # the user's schedule, not the learned one
+
+
 def test_a_lone_scout_checks_no_more_often_than_the_interval() -> None:
     s = schedule(jitter=0)
     # too few wait for it: after its early check, back to the catalogue's guess (45 s)
