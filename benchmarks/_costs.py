@@ -56,7 +56,8 @@ async def _ours_submissions(info: SimulatorInfo, bodies: Sequence[Mapping[str, A
 
     No status check may run meanwhile (first check in an hour), so what is timed is the
     submission path: validation, body, idempotency key, budget slot, the POST (at most 64 at
-    once: the batch's POST semaphore is the pool size), parsing, the handle, the poller's heap.
+    once: the batch has as many workers as the pool has connections), parsing, the handle,
+    the poller's heap.
     """
     n = len(bodies)
     transport = _CountingTransport(n, max_connections=POOL_SIZE)

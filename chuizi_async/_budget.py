@@ -43,6 +43,7 @@ _RECOVERY_WINDOWS = 4
 _SATURATION_MEMORY = 60.0
 _SCOPE_MARGIN = 1.05
 _HISTORY = 4096
+_RESET_MARGIN = 0.005  # seconds after a window's reset before its probe goes
 
 
 class Priority(enum.IntEnum):
@@ -257,8 +258,13 @@ class RequestBudget:
         if window is None:
             return 0.0
         reset_at = self._window_seen_at + window.reset_in
-        if now < reset_at:
-            return 0.0 if self._room(now) > 0 else reset_at - now
+        if now < reset_at and self._room(now) > 0:
+            return 0.0
+        # The reset is rounded (to the millisecond, or the second) and read a moment after the
+        # server wrote it: a probe sent at once can arrive before the server's window turns.
+        turnover = reset_at + _RESET_MARGIN
+        if now < turnover:
+            return turnover - now
         # The window has turned over since the last answer: one probe learns what it holds.
         return 0.0 if self._probes == 0 else math.inf
 

@@ -266,6 +266,18 @@ async def test_empty_window_waits_for_its_reset() -> None:
     assert budget.rate_limited == 0
 
 
+async def test_a_window_said_to_reset_now_is_probed_a_moment_later() -> None:
+    # "Reset: 0" is rounded: the server's window may still have a fraction of a millisecond
+    # to run, and a probe sent at once would meet a 429
+    budget = RequestBudget()
+    async with budget.slot() as ticket:
+        budget.observe(ticket, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0"})
+        seen_at = now()
+    async with budget.slot() as probe:
+        assert probe.probe
+        assert probe.sent_at - seen_at >= 0.005
+
+
 async def test_window_with_room_admits_at_once_counting_requests_in_flight() -> None:
     budget = RequestBudget()
     async with contextlib.AsyncExitStack() as stack:
