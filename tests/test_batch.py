@@ -141,6 +141,27 @@ async def test_leaving_as_completed_early_stops_submissions(
     assert server.counters.submissions == submitted < 200
 
 
+async def test_as_completed_yields_the_accepted_handles_when_the_client_closes(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    yielded: list[ca.Generation] = []
+    async with anyio.create_task_group() as tg:
+
+        async def consume() -> None:
+            async with client.as_completed(_requests(5)) as results:
+                async for handle in results:
+                    yielded.append(handle)
+
+        tg.start_soon(consume)
+        await wait_until(lambda: len(client.pending) == 5)
+        with anyio.fail_after(5):
+            await client.aclose()
+    # each accepted generation comes out once, with its id for track() elsewhere
+    assert sorted(str(h.id) for h in yielded) == sorted(server.generations)
+    assert all(isinstance(h.exception(), ca.ClientClosed) for h in yielded)
+
+
 async def test_402_stops_submitting_and_the_rest_raise_without_a_request(
     client: ca.Client, server: FakeChuizi
 ) -> None:
