@@ -296,6 +296,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         download_dir=args.download_dir,
         concurrency=args.concurrency,
         max_cost=args.max_cost,
+        fresh_server=args.simulate,
     )
     console = rich_console()
     with library_logging(args.verbose, console):

@@ -234,6 +234,8 @@ class BatchOptions:
     download_dir: Path | None = None
     concurrency: int | None = None
     max_cost: Decimal | None = None
+    fresh_server: bool = False
+    """A simulator started for this run: it cannot track what an earlier run's accepted."""
 
 
 @attrs.define(eq=False)
@@ -453,6 +455,13 @@ async def _run_batch(
     journal: Journal,
     summary_rows: Callable[[Tally], dict[str, str]] | None,
 ) -> int:
+    if options.fresh_server:
+        resent = await journal.forget_accepted()
+        if resent:
+            display.note(
+                f"{resent} clip(s) accepted by an earlier run's simulator are sent again to "
+                "this one (it cannot know their ids)"
+            )
     run = _Batch(client, lines, options, display, journal)
     loop = asyncio.get_running_loop()
     try:

@@ -192,6 +192,24 @@ class Journal:
             model=model,
         )
 
+    async def forget_accepted(self) -> int:
+        """Send again what a server that is gone accepted; how many entries that concerns.
+
+        For a fresh simulator only (``chuizi batch --simulate``): it cannot know the ids an
+        earlier one gave out. Each entry goes back to ``sending`` with its ``Idempotency-Key``.
+        """
+
+        def run() -> int:
+            with self._conn:
+                cursor = self._conn.execute(
+                    "UPDATE requests SET state = 'sending', generation_id = NULL, "
+                    "updated_at = :now WHERE state = 'accepted'",
+                    {"now": time.time()},
+                )
+                return cursor.rowcount
+
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+
     async def record_accepted(self, key: str, generation_id: str) -> None:
         await self._write(
             "UPDATE requests SET state = 'accepted', generation_id = :id, updated_at = :now "

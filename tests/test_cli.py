@@ -8,6 +8,7 @@ tested on a real subprocess.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -124,6 +125,28 @@ def test_batch_on_the_built_in_simulator(
     err = capsys.readouterr().err
     assert "line 2  failed" in err
     assert "8 clips: 2 completed, 1 failed, 5 invalid, 0 not submitted" in err
+
+
+def test_a_simulated_batch_resends_what_an_earlier_simulator_accepted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        {"key": "a", "model": "google/veo-3.1-fast", "prompt": "a harbour at dawn"},
+    )
+    out = tmp_path / "out.jsonl"
+
+    async def interrupted_earlier_run() -> None:  # accepted, then the process died
+        with ca.Journal(tmp_path / "out.jsonl.journal") as journal:
+            await journal.record_sending("a", "chuizi-0123", "google/veo-3.1-fast")
+            await journal.record_accepted("a", "gen-of-a-simulator-long-gone")
+
+    asyncio.run(interrupted_earlier_run())
+    assert main(["batch", str(source), "-o", str(out), "--simulate", "--speed", "2000"]) == 0
+    (result,) = read_results(out)
+    assert result["status"] == "completed"  # not a 404 from the new simulator
+    assert result["id"] != "gen-of-a-simulator-long-gone"
+    assert "sent again" in capsys.readouterr().err
 
 
 async def test_batch_statuses_and_nothing_sent_for_invalid_lines(
