@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ._exceptions import InvalidRequest
+from ._models import is_web_url
 
 __all__ = [
     "PARTIAL_SUFFIX",
@@ -35,8 +36,7 @@ _MAX_NAME = 120
 
 def check_media_url(url: str) -> str:
     """The URL if it is http(s) with a host; ``InvalidRequest`` for anything else."""
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+    if not isinstance(url, str) or not is_web_url(url):
         raise InvalidRequest(f"refusing to download {url!r}: only http(s) URLs are fetched")
     return url
 

@@ -31,6 +31,7 @@ __all__ = [
     "Video",
     "UnusableVideo",
     "WrongRoute",
+    "is_web_url",
     "parse_key_info",
     "parse_models",
     "parse_status",
@@ -288,7 +289,7 @@ def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Vide
     url = _str(output.get("video_url")) or _str(body.get("video_url")) or _str(output.get("url"))
     if url is None:
         raise ResponseFormatError(f"{gen_id} is reported done but the answer has no video URL")
-    if not _is_web_url(url):
+    if not is_web_url(url):
         raise UnusableVideo(
             gen_id, f"the server gave a video URL that is not http(s): {url[:80]!r}"
         )
@@ -312,7 +313,7 @@ _WEB_URL = re.compile(
 )
 
 
-def _is_web_url(url: str) -> bool:
+def is_web_url(url: str) -> bool:
     """``http(s)://`` and a host: what a browser or a download may follow."""
     return _WEB_URL.match(url) is not None
 
