@@ -173,12 +173,14 @@ class Journal:
 
     # -- writing: one transaction per state change ---------------------------------------------
 
-    async def _write(self, sql: str, **params: Any) -> None:
-        def run() -> None:
-            with self._conn:  # a transaction, committed (and fsynced) on exit
-                self._conn.execute(sql, {**params, "now": time.time()})
+    async def _write(self, sql: str, **params: Any) -> int:
+        """One statement in a transaction of its own (committed and fsynced); rows changed."""
 
-        await anyio.to_thread.run_sync(run, limiter=self._limiter)
+        def run() -> int:
+            with self._conn:  # a transaction, committed (and fsynced) on exit
+                return self._conn.execute(sql, {**params, "now": time.time()}).rowcount
+
+        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
 
     async def record_sending(self, key: str, idempotency_key: str, model: str) -> None:
         """Before the request is sent: its key and the ``Idempotency-Key`` it goes with."""
@@ -198,17 +200,10 @@ class Journal:
         For a fresh simulator only (``chuizi batch --simulate``): it cannot know the ids an
         earlier one gave out. Each entry goes back to ``sending`` with its ``Idempotency-Key``.
         """
-
-        def run() -> int:
-            with self._conn:
-                cursor = self._conn.execute(
-                    "UPDATE requests SET state = 'sending', generation_id = NULL, "
-                    "updated_at = :now WHERE state = 'accepted'",
-                    {"now": time.time()},
-                )
-                return cursor.rowcount
-
-        return await anyio.to_thread.run_sync(run, limiter=self._limiter)
+        return await self._write(
+            "UPDATE requests SET state = 'sending', generation_id = NULL, updated_at = :now "
+            "WHERE state = 'accepted'"
+        )
 
     async def record_accepted(self, key: str, generation_id: str) -> None:
         await self._write(
