@@ -16,7 +16,9 @@ from ._catalogue import ModelInfo as ModelInfo
 from ._client import Client as Client
 from ._client import ClientStats as ClientStats
 from ._download import remove_partial_downloads as remove_partial_downloads
+from ._exceptions import APIConnectError as APIConnectError
 from ._exceptions import APIConnectionError as APIConnectionError
+from ._exceptions import APIConnectTimeout as APIConnectTimeout
 from ._exceptions import APIError as APIError
 from ._exceptions import APITimeoutError as APITimeoutError
 from ._exceptions import AuthenticationError as AuthenticationError
@@ -36,6 +38,7 @@ from ._exceptions import PermissionDeniedError as PermissionDeniedError
 from ._exceptions import RateLimitError as RateLimitError
 from ._exceptions import ResponseFormatError as ResponseFormatError
 from ._exceptions import ServerError as ServerError
+from ._exceptions import SubmissionUncertain as SubmissionUncertain
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
@@ -54,6 +57,8 @@ from ._transport import Transport as Transport
 __version__ = "0.1.0"
 
 __all__ = [
+    "APIConnectError",
+    "APIConnectTimeout",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -91,6 +96,7 @@ __all__ = [
     "Response",
     "ResponseFormatError",
     "ServerError",
+    "SubmissionUncertain",
     "Transport",
     "Video",
     "remove_partial_downloads",

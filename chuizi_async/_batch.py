@@ -29,6 +29,7 @@ from ._exceptions import (
     InsufficientBalanceError,
     InvalidRequest,
     NotSubmitted,
+    SubmissionUncertain,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key, request_fingerprint
@@ -277,9 +278,9 @@ class BatchSubmitter:
     async def _obtain(self, index: int, request: GenerationRequest, key: str | None) -> Generation:
         """The handle of one request: from the journal, tracked by id, or submitted."""
         entry = self.journal.get(key) if self.journal is not None and key else None
-        if entry is not None and entry.final:
+        if entry is not None and self.journal is not None and self.journal.settled(entry):
             handle = Generation(entry.generation_id, request=request, index=index)
-            handle._resolve(entry.outcome())
+            handle._resolve(entry.outcome(request))
             return handle
         if entry is not None and entry.generation_id is not None:
             handle = self._client.track(entry.generation_id, model=request.model)
@@ -300,6 +301,11 @@ class BatchSubmitter:
             if self.stopped_by is None:
                 logger.warning("balance exhausted: no further submissions in this batch")
                 self.stopped_by = exc
+            return _unsent(index, request, exc, key)
+        except SubmissionUncertain as exc:
+            if self.journal is not None and key is not None:
+                with anyio.CancelScope(shield=True):  # never sent again without being asked
+                    await self.journal.record_uncertain(key, exc)
             return _unsent(index, request, exc, key)
         except ChuiziError as exc:
             return _unsent(index, request, exc, key)

@@ -59,6 +59,9 @@ status, id, video_url, cost (a decimal string), file (with --download-dir) and e
   invalid        refused before sending (bad JSON, wrong field type, a duration over
                  the model's maximum, a missing image...): never sent, never billed
   not_submitted  never sent: Ctrl-C, --max-cost reached, or the balance ran out (402)
+  uncertain      (--retry-submissions safe) sent, but no answer came back: it may or
+                 may not have created a billed generation; error names its
+                 Idempotency-Key. Not sent again unless --resend-uncertain
 A results file written before the end (a second Ctrl-C, a fatal error) says `pending`
 for the lines still in flight.
 
@@ -193,6 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="submit nothing more once the cost spent plus the estimate of what is in flight "
         "would pass USD",
     )
+    batch.add_argument(
+        "--retry-submissions",
+        choices=("idempotent", "safe"),
+        default="idempotent",
+        help="idempotent (default): resend a submission after any transient failure, with "
+        "the same Idempotency-Key (a server that ignores the key may bill twice); safe: only "
+        "when nothing can have been created, else report it uncertain",
+    )
+    batch.add_argument(
+        "--resend-uncertain",
+        action="store_true",
+        help="send again, with the same Idempotency-Key, the requests an earlier run "
+        "reported uncertain (check the account's usage first)",
+    )
     _connection_options(batch)
     batch.set_defaults(run=_cmd_batch)
 
@@ -297,6 +314,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         max_cost=args.max_cost,
         fresh_server=args.simulate,
+        resend_uncertain=args.resend_uncertain,
     )
     console = rich_console()
     with library_logging(args.verbose, console):

@@ -35,6 +35,7 @@ from . import (
     InvalidRequest,
     Journal,
     NotSubmitted,
+    SubmissionUncertain,
     Video,
 )
 from ._cli_common import UsageError
@@ -174,12 +175,14 @@ def error_info(exc: BaseException) -> dict[str, str]:
 
 
 def classify(handle: Generation) -> str:
-    """``completed``, ``failed``, ``invalid`` or ``not_submitted``."""
+    """``completed``, ``failed``, ``invalid``, ``not_submitted`` or ``uncertain``."""
     error = handle.exception()
     if error is None:
         return "completed"
     if isinstance(error, NotSubmitted):
         return "not_submitted"
+    if isinstance(error, SubmissionUncertain):
+        return "uncertain"
     if handle.id is None and isinstance(error, InsufficientBalanceError):
         return "not_submitted"
     if handle.id is None and isinstance(error, (InvalidRequest, BadRequestError)):
@@ -236,6 +239,8 @@ class BatchOptions:
     max_cost: Decimal | None = None
     fresh_server: bool = False
     """A simulator started for this run: it cannot track what an earlier run's accepted."""
+    resend_uncertain: bool = False
+    """Send again (same ``Idempotency-Key``) what an earlier run journaled as uncertain."""
 
 
 @attrs.define(eq=False)
@@ -383,6 +388,13 @@ class _Batch:
                 f"interrupted: {self.interrupted} request(s) not submitted; run the same "
                 "command again to resume"
             )
+        if self.tally.uncertain:
+            self.display.note(
+                f"{self.tally.uncertain} request(s) went out with no answer back (status "
+                "uncertain): each may or may not have created a billed generation. Check the "
+                "account's usage; --resend-uncertain sends them again with the same "
+                "Idempotency-Key"
+            )
 
     def _handle(self, handle: Generation, downloads: anyio.abc.TaskGroup) -> None:
         assert handle.index is not None
@@ -440,7 +452,7 @@ async def run_batch(
 ) -> int:
     """Run the batch, write the results, show the summary; the exit status (0 or 1)."""
     try:
-        journal = Journal(options.journal)
+        journal = Journal(options.journal, resend_uncertain=options.resend_uncertain)
     except sqlite3.Error as exc:
         raise UsageError(f"cannot use {str(options.journal)!r} as the journal: {exc}") from None
     with journal:

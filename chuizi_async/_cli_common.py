@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from . import Client, InvalidRequest, PollPolicy
 from ._cli_progress import Display, PlainDisplay, Tally
+from ._retries import RetrySubmissions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -76,15 +77,26 @@ async def open_client(
 ) -> AsyncIterator[tuple[Client, FakeChuizi | None]]:
     """A client of the API, or of an in-process simulator with ``simulate``."""
     policy = poll_policy(args, simulate)
+    retry_submissions: RetrySubmissions = (
+        "safe" if getattr(args, "retry_submissions", None) == "safe" else "idempotent"
+    )
     if simulate:
         from .testing import FakeChuizi
 
-        server = FakeChuizi(speed=args.speed, fail_pattern=SIMULATOR_FAILS)
-        async with server, Client(server.api_key, base_url=server.base_url, poll=policy) as client:
-            yield client, server
+        async with FakeChuizi(speed=args.speed, fail_pattern=SIMULATOR_FAILS) as server:
+            client = Client(
+                server.api_key,
+                base_url=server.base_url,
+                poll=policy,
+                retry_submissions=retry_submissions,
+            )
+            async with client:
+                yield client, server
         return
     try:
-        client = Client(args.api_key, base_url=args.base_url, poll=policy)
+        client = Client(
+            args.api_key, base_url=args.base_url, poll=policy, retry_submissions=retry_submissions
+        )
     except InvalidRequest as exc:
         raise UsageError(str(exc)) from None
     async with client:

@@ -47,6 +47,7 @@ class Tally:
     failed: int = 0
     invalid: int = 0
     not_submitted: int = 0
+    uncertain: int = 0  # sent, no answer back: may or may not have created a generation
     processing: int = 0
     accepted_done: int = 0  # finished generations that the server had accepted (any run)
     waited: int = 0  # clips finished in this run after waiting for them (for the rate)
@@ -56,7 +57,7 @@ class Tally:
 
     @property
     def finished(self) -> int:
-        return self.completed + self.failed + self.invalid + self.not_submitted
+        return self.completed + self.failed + self.invalid + self.not_submitted + self.uncertain
 
     @property
     def submitted(self) -> int:
@@ -90,6 +91,8 @@ class Tally:
             f"{self.invalid} invalid",
             f"{self.not_submitted} not submitted",
         ]
+        if self.uncertain:
+            parts.append(f"{self.uncertain} uncertain")
         return ", ".join(parts)
 
 
@@ -205,6 +208,10 @@ class LiveDisplay:
                     (str(tally.not_submitted), "bold"),
                 )
             )
+        if tally.uncertain:
+            counts.append_text(
+                Text.assemble(("  uncertain ", "dim"), (str(tally.uncertain), "bold yellow"))
+            )
         rate = tally.rate
         eta = tally.eta
         money = Text.assemble(
@@ -260,6 +267,8 @@ class LiveDisplay:
         table.add_row("failed", str(tally.failed))
         table.add_row("invalid", str(tally.invalid))
         table.add_row("not submitted", str(tally.not_submitted))
+        if tally.uncertain:
+            table.add_row("uncertain", str(tally.uncertain))
         for name, value in rows.items():
             table.add_row(name, value)
         self.console.print(table)

@@ -27,6 +27,7 @@ from ._exceptions import (
     ChuiziError,
     ClientClosed,
     InvalidRequest,
+    SubmissionUncertain,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key
@@ -44,7 +45,16 @@ from ._models import (
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
 from ._responses import decode_json, error_from_response
-from ._retries import parse_retry_after, retry_delay, should_retry, should_retry_error
+from ._retries import (
+    RETRY_SUBMISSIONS,
+    RetrySubmissions,
+    parse_retry_after,
+    retry_delay,
+    should_retry,
+    should_retry_error,
+    should_retry_submission,
+    submission_uncertain,
+)
 from ._status import StatusRoute, StatusRoutes
 from ._transport import AiohttpTransport, Request, Response, Transport, redact
 from ._validation import build_body
@@ -114,6 +124,13 @@ class Client:
     One connection pool, one request budget and one poller task serve every generation of the
     client. Keep one client for the life of a service; ``aclose()`` (or leaving ``async
     with``) stops the poller and resolves what is still pending with ``ClientClosed``.
+
+    ``retry_submissions`` says when a submission (a POST, which creates and bills) is sent
+    again. ``"idempotent"`` (the default): after any transient failure, with the same
+    ``Idempotency-Key``; a server that ignores the key may then create and bill a second
+    generation. ``"safe"``: only when nothing can have been created (no connection was made,
+    or the server answered 429 or a retryable 5xx); a request that went out with no answer
+    raises ``SubmissionUncertain`` instead: never paid twice, but it needs a look.
     """
 
     def __init__(
@@ -128,6 +145,7 @@ class Client:
         allow_insecure_http: bool = False,
         status_route: StatusRoute = "auto",
         transport: Transport | None = None,
+        retry_submissions: RetrySubmissions = "idempotent",
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
         if not key or not key.strip():
@@ -137,6 +155,10 @@ class Client:
             )
         if not timeout > 0 or isinstance(max_retries, bool) or max_retries < 0:
             raise InvalidRequest("timeout must be > 0 and max_retries >= 0")
+        if retry_submissions not in RETRY_SUBMISSIONS:
+            raise InvalidRequest(
+                f"retry_submissions must be 'idempotent' or 'safe', not {retry_submissions!r}"
+            )
         self._key = Secret(key.strip())
         self.base_url = check_base_url(
             base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
@@ -146,6 +168,8 @@ class Client:
         self.poll_policy = poll if poll is not None else PollPolicy()
         self.timeout = timeout
         self.max_retries = max_retries
+        self.retry_submissions: RetrySubmissions = retry_submissions
+        self._retry_submission = functools.partial(should_retry_submission, mode=retry_submissions)
         self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections)
         self._max_connections = max_connections
         self.budget = RequestBudget(
@@ -283,14 +307,19 @@ class Client:
         idempotency_key: str | None = None,
         retries: bool = True,
         on_wire: Callable[[], object] | None = None,
+        retry_if: Callable[[ChuiziError], bool] | None = None,
     ) -> object:
-        """One API call: the decoded JSON of a 2xx answer, or a typed error."""
+        """One API call: the decoded JSON of a 2xx answer, or a typed error.
+
+        ``retry_if`` decides which errors are retried (default: ``should_retry`` of an error
+        status, ``should_retry_error`` of a failure without an answer).
+        """
         content = json.dumps(body).encode() if body is not None else None
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
         url = f"{self.base_url}{path}"
         attempts = self.max_retries + 1 if retries else 1
         return await self._send_with_retries(
-            method, url, content, extra, priority, scope, attempts, on_wire
+            method, url, content, extra, priority, scope, attempts, on_wire, retry_if
         )
 
     def _send_with_retries(
@@ -303,12 +332,13 @@ class Client:
         scope: str | None,
         attempts: int,
         on_wire: Callable[[], object] | None,
+        retry_if: Callable[[ChuiziError], bool] | None = None,
     ) -> Coroutine[Any, Any, object]:
         """The retry loop around ``_send_once`` (returned to be awaited: one frame less)."""
         once = functools.partial(
             self._send_once, method, url, content, extra_headers, priority, scope, on_wire
         )
-        return self._retrying(once, decode_json, attempts, method, url)
+        return self._retrying(once, decode_json, attempts, method, url, retry_if)
 
     async def _retrying(
         self,
@@ -317,6 +347,7 @@ class Client:
         attempts: int,
         method: str,
         url: str,
+        retry_if: Callable[[ChuiziError], bool] | None = None,
     ) -> T:
         """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error."""
         for attempt in range(attempts):
@@ -326,11 +357,13 @@ class Client:
                 if 200 <= response.status < 300:
                     return accept(response)
                 error: ChuiziError = error_from_response(response)
-                if last or not should_retry(response.status):
+                retry = should_retry(response.status) if retry_if is None else retry_if(error)
+                if last or not retry:
                     raise error
                 delay = parse_retry_after(response.headers)
             except ChuiziError as exc:
-                if last or not should_retry_error(exc):
+                retry = should_retry_error(exc) if retry_if is None else retry_if(exc)
+                if last or not retry:
                     raise
                 error, delay = exc, None
             if delay is None:
@@ -439,6 +472,8 @@ class Client:
 
         ``idempotency_key`` pins the key (a journal resends an interrupted submission with the
         same one); ``on_accepted`` is called with the handle the moment it is tracked.
+        With ``retry_submissions="safe"``, a request that went out without an answer raises
+        ``SubmissionUncertain`` (it may or may not have created a generation).
         """
         request, body = await self._prepare_submission(request)
         submission = _Submission(request, body, idempotency_key or new_idempotency_key())
@@ -511,16 +546,24 @@ class Client:
 
         try:
             with wire:
-                raw = await self._send(
-                    "POST",
-                    "/videos/generations",
-                    body=body,
-                    priority=Priority.SUBMIT,
-                    scope=request.model,
-                    idempotency_key=idempotency_key,
-                    on_wire=on_the_wire,
-                )
-                gen_id, answer = parse_submission(raw)
+                try:
+                    raw = await self._send(
+                        "POST",
+                        "/videos/generations",
+                        body=body,
+                        priority=Priority.SUBMIT,
+                        scope=request.model,
+                        idempotency_key=idempotency_key,
+                        on_wire=on_the_wire,
+                        retry_if=self._retry_submission,
+                    )
+                    gen_id, answer = parse_submission(raw)
+                except ChuiziError as exc:
+                    if self.retry_submissions == "safe" and submission_uncertain(exc):
+                        raise SubmissionUncertain(
+                            idempotency_key, request, reason=str(exc)
+                        ) from exc
+                    raise
                 handle = self._register(gen_id, request.model, request, index)
                 self._routes.hint_from(answer)
                 logger.debug("accepted %s (%s)", gen_id, request.model)
@@ -528,6 +571,9 @@ class Client:
                     on_accepted(handle)
                 return handle
             # only aclose() cancels a submission on the wire, after its grace period
+            if wire.shield and self.retry_submissions == "safe":
+                reason = "the client closed before the answer came"
+                raise SubmissionUncertain(idempotency_key, request, reason=reason)
             raise ClientClosed(None, "the client closed before the submission was answered")
         finally:
             self._on_the_wire.discard(wire)

@@ -13,13 +13,16 @@ The hierarchy::
     │   ├── RateLimitError                    429 (retried, then raised)
     │   └── ServerError                       5xx
     ├── APIConnectionError                    no usable answer: refused, reset, cut short
+    │   ├── APIConnectError                   no connection was made: nothing was sent
+    │   │   └── APIConnectTimeout (also APITimeoutError)
     │   ├── APITimeoutError (also TimeoutError)
     │   └── ResponseFormatError               an answer that is not the API's (HTML, bad JSON)
     ├── GenerationError                       about one generation, carries its id
     │   ├── GenerationFailed                  the server reports "failed"
     │   ├── GenerationTimeout (also TimeoutError)
     │   ├── GenerationCancelled               the handle was cancelled locally
-    │   └── ClientClosed                      the client closed while it was pending
+    │   ├── ClientClosed                      the client closed while it was pending
+    │   └── SubmissionUncertain               a submission went out, no answer came back
     └── NotSubmitted                          a batch held this request back (.reason)
         └── CostLimitExceeded                 it would have passed max_cost
 
@@ -29,7 +32,14 @@ remote host, a missing key), so that ``except ValueError`` and ``except ChuiziEr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import GenerationRequest
+
 __all__ = [
+    "APIConnectError",
+    "APIConnectTimeout",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -50,6 +60,7 @@ __all__ = [
     "RateLimitError",
     "ResponseFormatError",
     "ServerError",
+    "SubmissionUncertain",
     "error_for_status",
 ]
 
@@ -122,6 +133,14 @@ class APITimeoutError(APIConnectionError, TimeoutError):
     """The server did not answer within the client's timeout."""
 
 
+class APIConnectError(APIConnectionError):
+    """No connection was made (refused, DNS, TLS handshake): nothing was sent."""
+
+
+class APIConnectTimeout(APIConnectError, APITimeoutError):
+    """Timed out connecting, or waiting for a pooled connection: nothing was sent."""
+
+
 class ResponseFormatError(APIConnectionError):
     """An answer that is not what the API documents: not JSON, too large, missing fields."""
 
@@ -176,6 +195,39 @@ class ClientClosed(GenerationError):
             generation_id,
             message or "client closed before the generation finished; track(id) resumes it",
         )
+
+
+class SubmissionUncertain(GenerationError):
+    """A submission went out and no answer came back: it may or may not have created (and
+    billed) a generation. Raised instead of a retry by ``Client(retry_submissions="safe")``.
+
+    ``idempotency_key`` is the key it was sent with, ``request`` what it asked for; a resend
+    with the same key is safe only on a server that honours the key.
+    """
+
+    def __init__(
+        self,
+        idempotency_key: str,
+        request: GenerationRequest | None = None,
+        message: str = "",
+        *,
+        reason: str = "",
+    ) -> None:
+        super().__init__(
+            None,
+            message
+            or (
+                "the submission may or may not have created (and billed) a generation: the "
+                f"request went out and no answer came back{f' ({reason})' if reason else ''}. "
+                f"Its Idempotency-Key is {idempotency_key}. Check the account's usage (the "
+                "dashboard, key_info()) for it before sending it again"
+            ),
+        )
+        self.idempotency_key = idempotency_key
+        self.request = request
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.idempotency_key, self.request, self.message))
 
 
 class NotSubmitted(ChuiziError):

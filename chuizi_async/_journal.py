@@ -6,11 +6,15 @@ One SQLite file (WAL, ``synchronous=FULL``), one transaction per state change:
     accepted  the server's generation id
     completed the video (URL, cost, duration)        -- final
     failed    the server's error                     -- final
+    uncertain it went out and no answer came back    -- final unless ``resend_uncertain``
+              (``retry_submissions="safe"``): it may or may not have created a generation
 
 Run the same batch again with the same journal: final requests come back from the journal with
 no request at all; accepted ones are tracked by id, not submitted; ``sending`` ones are sent
 again with the **same** ``Idempotency-Key``, so a server that honours it replays the first
-answer instead of creating (and billing) a second generation.
+answer instead of creating (and billing) a second generation. ``uncertain`` ones resolve with
+``SubmissionUncertain`` again, unless the journal is opened with ``resend_uncertain=True``:
+then they are sent again with their key, like ``sending`` ones.
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from ._exceptions import ChuiziError, GenerationFailed
+from ._exceptions import ChuiziError, GenerationFailed, SubmissionUncertain
 from ._models import GenerationRequest, Video
 
 __all__ = ["Journal", "JournalEntry", "new_idempotency_key", "request_fingerprint"]
 
-EntryState = Literal["sending", "accepted", "completed", "failed"]
+EntryState = Literal["sending", "accepted", "completed", "failed", "uncertain"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -70,8 +74,18 @@ class JournalEntry:
     def final(self) -> bool:
         return self.state in ("completed", "failed")
 
-    def outcome(self) -> Video | GenerationFailed:
-        """The recorded result of a final entry."""
+    def outcome(
+        self, request: GenerationRequest | None = None
+    ) -> Video | GenerationFailed | SubmissionUncertain:
+        """The recorded result of a final (or uncertain) entry."""
+        if self.state == "uncertain":
+            message = self.error_message or ""
+            if message:
+                message += (
+                    " (journaled by an earlier run, not sent again: open the journal with "
+                    "resend_uncertain=True to send it with the same key)"
+                )
+            return SubmissionUncertain(self.idempotency_key, request, message)
         if self.state == "completed" and self.generation_id and self.video_url:
             return Video(
                 id=self.generation_id,
@@ -119,10 +133,15 @@ class Journal:
 
     Writes run in a worker thread (one at a time), so that an fsync never stalls the event
     loop. Use it as a context manager, or ``close()`` it.
+
+    ``resend_uncertain``: send again, with their ``Idempotency-Key``, the requests an earlier
+    run recorded as ``uncertain`` (once their absence from the account's usage is checked, or
+    on a server known to honour the key). By default they resolve with ``SubmissionUncertain``.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, resend_uncertain: bool = False) -> None:
         self.path = Path(path)
+        self.resend_uncertain = resend_uncertain
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
@@ -166,6 +185,10 @@ class Journal:
             error_type=row[9],
         )
 
+    def settled(self, entry: JournalEntry) -> bool:
+        """Whether a rerun takes the entry's recorded outcome instead of sending anything."""
+        return entry.final or (entry.state == "uncertain" and not self.resend_uncertain)
+
     def entries(self) -> list[JournalEntry]:
         """Every entry, oldest change first."""
         keys = [r[0] for r in self._conn.execute("SELECT key FROM requests ORDER BY updated_at")]
@@ -187,8 +210,9 @@ class Journal:
         await self._write(
             "INSERT INTO requests (key, idempotency_key, state, model, updated_at) "
             "VALUES (:key, :idem, 'sending', :model, :now) ON CONFLICT(key) DO UPDATE SET "
-            "idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at "
-            "WHERE state = 'sending'",
+            "idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at, "
+            "state = 'sending', error_message = NULL, error_type = NULL "
+            "WHERE state IN ('sending', 'uncertain')",
             key=key,
             idem=idempotency_key,
             model=model,
@@ -210,6 +234,16 @@ class Journal:
             "UPDATE requests SET state = 'accepted', generation_id = :id, updated_at = :now "
             "WHERE key = :key AND state IN ('sending', 'accepted')",
             id=generation_id,
+            key=key,
+        )
+
+    async def record_uncertain(self, key: str, error: SubmissionUncertain) -> None:
+        """Sent, and no answer came back: it may or may not have created a generation."""
+        await self._write(
+            "UPDATE requests SET state = 'uncertain', error_message = :message, "
+            "error_type = 'submission_uncertain', updated_at = :now "
+            "WHERE key = :key AND state = 'sending'",
+            message=error.message,
             key=key,
         )
 

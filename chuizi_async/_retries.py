@@ -6,20 +6,25 @@ import email.utils
 import random
 import time
 from collections.abc import Mapping
+from typing import Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._exceptions import APIConnectionError, ChuiziError
+from ._exceptions import APIConnectError, APIConnectionError, APIError, ChuiziError
 
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "MAX_RETRY_AFTER",
+    "RETRY_SUBMISSIONS",
+    "RetrySubmissions",
     "header",
     "parse_retry_after",
     "retry_delay",
     "should_retry",
     "should_retry_error",
+    "should_retry_submission",
+    "submission_uncertain",
 ]
 
 BACKOFF_BASE = 0.5
@@ -27,7 +32,11 @@ BACKOFF_CAP = 8.0
 MAX_RETRY_AFTER = 120.0
 
 _CASE_INSENSITIVE = (CIMultiDict, CIMultiDictProxy)  # aiohttp's headers: get() is enough
+# the provider's table calls these retryable; 408: the request never arrived whole
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+RetrySubmissions = Literal["idempotent", "safe"]
+RETRY_SUBMISSIONS: tuple[RetrySubmissions, ...] = ("idempotent", "safe")
 
 
 def should_retry(status: int) -> bool:
@@ -38,6 +47,28 @@ def should_retry(status: int) -> bool:
 def should_retry_error(exc: ChuiziError) -> bool:
     """Whether a request that raised this may succeed if sent again."""
     return isinstance(exc, APIConnectionError)
+
+
+def should_retry_submission(error: ChuiziError, mode: RetrySubmissions) -> bool:
+    """Whether a submission (a POST that creates and bills) that ended in ``error`` may go again.
+
+    ``"idempotent"``: whenever any request would, trusting the ``Idempotency-Key``.
+    ``"safe"``: only when nothing can have been created: no connection was made, or the
+    server answered with a status its table calls retryable (408, 429, 500, 502, 503, 504).
+    """
+    if isinstance(error, APIError):
+        if mode == "safe":
+            return error.status_code in _RETRY_STATUSES
+        return should_retry(error.status_code)
+    if mode == "safe":
+        return isinstance(error, APIConnectError)
+    return should_retry_error(error)
+
+
+def submission_uncertain(error: ChuiziError) -> bool:
+    """Whether a submission that raised this may have created a generation all the same: it
+    went out and no usable answer came back (timeout, reset, cut short, not the API's)."""
+    return isinstance(error, APIConnectionError) and not isinstance(error, APIConnectError)
 
 
 def retry_delay(

@@ -27,7 +27,7 @@ import pytest_asyncio
 import chuizi_async as ca
 from chuizi_async._cli import main
 from chuizi_async._cli_progress import LiveDisplay, Tally, format_duration
-from chuizi_async.testing import FakeChuizi
+from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import wait_until
 
@@ -231,6 +231,54 @@ async def test_a_402_reports_the_rest_as_not_submitted(sim: FakeChuizi, tmp_path
     results = read_results(out)
     assert [r["status"] for r in results] == ["completed", "not_submitted", "not_submitted"]
     assert {r["error"]["type"] for r in results[1:]} == {"insufficient_quota"}
+
+
+async def test_an_uncertain_clip_is_reported_and_resent_only_with_resend_uncertain(
+    sim: FakeChuizi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.honour_idempotency = False
+    sim.faults = Faults(drop_after_create_at={2})  # created, then the answer is lost
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(3)),
+    )
+    out = tmp_path / "out.jsonl"
+    argv = ["batch", str(source), "-o", str(out), "--concurrency", "1", *FAST]
+    safe = [*argv, "--retry-submissions", "safe"]
+    assert await cli(*safe) == 1
+    results = read_results(out)
+    assert [r["status"] for r in results] == ["completed", "uncertain", "completed"]
+    posted = [r.header("Idempotency-Key") for r in sim.requests_log if r.method == "POST"]
+    assert len(posted) == 3
+    uncertain = results[1]
+    assert uncertain["id"] is None
+    assert uncertain["error"]["type"] == "submission_uncertain"
+    assert str(posted[1]) in uncertain["error"]["message"]
+    err = capsys.readouterr().err
+    assert "1 uncertain" in err
+    assert "--resend-uncertain" in err
+    assert sim.counters.generations_created == 3
+
+    sim.faults = None
+    assert await cli(*safe) == 1  # a rerun sends nothing
+    assert [r["status"] for r in read_results(out)] == ["completed", "uncertain", "completed"]
+    assert sim.counters.submissions == 3
+
+    assert await cli(*safe, "--resend-uncertain") == 0
+    assert [r["status"] for r in read_results(out)] == ["completed"] * 3
+    posted = [r.header("Idempotency-Key") for r in sim.requests_log if r.method == "POST"]
+    assert posted[3:] == [posted[1]]  # the same Idempotency-Key
+    # this server ignores the key: resending was the user's call, and it billed a second one
+    assert sim.counters.generations_created == 4
+
+
+def test_retry_submissions_must_be_idempotent_or_safe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(tmp_path / "in.jsonl", "a cat")
+    argv = ["batch", str(source), "-o", str(tmp_path / "out.jsonl"), "--model", "google/veo-3.1"]
+    assert main([*argv, "--simulate", "--retry-submissions", "sometimes"]) == 2
+    assert "--retry-submissions" in capsys.readouterr().err
 
 
 # -- usage errors ----------------------------------------------------------------------------

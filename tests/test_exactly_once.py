@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import chuizi_async as ca
+from chuizi_async._retries import RetrySubmissions
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import SPEED, wait_until
@@ -204,3 +206,174 @@ async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeou
         (error,) = outcome
         assert isinstance(error, ca.ClientClosed)
         assert "before the submission was answered" in str(error)
+
+
+# -- retry_submissions: a server that ignores Idempotency-Key never bills twice in "safe" -----
+
+
+def _client(server: FakeChuizi, **kwargs: Any) -> ca.Client:
+    kwargs.setdefault("poll", ca.PollPolicy(time_scale=SPEED))
+    return ca.Client(server.api_key, base_url=server.base_url, **kwargs)
+
+
+def _generations_per_key(server: FakeChuizi) -> Counter[str | None]:
+    return Counter(g.idempotency_key for g in server.generations.values())
+
+
+def _posted_keys(server: FakeChuizi) -> list[str | None]:
+    return [r.header("Idempotency-Key") for r in server.requests_log if r.method == "POST"]
+
+
+@pytest.mark.parametrize("value", ["unsafe", "SAFE", "", None, True])
+def test_retry_submissions_must_be_idempotent_or_safe(value: Any) -> None:
+    with pytest.raises(ca.InvalidRequest, match="retry_submissions must be 'idempotent' or"):
+        ca.Client("ck-" + "a" * 32, retry_submissions=value)
+
+
+async def test_safe_mode_reports_a_lost_answer_uncertain_instead_of_paying_twice() -> None:
+    faults = Faults(drop_after_create_at={2})
+    async with FakeChuizi(speed=SPEED, honour_idempotency=False, faults=faults) as server:
+        async with _client(server, retry_submissions="safe") as client:
+            requests = [ca.GenerationRequest(VEO, f"clip {i}") for i in range(3)]
+            results = await client.generate_many(requests, concurrency=1, return_exceptions=True)
+        first, lost, third = results
+        assert isinstance(first, ca.Video) and isinstance(third, ca.Video)
+        assert isinstance(lost, ca.SubmissionUncertain)
+        assert lost.generation_id is None
+        assert lost.request == requests[1]
+        assert lost.idempotency_key == _posted_keys(server)[1]
+        assert lost.idempotency_key in str(lost)
+        assert "may or may not have created" in str(lost)
+        assert isinstance(lost.__cause__, ca.APIConnectionError)
+        # one POST per request; the lost answer's generation was created, once
+        assert server.counters.submissions == 3
+        assert server.counters.generations_created == 3
+        assert set(_generations_per_key(server).values()) == {1}
+
+
+async def test_idempotent_mode_resends_a_lost_answer_and_an_ignoring_server_bills_twice() -> None:
+    faults = Faults(drop_after_create_at={2})
+    async with FakeChuizi(speed=SPEED, honour_idempotency=False, faults=faults) as server:
+        async with _client(server) as client:  # the default: "idempotent"
+            requests = [ca.GenerationRequest(VEO, f"clip {i}") for i in range(3)]
+            results = await client.generate_many(requests, concurrency=1)
+        assert all(isinstance(r, ca.Video) for r in results)
+        posted = _posted_keys(server)
+        assert len(posted) == 4 and posted[1] == posted[2]  # the same key, sent again
+        assert server.counters.generations_created == 4
+        assert _generations_per_key(server)[posted[1]] == 2
+
+
+@pytest.mark.parametrize("mode", ["idempotent", "safe"])
+async def test_a_hundred_requests_with_5_percent_of_answers_lost(mode: RetrySubmissions) -> None:
+    faults = Faults(drop_after_create=0.05)
+    async with FakeChuizi(speed=SPEED, seed=3, honour_idempotency=False, faults=faults) as server:
+        async with _client(server, retry_submissions=mode, max_retries=8) as client:
+            requests = [ca.GenerationRequest(VEO, f"clip {i}") for i in range(100)]
+            results = await client.generate_many(requests, return_exceptions=True)
+        dropped = server.counters.faults["drop_after_create"]
+        assert dropped > 0
+        videos = [r for r in results if isinstance(r, ca.Video)]
+        uncertain = [r for r in results if isinstance(r, ca.SubmissionUncertain)]
+        if mode == "safe":
+            assert len(videos) + len(uncertain) == 100
+            assert len(uncertain) == dropped
+            assert server.counters.generations_created == 100  # every one created once
+            assert set(_generations_per_key(server).values()) == {1}
+            assert {u.idempotency_key for u in uncertain} <= set(_generations_per_key(server))
+        else:
+            assert len(videos) == 100
+            assert server.counters.generations_created == 100 + dropped  # paid twice
+
+
+async def test_safe_mode_sends_again_while_the_server_refuses_connections() -> None:
+    async with FakeChuizi(speed=SPEED, honour_idempotency=False) as server:
+        # slower backoff than the other tests: the listener must come back before it ends
+        policy = ca.PollPolicy(time_scale=10)
+        async with _client(server, retry_submissions="safe", poll=policy, max_retries=10) as c:
+            await server.stop_listening()
+            async with anyio.create_task_group() as tg:
+                handles: list[ca.Generation] = []
+
+                async def submit() -> None:
+                    handles.append(await c.submit(VEO, "sent once the server is back"))
+
+                tg.start_soon(submit)
+                await wait_until(lambda: c.stats.retries >= 1)
+                await server.start_listening()
+        assert [h.id for h in handles] == list(server.generations)
+        assert server.counters.submissions == 1
+        assert server.counters.generations_created == 1
+
+
+@pytest.mark.parametrize(
+    "faults",
+    [
+        Faults(rate_limited=0.3, retry_after=0.001),
+        Faults(server_error=0.3),
+        Faults(bad_gateway_html=0.3),
+    ],
+    ids=["429", "500", "502-html"],
+)
+async def test_safe_mode_sends_again_after_a_retryable_answer(faults: Faults) -> None:
+    async with FakeChuizi(speed=SPEED, seed=5, honour_idempotency=False, faults=faults) as server:
+        async with _client(server, retry_submissions="safe", max_retries=10) as client:
+            requests = [ca.GenerationRequest(VEO, f"clip {i}") for i in range(20)]
+            handles = [await client.submit_request(r) for r in requests]
+        assert sum(server.counters.faults.values()) > 0
+        assert server.counters.submissions > 20  # the refused ones went again
+        assert server.counters.generations_created == 20
+        assert sorted(h.id for h in handles if h.id) == sorted(server.generations)
+
+
+@pytest.mark.parametrize(
+    ("faults", "created"),
+    [
+        (Faults(truncated_json=1.0), 1),
+        (Faults(connection_reset=1.0), 0),  # the client cannot tell these two apart
+        (Faults(drop_after_create=1.0), 1),
+    ],
+    ids=["cut-short", "reset", "dropped"],
+)
+async def test_safe_mode_never_resends_a_request_that_went_out(
+    faults: Faults, created: int
+) -> None:
+    async with FakeChuizi(speed=SPEED, honour_idempotency=False, faults=faults) as server:
+        async with _client(server, retry_submissions="safe") as client:
+            with pytest.raises(ca.SubmissionUncertain) as info:
+                await client.submit(VEO, "went out")
+        assert server.counters.submissions == 1
+        assert server.counters.generations_created == created
+        assert info.value.idempotency_key == _posted_keys(server)[0]
+
+
+async def test_safe_mode_a_read_timeout_is_uncertain() -> None:
+    faults = Faults(slow=1.0, slow_seconds=0.3)
+    async with FakeChuizi(speed=SPEED, honour_idempotency=False, faults=faults) as server:
+        async with _client(server, retry_submissions="safe", timeout=0.1) as client:
+            with pytest.raises(ca.SubmissionUncertain) as info:
+                await client.submit(VEO, "answered too late")
+            assert isinstance(info.value.__cause__, ca.APITimeoutError)
+            await wait_until(lambda: server.counters.generations_created == 1)
+        assert server.counters.submissions == 1
+
+
+async def test_safe_mode_aclose_reports_a_submission_still_on_the_wire_uncertain() -> None:
+    async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
+        server.faults = Faults(slow=1.0, slow_seconds=5.0)
+        client = _client(server, retry_submissions="safe", timeout=0.3)
+        async with client, anyio.create_task_group() as tg:
+            outcome: list[BaseException] = []
+
+            async def submit() -> None:
+                try:
+                    await client.submit(VEO, "never answered")
+                except ca.ChuiziError as exc:
+                    outcome.append(exc)
+
+            tg.start_soon(submit)
+            await wait_until(lambda: server.counters.requests > 0)
+            await client.aclose()
+        (error,) = outcome
+        assert isinstance(error, ca.SubmissionUncertain)  # not ClientClosed: it went out
+        assert server.counters.submissions == 1

@@ -138,6 +138,72 @@ async def test_stop_submitting_reports_the_rest_as_not_submitted(
     assert server.counters.submissions == 30 - outcomes.count("NotSubmitted")
 
 
+# -- uncertain submissions (retry_submissions="safe") ------------------------------------------
+
+
+def _posts(server: FakeChuizi) -> list[str | None]:
+    return [r.header("Idempotency-Key") for r in server.requests_log if r.method == "POST"]
+
+
+async def test_an_uncertain_submission_is_journaled_and_not_sent_again_on_a_rerun(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    server.honour_idempotency = False
+    server.faults = Faults(drop_after_create_at={2})
+    requests = [{"model": VEO, "prompt": f"clip {i}"} for i in range(3)]
+    async with make_client(retry_submissions="safe") as client:
+        first = await client.generate_many(
+            requests, journal=path, concurrency=1, return_exceptions=True
+        )
+        lost = first[1]
+        assert isinstance(lost, ca.SubmissionUncertain)
+        with ca.Journal(path) as journal:
+            states = [e.state for e in journal.entries()]
+            (entry,) = [e for e in journal.entries() if e.state == "uncertain"]
+        assert sorted(states) == ["completed", "completed", "uncertain"]
+        assert entry.idempotency_key == lost.idempotency_key == _posts(server)[1]
+        posts_before = server.counters.submissions
+
+        again = await client.generate_many(requests, journal=path, return_exceptions=True)
+        assert server.counters.submissions == posts_before  # nothing sent
+        assert isinstance(again[1], ca.SubmissionUncertain)
+        assert again[1].idempotency_key == lost.idempotency_key
+        assert again[1].request is not None and again[1].request.prompt == "clip 1"
+        assert "resend_uncertain=True" in str(again[1])
+        assert [type(r) for r in again[::2]] == [ca.Video, ca.Video]
+
+        async with client.as_completed(requests, journal=path) as results:
+            outcomes = [type(h.exception()) async for h in results]
+        assert server.counters.submissions == posts_before
+        assert sorted(t.__name__ for t in outcomes) == [
+            "NoneType",
+            "NoneType",
+            "SubmissionUncertain",
+        ]
+    assert server.counters.generations_created == 3
+
+
+async def test_resend_uncertain_sends_it_again_with_the_same_key(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    server.faults = Faults(drop_after_create_at={1})
+    request = [{"model": VEO, "prompt": "lost answer"}]
+    async with make_client(retry_submissions="safe") as client:
+        (lost,) = await client.generate_many(request, journal=path, return_exceptions=True)
+        assert isinstance(lost, ca.SubmissionUncertain)
+        with ca.Journal(path, resend_uncertain=True) as journal:
+            (video,) = await client.generate_many(request, journal=journal)
+            (entry,) = journal.entries()
+    assert isinstance(video, ca.Video)
+    assert entry.state == "completed" and entry.generation_id == video.id
+    assert _posts(server) == [lost.idempotency_key] * 2
+    # this server honours the key: the second POST replays the first answer
+    assert server.counters.generations_created == 1
+    assert server.counters.idempotent_replays == 1
+
+
 # -- kill -9 -----------------------------------------------------------------------------------
 
 

@@ -13,10 +13,13 @@ from chuizi_async._retries import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     MAX_RETRY_AFTER,
+    RetrySubmissions,
     parse_retry_after,
     retry_delay,
     should_retry,
     should_retry_error,
+    should_retry_submission,
+    submission_uncertain,
 )
 
 NOW = 1_800_000_000.0
@@ -161,3 +164,82 @@ def test_parse_retry_after_reads_aiohttp_header_maps_in_any_case() -> None:
 @pytest.mark.parametrize("name", ["Retry-After-Ms", "RETRY-AFTER-MS"])
 def test_parse_retry_after_ms_name_is_case_insensitive_in_a_plain_dict(name: str) -> None:
     assert parse_retry_after({name: "250"}) == pytest.approx(0.25)
+
+
+# -- submissions: retry_submissions="idempotent" | "safe" -------------------------------------
+
+NOTHING_SENT: list[ca.ChuiziError] = [
+    ca.APIConnectError("refused"),
+    ca.APIConnectTimeout("no pooled connection in time"),
+]
+WENT_OUT_NO_ANSWER: list[ca.ChuiziError] = [
+    ca.APIConnectionError("reset"),
+    ca.APITimeoutError("read timed out"),
+    ca.ResponseFormatError("a 200 that is not JSON"),
+]
+RETRYABLE_ANSWERS: list[ca.ChuiziError] = [
+    ca.APIError(408, "request timeout"),
+    ca.RateLimitError(429, "slow down"),
+    ca.ServerError(500, "oops"),
+    ca.ServerError(502, "bad gateway"),
+    ca.ServerError(503, "unavailable"),
+    ca.ServerError(504, "gateway timeout"),
+]
+REFUSALS: list[ca.ChuiziError] = [
+    ca.InvalidRequest("bad"),
+    ca.BadRequestError(400, "bad"),
+    ca.AuthenticationError(401, "no key"),
+    ca.InsufficientBalanceError(402, "top up"),
+    ca.PermissionDeniedError(403, "not this model"),
+    ca.NotFoundError(404, "no such model"),
+    ca.APIError(409, "conflict"),
+]
+
+
+def _ids(error: ca.ChuiziError) -> str:
+    status = getattr(error, "status_code", None)
+    return f"{type(error).__name__}{status or ''}"
+
+
+@pytest.mark.parametrize("mode", ["idempotent", "safe"])
+@pytest.mark.parametrize("error", NOTHING_SENT + RETRYABLE_ANSWERS, ids=_ids)
+def test_a_submission_goes_again_when_nothing_can_have_been_created(
+    error: ca.ChuiziError, mode: RetrySubmissions
+) -> None:
+    assert should_retry_submission(error, mode) is True
+    assert submission_uncertain(error) is False
+
+
+@pytest.mark.parametrize("error", WENT_OUT_NO_ANSWER, ids=_ids)
+def test_a_submission_without_an_answer_goes_again_only_in_idempotent_mode(
+    error: ca.ChuiziError,
+) -> None:
+    assert should_retry_submission(error, "idempotent") is True
+    assert should_retry_submission(error, "safe") is False
+    assert submission_uncertain(error) is True
+
+
+@pytest.mark.parametrize("mode", ["idempotent", "safe"])
+@pytest.mark.parametrize("error", REFUSALS, ids=_ids)
+def test_a_refused_submission_never_goes_again(
+    error: ca.ChuiziError, mode: RetrySubmissions
+) -> None:
+    assert should_retry_submission(error, mode) is False
+    assert submission_uncertain(error) is False
+
+
+@pytest.mark.parametrize("status", [501, 520, 524, 599])
+def test_an_undocumented_5xx_goes_again_only_in_idempotent_mode(status: int) -> None:
+    error = ca.ServerError(status, "not in the provider's table")
+    assert should_retry_submission(error, "idempotent") is True
+    assert should_retry_submission(error, "safe") is False
+
+
+def test_idempotent_mode_retries_a_submission_like_any_request() -> None:
+    for error in NOTHING_SENT + WENT_OUT_NO_ANSWER + RETRYABLE_ANSWERS + REFUSALS:
+        expected = (
+            should_retry(error.status_code)
+            if isinstance(error, ca.APIError)
+            else should_retry_error(error)
+        )
+        assert should_retry_submission(error, "idempotent") is expected, error

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 
 import chuizi_async as ca
-from chuizi_async._transport import EXCEPTION_MAP, MAX_BODY_BYTES, map_exceptions
+from chuizi_async._transport import EXCEPTION_MAP, MAX_BODY_BYTES, Progress, map_exceptions
 
 URL = "https://api.chuizi.ai/v1/generation?id=gen-0123456789abcdef"
 
@@ -50,10 +50,20 @@ def instance_of(cls: type[BaseException]) -> BaseException:
     return cls("boom")
 
 
-def raise_mapped(exc: BaseException) -> BaseException:
-    with pytest.raises(BaseException) as info, map_exceptions(URL):
+def raise_mapped(exc: BaseException, progress: Progress | None = None) -> BaseException:
+    with pytest.raises(BaseException) as info, map_exceptions(URL, progress):
         raise exc
     return info.value
+
+
+def not_sent() -> Progress:
+    return Progress()
+
+
+def sent() -> Progress:
+    progress = Progress()
+    progress.sent = True
+    return progress
 
 
 SOURCES = list(EXCEPTION_MAP)
@@ -100,7 +110,49 @@ def test_server_timeout_is_a_timeout_not_a_plain_connection_error() -> None:
 
 @pytest.mark.parametrize("source", [aiohttp.ConnectionTimeoutError, aiohttp.SocketTimeoutError])
 def test_connect_and_socket_timeouts_are_timeouts(source: type[Exception]) -> None:
-    assert type(raise_mapped(source("slow"))) is ca.APITimeoutError
+    assert isinstance(raise_mapped(source("slow")), ca.APITimeoutError)
+
+
+def test_a_connect_timeout_says_nothing_was_sent() -> None:
+    mapped = raise_mapped(aiohttp.ConnectionTimeoutError("slow"))
+    assert type(mapped) is ca.APIConnectTimeout
+    assert isinstance(mapped, ca.APIConnectError)
+
+
+def test_a_read_timeout_does_not_say_nothing_was_sent() -> None:
+    mapped = raise_mapped(aiohttp.SocketTimeoutError("slow"))
+    assert type(mapped) is ca.APITimeoutError
+    assert not isinstance(mapped, ca.APIConnectError)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda c: c.__name__)
+def test_any_error_before_the_request_went_out_says_nothing_was_sent(
+    source: type[BaseException],
+) -> None:
+    mapped = raise_mapped(instance_of(source), not_sent())
+    if EXCEPTION_MAP[source] is ca.InvalidRequest:
+        assert type(mapped) is ca.InvalidRequest
+    elif isinstance(mapped, TimeoutError):
+        assert type(mapped) is ca.APIConnectTimeout
+    else:
+        assert type(mapped) is ca.APIConnectError
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        (aiohttp.ServerDisconnectedError, ca.APIConnectionError),
+        (aiohttp.ClientPayloadError, ca.APIConnectionError),
+        (aiohttp.ClientOSError, ca.APIConnectionError),
+        (TimeoutError, ca.APITimeoutError),
+        (aiohttp.ClientConnectorError, ca.APIConnectError),
+    ],
+    ids=lambda c: c.__name__,
+)
+def test_after_the_request_went_out_only_connect_errors_say_nothing_was_sent(
+    source: type[BaseException], target: type[ca.ChuiziError]
+) -> None:
+    assert type(raise_mapped(instance_of(source), sent())) is target
 
 
 def test_server_disconnected_is_a_connection_error_not_a_timeout() -> None:
@@ -114,7 +166,7 @@ def test_dns_failure_is_a_connection_error_not_a_timeout() -> None:
         connection_key(), OSError(-2, "Name or service not known")
     )
     mapped = raise_mapped(dns)
-    assert type(mapped) is ca.APIConnectionError
+    assert type(mapped) is ca.APIConnectError
     assert mapped.__cause__ is dns
 
 
@@ -287,6 +339,7 @@ async def test_connection_refused_is_a_connection_error(transport: ca.AiohttpTra
     with pytest.raises(ca.APIConnectionError) as info:
         await transport.send(ca.Request(method="GET", url=f"http://127.0.0.1:{port}/v1/models"))
     assert not isinstance(info.value, TimeoutError)
+    assert type(info.value) is ca.APIConnectError
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
 
 
@@ -312,7 +365,41 @@ async def test_slow_answer_past_the_timeout_is_a_timeout(
     elapsed = loop.time() - started
     assert 0.15 <= elapsed < 5.0
     assert isinstance(info.value, TimeoutError)
+    assert not isinstance(info.value, ca.APIConnectError)  # the request went out
     assert info.value.__cause__ is not None
+
+
+async def test_waiting_past_the_timeout_for_a_pooled_connection_sent_nothing(
+    serve: Serve,
+) -> None:
+    release = asyncio.Event()
+    arrived: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        arrived.append(request.path)
+        await release.wait()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{name}", handler)
+    base = await serve(app)
+    one = ca.AiohttpTransport(max_connections=1)
+    try:
+        first = asyncio.ensure_future(
+            one.send(ca.Request(method="POST", url=f"{base}/first", content=b"{}", timeout=10))
+        )
+        while not arrived:  # noqa: ASYNC110 - waiting for the server to hold the connection
+            await asyncio.sleep(0.005)
+        with pytest.raises(ca.APIConnectTimeout):
+            await one.send(
+                ca.Request(method="POST", url=f"{base}/second", content=b"{}", timeout=0.2)
+            )
+        release.set()
+        assert (await first).status == 200
+    finally:
+        release.set()
+        await one.aclose()
+    assert arrived == ["/first"]
 
 
 async def test_server_dropping_the_connection_is_a_connection_error(
@@ -329,6 +416,7 @@ async def test_server_dropping_the_connection_is_a_connection_error(
     with pytest.raises(ca.APIConnectionError) as info:
         await transport.send(ca.Request(method="GET", url=f"{base}/drop"))
     assert not isinstance(info.value, TimeoutError)
+    assert not isinstance(info.value, ca.APIConnectError)  # the request went out
 
 
 async def test_transport_can_send_again_after_aclose(

@@ -365,7 +365,9 @@ class FakeChuizi:
 
     async def _dispatch(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         faults = self._faults
-        fault = pick_fault(faults, self._rng, submission=_route_name(request) == "submit")
+        submission = _route_name(request) == "submit"
+        number = self.counters.submissions  # counted on arrival, with no await since
+        fault = pick_fault(faults, self._rng, submission=submission, number=number)
         if fault is None or faults is None:
             return await handler(request)
         self.counters.faults[fault] += 1
