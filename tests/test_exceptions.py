@@ -20,6 +20,8 @@ ALL_ERRORS: list[type[ca.ChuiziError]] = [
     ca.RateLimitError,
     ca.ServerError,
     ca.APIConnectionError,
+    ca.APIConnectError,
+    ca.APIConnectTimeout,
     ca.APITimeoutError,
     ca.ResponseFormatError,
     ca.GenerationError,
@@ -27,6 +29,7 @@ ALL_ERRORS: list[type[ca.ChuiziError]] = [
     ca.GenerationTimeout,
     ca.GenerationCancelled,
     ca.ClientClosed,
+    ca.SubmissionUncertain,
 ]
 
 STATUS_TABLE: list[tuple[int, type[ca.APIError]]] = [
@@ -209,6 +212,8 @@ def test_generation_errors_pickle_round_trip(error: ca.GenerationError) -> None:
         ca.ChuiziError("root"),
         ca.InvalidRequest("bad duration"),
         ca.APIConnectionError("refused"),
+        ca.APIConnectError("refused"),
+        ca.APIConnectTimeout("no pooled connection"),
         ca.APITimeoutError("slow"),
         ca.ResponseFormatError("html"),
     ],
@@ -218,3 +223,35 @@ def test_plain_errors_pickle_round_trip(error: ca.ChuiziError) -> None:
     copy = roundtrip(error)
     assert type(copy) is type(error)
     assert copy.args == error.args
+
+
+def test_a_connect_error_is_caught_as_a_connection_error_and_a_connect_timeout_as_a_timeout() -> (
+    None
+):
+    assert issubclass(ca.APIConnectError, ca.APIConnectionError)
+    assert issubclass(ca.APIConnectTimeout, ca.APIConnectError)
+    assert issubclass(ca.APIConnectTimeout, ca.APITimeoutError)
+    assert issubclass(ca.APIConnectTimeout, TimeoutError)
+    assert not issubclass(ca.APIConnectError, TimeoutError)
+
+
+def test_submission_uncertain_names_its_key_and_how_to_check() -> None:
+    request = ca.GenerationRequest("google/veo-3.1-fast", "a cat")
+    error = ca.SubmissionUncertain("chuizi-0123", request, reason="connection reset")
+    assert isinstance(error, ca.GenerationError)
+    assert error.generation_id is None
+    assert error.idempotency_key == "chuizi-0123"
+    assert error.request is request
+    text = str(error)
+    assert "may or may not have created" in text
+    assert "chuizi-0123" in text and "connection reset" in text
+    assert "usage" in text
+
+
+def test_submission_uncertain_pickles_with_its_key_and_request() -> None:
+    request = ca.GenerationRequest("google/veo-3.1-fast", "a cat", duration=5)
+    copy = roundtrip(ca.SubmissionUncertain("chuizi-0123", request))
+    assert type(copy) is ca.SubmissionUncertain
+    assert copy.idempotency_key == "chuizi-0123"
+    assert copy.request is not None and copy.request.prompt == "a cat"
+    assert str(copy) == str(ca.SubmissionUncertain("chuizi-0123", request))
