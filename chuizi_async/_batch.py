@@ -277,8 +277,9 @@ class BatchSubmitter:
 
     async def _obtain(self, index: int, request: GenerationRequest, key: str | None) -> Generation:
         """The handle of one request: from the journal, tracked by id, or submitted."""
-        entry = self.journal.get(key) if self.journal is not None and key else None
-        if entry is not None and self.journal is not None and self.journal.settled(entry):
+        journal = self.journal if key is not None else None
+        entry = journal.get(key) if journal is not None and key is not None else None
+        if entry is not None and journal is not None and journal.settled(entry):
             handle = Generation(entry.generation_id, request=request, index=index)
             handle._resolve(entry.outcome(request))
             return handle
@@ -286,32 +287,54 @@ class BatchSubmitter:
             handle = self._client.track(entry.generation_id, model=request.model)
             handle.request, handle.index = request, index
             return handle
+        safe = self._client.retry_submissions == "safe"
+        if entry is not None and entry.state == "sent" and safe:
+            assert journal is not None and key is not None
+            if not journal.resend_uncertain:  # an earlier run died while it was on the wire
+                reason = "an earlier run stopped while it was on the wire"
+                error = SubmissionUncertain(entry.idempotency_key, request, reason=reason)
+                await journal.record_uncertain(key, error)
+                return _unsent(index, request, error, key)
         idempotency_key = entry.idempotency_key if entry is not None else None
+        went_out = False
+
+        async def before_wire() -> None:
+            nonlocal went_out
+            assert journal is not None and key is not None
+            went_out = True
+            await journal.record_sent(key)
+
         try:
             request, body = await self._client._prepare_submission(request)
             idempotency_key = idempotency_key or new_idempotency_key()
-            if self.journal is not None and key is not None:
-                await self.journal.record_sending(key, idempotency_key, request.model)
+            if journal is not None and key is not None:
+                await journal.record_sending(key, idempotency_key, request.model)
             # This task belongs to the batch's task group: the submission can be sent
             # from it, shielded once on the wire (see Client._submit_here).
             handle = await self._client._submit_here(
-                request, body, idempotency_key, self.accepted.append, index
+                request,
+                body,
+                idempotency_key,
+                self.accepted.append,
+                index,
+                before_wire=before_wire if journal is not None and safe else None,
             )
-        except InsufficientBalanceError as exc:
-            if self.stopped_by is None:
+        except SubmissionUncertain as exc:
+            if journal is not None and key is not None:
+                with anyio.CancelScope(shield=True):  # never sent again without being asked
+                    await journal.record_uncertain(key, exc)
+            return _unsent(index, request, exc, key)
+        except ChuiziError as exc:
+            if went_out and journal is not None and key is not None:
+                with anyio.CancelScope(shield=True):  # answered: nothing was created
+                    await journal.record_not_created(key)
+            if isinstance(exc, InsufficientBalanceError) and self.stopped_by is None:
                 logger.warning("balance exhausted: no further submissions in this batch")
                 self.stopped_by = exc
             return _unsent(index, request, exc, key)
-        except SubmissionUncertain as exc:
-            if self.journal is not None and key is not None:
-                with anyio.CancelScope(shield=True):  # never sent again without being asked
-                    await self.journal.record_uncertain(key, exc)
-            return _unsent(index, request, exc, key)
-        except ChuiziError as exc:
-            return _unsent(index, request, exc, key)
-        if self.journal is not None and key is not None and handle.id is not None:
+        if journal is not None and key is not None and handle.id is not None:
             with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
-                await self.journal.record_accepted(key, handle.id)
+                await journal.record_accepted(key, handle.id)
         return handle
 
     async def _settle(self, handle: Generation, key: str | None) -> None:

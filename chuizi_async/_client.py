@@ -388,7 +388,9 @@ class Client:
         ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
         try:
             if on_wire is not None:
-                on_wire()
+                pending = on_wire()
+                if isinstance(pending, Awaitable):  # e.g. a journal's write before it goes out
+                    await pending
             self._stats.requests += 1
             response = await self._follow_redirects(
                 method, url, content, extra_headers, self._transport.send
@@ -528,21 +530,26 @@ class Client:
         index: int | None,
         *,
         on_wire: Callable[[], object] | None = None,
+        before_wire: Callable[[], Awaitable[None]] | None = None,
     ) -> Generation:
         """Send one submission from the calling task and track what the server accepted.
 
         Cancellable until the request is on the wire; shielded from then on, so that an
         accepted generation is always registered. The caller's task must belong to an anyio
         task group (a batch's): a native ``task.cancel()`` goes through any shield.
+        ``before_wire`` is awaited once, just before the request first goes out (a journal
+        records durably that it may have been received).
         """
         self._submitting += 1
         wire = anyio.CancelScope()
         self._on_the_wire.add(wire)
+        first = [before_wire] if before_wire is not None else []
 
-        def on_the_wire() -> None:
+        def on_the_wire() -> Awaitable[None] | None:
             wire.shield = True  # from here the answer must be read: it may carry an id
             if on_wire is not None:
                 on_wire()
+            return first.pop()() if first else None
 
         try:
             with wire:

@@ -3,6 +3,7 @@
 One SQLite file (WAL, ``synchronous=FULL``), one transaction per state change:
 
     sending   the request's key and ``Idempotency-Key`` are recorded *before* it is sent
+    sent      on the wire, no answer yet (recorded only with ``retry_submissions="safe"``)
     accepted  the server's generation id
     completed the video (URL, cost, duration)        -- final
     failed    the server's error                     -- final
@@ -14,7 +15,8 @@ no request at all; accepted ones are tracked by id, not submitted; ``sending`` o
 again with the **same** ``Idempotency-Key``, so a server that honours it replays the first
 answer instead of creating (and billing) a second generation. ``uncertain`` ones resolve with
 ``SubmissionUncertain`` again, unless the journal is opened with ``resend_uncertain=True``:
-then they are sent again with their key, like ``sending`` ones.
+then they are sent again with their key, like ``sending`` ones. So do ``sent`` ones (the
+process died while they were on the wire) for a client with ``retry_submissions="safe"``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ._models import GenerationRequest, Video
 
 __all__ = ["Journal", "JournalEntry", "new_idempotency_key", "request_fingerprint"]
 
-EntryState = Literal["sending", "accepted", "completed", "failed", "uncertain"]
+EntryState = Literal["sending", "sent", "accepted", "completed", "failed", "uncertain"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -212,10 +214,26 @@ class Journal:
             "VALUES (:key, :idem, 'sending', :model, :now) ON CONFLICT(key) DO UPDATE SET "
             "idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at, "
             "state = 'sending', error_message = NULL, error_type = NULL "
-            "WHERE state IN ('sending', 'uncertain')",
+            "WHERE state IN ('sending', 'sent', 'uncertain')",
             key=key,
             idem=idempotency_key,
             model=model,
+        )
+
+    async def record_sent(self, key: str) -> None:
+        """Just before the request goes out: from here the server may have received it."""
+        await self._write(
+            "UPDATE requests SET state = 'sent', updated_at = :now "
+            "WHERE key = :key AND state = 'sending'",
+            key=key,
+        )
+
+    async def record_not_created(self, key: str) -> None:
+        """The server answered without accepting (or nothing went out): back to ``sending``."""
+        await self._write(
+            "UPDATE requests SET state = 'sending', updated_at = :now "
+            "WHERE key = :key AND state = 'sent'",
+            key=key,
         )
 
     async def forget_accepted(self) -> int:
@@ -232,7 +250,7 @@ class Journal:
     async def record_accepted(self, key: str, generation_id: str) -> None:
         await self._write(
             "UPDATE requests SET state = 'accepted', generation_id = :id, updated_at = :now "
-            "WHERE key = :key AND state IN ('sending', 'accepted')",
+            "WHERE key = :key AND state IN ('sending', 'sent', 'accepted')",
             id=generation_id,
             key=key,
         )
@@ -242,7 +260,7 @@ class Journal:
         await self._write(
             "UPDATE requests SET state = 'uncertain', error_message = :message, "
             "error_type = 'submission_uncertain', updated_at = :now "
-            "WHERE key = :key AND state = 'sending'",
+            "WHERE key = :key AND state IN ('sending', 'sent')",
             message=error.message,
             key=key,
         )

@@ -204,6 +204,62 @@ async def test_resend_uncertain_sends_it_again_with_the_same_key(
     assert server.counters.idempotent_replays == 1
 
 
+async def _died_on_the_wire(path: Path, key: str, idempotency_key: str) -> None:
+    """The journal of a run killed while this request was on the wire."""
+    with ca.Journal(path) as journal:
+        await journal.record_sending(key, idempotency_key, VEO)
+        await journal.record_sent(key)
+
+
+async def test_safe_mode_does_not_resend_what_a_dead_run_left_on_the_wire(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    await _died_on_the_wire(path, "only", "chuizi-on-the-wire")
+    request = [{"model": VEO, "prompt": "a cat", "key": "only"}]
+    async with make_client(retry_submissions="safe") as client:
+        (result,) = await client.generate_many(request, journal=path, return_exceptions=True)
+        assert isinstance(result, ca.SubmissionUncertain)
+        assert result.idempotency_key == "chuizi-on-the-wire"
+        assert "earlier run stopped" in str(result)
+        assert server.counters.submissions == 0
+        with ca.Journal(path, resend_uncertain=True) as journal:
+            assert journal.entries()[0].state == "uncertain"
+            (video,) = await client.generate_many(request, journal=journal)
+    assert isinstance(video, ca.Video)
+    assert _posts(server) == ["chuizi-on-the-wire"]
+
+
+async def test_idempotent_mode_resends_what_a_dead_run_left_on_the_wire_with_its_key(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    await _died_on_the_wire(path, "only", "chuizi-on-the-wire")
+    async with make_client() as client:
+        (video,) = await client.generate_many(
+            [{"model": VEO, "prompt": "a cat", "key": "only"}], journal=path
+        )
+    assert isinstance(video, ca.Video)
+    assert _posts(server) == ["chuizi-on-the-wire"]
+
+
+async def test_safe_mode_journals_a_refused_submission_as_not_sent_and_a_rerun_sends_it(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    server.balance = Decimal(0)
+    request = [{"model": VEO, "prompt": "a cat", "key": "only"}]
+    async with make_client(retry_submissions="safe") as client:
+        (refused,) = await client.generate_many(request, journal=path, return_exceptions=True)
+        assert isinstance(refused, ca.InsufficientBalanceError)
+        with ca.Journal(path) as journal:
+            assert [e.state for e in journal.entries()] == ["sending"]  # answered: not created
+        server.balance = Decimal(10)  # a top-up
+        (video,) = await client.generate_many(request, journal=path)
+    assert isinstance(video, ca.Video)
+    assert server.counters.generations_created == 1
+
+
 # -- kill -9 -----------------------------------------------------------------------------------
 
 
@@ -245,3 +301,32 @@ async def test_kill_9_mid_batch_loses_nothing_and_pays_nothing_twice(
         assert journaled == ids  # every clip the server made is in the journal, once
         for written in tmp_path.iterdir():  # the journal and its WAL files
             assert server.api_key.encode() not in written.read_bytes()
+
+
+async def test_kill_9_in_safe_mode_never_pays_twice_even_if_the_server_ignores_the_key(
+    tmp_path: Path,
+) -> None:
+    n = 20
+    journal = tmp_path / "batch.journal"
+    async with FakeChuizi(speed=400, seed=3, honour_idempotency=False) as server:
+        env = {
+            **os.environ,
+            "CHUIZI_API_KEY": server.api_key,
+            "CHUIZI_BASE_URL": server.base_url,
+            "PYTHONPATH": str(ROOT),
+        }
+        command = [sys.executable, "-m", "tests.journal_worker", str(journal), str(n), "safe"]
+        async with await anyio.open_process(command, env=env, cwd=ROOT) as process:
+            await wait_until(lambda: server.counters.submissions >= 7, timeout=20)
+            process.send_signal(signal.SIGKILL)
+            await process.wait()
+
+        result = await anyio.run_process(command, env=env, cwd=ROOT, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+        keys = [g.idempotency_key for g in server.generations.values()]
+        assert len(keys) == len(set(keys))  # no request created two generations
+        states = _journal_states(journal)
+        assert len(states) == n + 1 and set(states) <= {"completed", "uncertain"}
+        # an uncertain one was on the wire at the kill: created or not, never twice
+        assert server.counters.generations_created <= n + 1
+        assert states.count("completed") + states.count("uncertain") == n + 1
