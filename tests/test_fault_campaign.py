@@ -234,3 +234,33 @@ async def test_pending_generations_resolve_after_the_server_was_down_a_while() -
         assert down and all(h.done() for h in down)
         assert client.poller_stats.transient_failures > 0  # the outage was felt
         assert client.pending == []
+
+
+@pytest.mark.slow
+async def test_safe_mode_under_every_fault_never_creates_a_generation_twice() -> None:
+    """The same campaign against a server that ignores ``Idempotency-Key``."""
+    async with FakeChuizi(
+        speed=SPEED, seed=11, fail_pattern="forbidden", faults=FAULTS, honour_idempotency=False
+    ) as sim:
+        async with _client(sim, retry_submissions="safe") as client:
+            outcomes = await _run(client, SIZE // 2)
+        generations = sim.generations
+    per_key = collections.Counter(g.idempotency_key for g in generations.values())
+    assert set(per_key.values()) == {1}  # no request created two generations
+    uncertain = [o.error for o in outcomes if isinstance(o.error, ca.SubmissionUncertain)]
+    others = [o.error for o in outcomes if o.error is not None and o.error not in uncertain]
+    assert others == []
+    assert uncertain  # answers were lost, and those requests were not sent again
+    accepted = [o for o in outcomes if o.handle is not None]
+    assert len(accepted) + len(uncertain) == len(outcomes)
+    for outcome in accepted:  # each accepted one resolved once, to its true outcome
+        handle = outcome.handle
+        assert handle is not None and handle.id is not None
+        assert generations[handle.id].prompt == outcome.prompt
+        assert outcome.resolutions == 1
+        assert (handle.exception() is None) == (generations[handle.id].status == "completed")
+    accepted_ids = {o.handle.id for o in accepted if o.handle is not None}
+    uncertain_keys = {error.idempotency_key for error in uncertain}
+    # every generation no handle knows of belongs to a request reported uncertain
+    unknown = [g for g in generations.values() if g.id not in accepted_ids]
+    assert {g.idempotency_key for g in unknown} <= uncertain_keys
