@@ -11,7 +11,6 @@ import asyncio
 import logging
 import os
 import re
-import types
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -37,7 +36,6 @@ __all__ = [
     "EXCEPTION_MAP",
     "MAX_BODY_BYTES",
     "AiohttpTransport",
-    "Progress",
     "Request",
     "Response",
     "Transport",
@@ -75,7 +73,12 @@ class Transport(Protocol):
     """What the client needs of the network."""
 
     async def send(self, request: Request) -> Response:
-        """Send one request; the whole answer (capped), or ``APIConnectionError``."""
+        """Send one request; the whole answer (capped), or ``APIConnectionError``.
+
+        Raise ``APIConnectError`` only when nothing was sent (no connection was made): with
+        ``retry_submissions="safe"`` a submission is then sent again, any other error makes it
+        ``SubmissionUncertain``.
+        """
         ...
 
     async def download(self, request: Request, path: Path) -> Response:
@@ -87,7 +90,8 @@ class Transport(Protocol):
 
 # The most specific source class wins: ``map_exceptions`` walks the raised type's MRO.
 # ``APIConnectError``: nothing was sent (a POST may go again); the others may come after the
-# request went out (a POST may have created a generation).
+# request went out (a POST may have created a generation). A connect or pool timeout is told
+# apart from the total timeout by ``connect_timeout``.
 EXCEPTION_MAP: Mapping[type[BaseException], type[ChuiziError]] = {
     aiohttp.ServerTimeoutError: APITimeoutError,
     aiohttp.ConnectionTimeoutError: APIConnectTimeout,
@@ -113,47 +117,36 @@ _MESSAGES: Mapping[type[BaseException], str] = {
 }
 
 
-# before the request went out, whatever the source: nothing can have been received
-_NOTHING_SENT: Mapping[type[ChuiziError], type[ChuiziError]] = {
-    APIConnectionError: APIConnectError,
-    APITimeoutError: APIConnectTimeout,
-}
-
-
-def _mapped(exc: BaseException, *, sent: bool = True) -> ChuiziError | None:
+def _mapped(exc: BaseException) -> ChuiziError | None:
     for cls in type(exc).__mro__:
         target = EXCEPTION_MAP.get(cls)
         if target is not None:
-            if not sent:
-                target = _NOTHING_SENT.get(target, target)
             reason = _MESSAGES.get(cls) or str(exc) or type(exc).__name__
             return target(f"{reason} ({type(exc).__name__})")
     return None
 
 
-class Progress:
-    """How far one request got: ``sent`` once its headers start going out (an aiohttp trace
-    sets it), so that an error before that is known to have sent nothing."""
+def connect_timeout(total: float) -> float:
+    """The time allowed to get a connection (new or pooled) within a ``total`` timeout.
 
-    __slots__ = ("sent",)
-
-    def __init__(self) -> None:
-        self.sent = False
+    A little less than the total, so that one not had in time raises aiohttp's
+    ``ConnectionTimeoutError`` (nothing was sent) before the total timeout fires, which
+    cannot say whether the request went out. Above 5 s aiohttp rounds both up to whole
+    seconds: a second apart keeps them in that order.
+    """
+    return total * 0.9 if total <= 5.0 else total - 1.0
 
 
 class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like a function
     """Re-raise aiohttp and OS errors as ``APIConnectionError`` / ``APITimeoutError``.
 
-    With ``progress`` (of a request not yet sent) an error maps to ``APIConnectError`` /
-    ``APIConnectTimeout``: nothing went out. Without it, the source class alone decides.
     A class, not a generator-based context manager: it wraps every request.
     """
 
-    __slots__ = ("_progress", "_url")
+    __slots__ = ("_url",)
 
-    def __init__(self, url: str, progress: Progress | None = None) -> None:
+    def __init__(self, url: str) -> None:
         self._url = url
-        self._progress = progress
 
     def __enter__(self) -> None:
         return None
@@ -168,7 +161,7 @@ class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like
             return False
         if not isinstance(exc, Exception):
             return False
-        mapped = _mapped(exc, sent=self._progress is None or self._progress.sent)
+        mapped = _mapped(exc)
         if mapped is None:
             return False
         mapped.args = (f"{mapped.args[0]} [{redact(self._url)}]",)
@@ -201,10 +194,8 @@ class AiohttpTransport:
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
-            trace = aiohttp.TraceConfig()
-            trace.on_request_headers_sent.append(_headers_sent)
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, trust_env=False, trace_configs=[trace]
+                connector=connector, auto_decompress=True, trust_env=False
             )
         return self._session
 
@@ -212,9 +203,8 @@ class AiohttpTransport:
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
             logger.debug("-> %s %s", request.method, redact(request.url))
-        progress = Progress()
-        with map_exceptions(request.url, progress):
-            async with self._open(request, progress) as resp:
+        with map_exceptions(request.url):
+            async with self._open(request) as resp:
                 if self._fits(resp):
                     content = await resp.read()
                 else:
@@ -224,12 +214,12 @@ class AiohttpTransport:
             logger.debug("<- %s %s (%d bytes)", status, redact(request.url), len(content))
         return Response(status=status, headers=headers, content=content, url=request.url)
 
-    def _open(
-        self, request: Request, progress: Progress
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    def _open(self, request: Request) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         timeout = self._timeouts.get(request.timeout)
         if timeout is None:
-            timeout = self._timeouts[request.timeout] = aiohttp.ClientTimeout(total=request.timeout)
+            timeout = self._timeouts[request.timeout] = aiohttp.ClientTimeout(
+                total=request.timeout, connect=connect_timeout(request.timeout)
+            )
         return self._get_session().request(
             request.method,
             _url(request.url),
@@ -237,7 +227,6 @@ class AiohttpTransport:
             data=request.content,
             timeout=timeout,
             allow_redirects=False,
-            trace_request_ctx=progress,
         )
 
     def _fits(self, resp: aiohttp.ClientResponse) -> bool:
@@ -271,9 +260,8 @@ class AiohttpTransport:
 
     async def download(self, request: Request, path: Path) -> Response:
         logger.debug("-> %s %s (download)", request.method, redact(request.url))
-        progress = Progress()
-        with map_exceptions(request.url, progress):
-            async with self._open(request, progress) as resp:
+        with map_exceptions(request.url):
+            async with self._open(request) as resp:
                 if resp.status != 200:
                     content = await self._read_capped(resp, request.url)
                     return Response(
@@ -293,16 +281,6 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-async def _headers_sent(
-    session: aiohttp.ClientSession,
-    context: types.SimpleNamespace,
-    params: aiohttp.TraceRequestHeadersSentParams,
-) -> None:
-    progress = context.trace_request_ctx
-    if isinstance(progress, Progress):
-        progress.sent = True
 
 
 async def _stream_to(resp: aiohttp.ClientResponse, path: Path) -> int:

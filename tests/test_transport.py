@@ -13,7 +13,12 @@ from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 
 import chuizi_async as ca
-from chuizi_async._transport import EXCEPTION_MAP, MAX_BODY_BYTES, Progress, map_exceptions
+from chuizi_async._transport import (
+    EXCEPTION_MAP,
+    MAX_BODY_BYTES,
+    connect_timeout,
+    map_exceptions,
+)
 
 URL = "https://api.chuizi.ai/v1/generation?id=gen-0123456789abcdef"
 
@@ -50,20 +55,10 @@ def instance_of(cls: type[BaseException]) -> BaseException:
     return cls("boom")
 
 
-def raise_mapped(exc: BaseException, progress: Progress | None = None) -> BaseException:
-    with pytest.raises(BaseException) as info, map_exceptions(URL, progress):
+def raise_mapped(exc: BaseException) -> BaseException:
+    with pytest.raises(BaseException) as info, map_exceptions(URL):
         raise exc
     return info.value
-
-
-def not_sent() -> Progress:
-    return Progress()
-
-
-def sent() -> Progress:
-    progress = Progress()
-    progress.sent = True
-    return progress
 
 
 SOURCES = list(EXCEPTION_MAP)
@@ -125,34 +120,45 @@ def test_a_read_timeout_does_not_say_nothing_was_sent() -> None:
     assert not isinstance(mapped, ca.APIConnectError)
 
 
-@pytest.mark.parametrize("source", SOURCES, ids=lambda c: c.__name__)
-def test_any_error_before_the_request_went_out_says_nothing_was_sent(
-    source: type[BaseException],
-) -> None:
-    mapped = raise_mapped(instance_of(source), not_sent())
-    if EXCEPTION_MAP[source] is ca.InvalidRequest:
-        assert type(mapped) is ca.InvalidRequest
-    elif isinstance(mapped, TimeoutError):
-        assert type(mapped) is ca.APIConnectTimeout
-    else:
-        assert type(mapped) is ca.APIConnectError
+def _connector(cls: type[aiohttp.ClientConnectorError]) -> BaseException:
+    if cls is aiohttp.ClientConnectorCertificateError:
+        return cls(connection_key(), ValueError("certificate verify failed"))
+    return cls(connection_key(), OSError(111, "Connection refused"))
 
 
 @pytest.mark.parametrize(
-    ("source", "target"),
+    ("error", "target"),
     [
-        (aiohttp.ServerDisconnectedError, ca.APIConnectionError),
-        (aiohttp.ClientPayloadError, ca.APIConnectionError),
-        (aiohttp.ClientOSError, ca.APIConnectionError),
-        (TimeoutError, ca.APITimeoutError),
-        (aiohttp.ClientConnectorError, ca.APIConnectError),
+        (_connector(aiohttp.ClientConnectorError), ca.APIConnectError),
+        (_connector(aiohttp.ClientConnectorDNSError), ca.APIConnectError),
+        (_connector(aiohttp.ClientConnectorCertificateError), ca.APIConnectError),
+        (_connector(aiohttp.ClientSSLError), ca.APIConnectError),
+        (aiohttp.ConnectionTimeoutError("pool or connect"), ca.APIConnectTimeout),
+        (aiohttp.ServerDisconnectedError(), ca.APIConnectionError),
+        (aiohttp.ClientPayloadError("cut short"), ca.APIConnectionError),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), ca.APIConnectionError),
+        (aiohttp.ClientConnectionResetError("closing transport"), ca.APIConnectionError),
+        (aiohttp.SocketTimeoutError("read"), ca.APITimeoutError),
+        (TimeoutError(), ca.APITimeoutError),
+        (OSError(101, "Network is unreachable"), ca.APIConnectionError),
     ],
-    ids=lambda c: c.__name__,
+    ids=lambda x: type(x).__name__ if isinstance(x, BaseException) else x.__name__,
 )
-def test_after_the_request_went_out_only_connect_errors_say_nothing_was_sent(
-    source: type[BaseException], target: type[ca.ChuiziError]
+def test_only_errors_of_getting_a_connection_say_nothing_was_sent(
+    error: BaseException, target: type[ca.ChuiziError]
 ) -> None:
-    assert type(raise_mapped(instance_of(source), sent())) is target
+    mapped = raise_mapped(error)
+    assert type(mapped) is target
+    nothing_sent = target in (ca.APIConnectError, ca.APIConnectTimeout)
+    assert isinstance(mapped, ca.APIConnectError) is nothing_sent
+
+
+@pytest.mark.parametrize("total", [0.05, 0.2, 1.0, 4.9, 5.0, 5.5, 7.0, 60.0, 600.0])
+def test_the_connect_timeout_fires_before_the_total_one(total: float) -> None:
+    connect = connect_timeout(total)
+    assert 0 < connect < total
+    if total > 5.0:  # aiohttp rounds both up to whole seconds: they stay a second apart
+        assert total - connect >= 1.0
 
 
 def test_server_disconnected_is_a_connection_error_not_a_timeout() -> None:
@@ -369,7 +375,7 @@ async def test_slow_answer_past_the_timeout_is_a_timeout(
     assert info.value.__cause__ is not None
 
 
-async def test_waiting_past_the_timeout_for_a_pooled_connection_sent_nothing(
+async def test_waiting_past_the_timeout_for_a_pooled_connection_says_nothing_was_sent(
     serve: Serve,
 ) -> None:
     release = asyncio.Event()
