@@ -464,3 +464,21 @@ def test_live_display_renders() -> None:
     text = buffer.getvalue()
     assert "2/3" in text and "$0.1500" in text and "nope" in text and "ETA" in text
     assert format_duration(42) == "42s" and format_duration(185) == "3m05s"
+
+
+def test_the_displays_count_uncertain_clips_only_when_there_are_some() -> None:
+    from rich.console import Console
+
+    assert "uncertain" not in Tally(total=2).counts()
+    tally = Tally(total=2, completed=1, uncertain=1)
+    assert tally.finished == 2
+    assert tally.counts().endswith(", 1 uncertain")
+    buffer = io.StringIO()
+    display = LiveDisplay(Console(file=buffer, force_terminal=True, width=100))
+    display.start(tally)
+    record = {"line": 2, "status": "uncertain", "id": None, "error": {"message": "no answer"}}
+    display.clip(tally, record)
+    display.stop()
+    display.summary(tally, {})
+    text = buffer.getvalue()
+    assert "uncertain" in text and "no answer" in text
