@@ -10,6 +10,7 @@ from typing import Any
 
 import anyio
 import pytest
+from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,7 @@ import chuizi_async as ca
 from chuizi_async._retries import RetrySubmissions
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import SPEED, wait_until
+from .conftest import SPEED, Loopback, wait_until
 
 VEO = "google/veo-3.1-fast"
 
@@ -377,3 +378,50 @@ async def test_safe_mode_aclose_reports_a_submission_still_on_the_wire_uncertain
         (error,) = outcome
         assert isinstance(error, ca.SubmissionUncertain)  # not ClientClosed: it went out
         assert server.counters.submissions == 1
+
+
+class _RefusesFirst(Loopback):
+    """An API whose first submission answer is ``status``; the next ones accept."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.posts = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.posts += 1
+        if self.posts == 1:
+            return web.json_response(
+                {"error": {"message": "try again", "type": "server_error"}},
+                status=self.status,
+                headers={"Retry-After": "0"},
+            )
+        return web.json_response({"id": f"gen-{self.posts:016x}", "status": "processing"})
+
+    def client(self) -> ca.Client:
+        return ca.Client(
+            "ck-" + "a" * 32,
+            base_url=f"{self.base_url}/v1",
+            retry_submissions="safe",
+            poll=ca.PollPolicy(time_scale=SPEED),
+        )
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+async def test_safe_mode_sends_again_after_an_answer_the_provider_calls_retryable(
+    status: int,
+) -> None:
+    async with _RefusesFirst(status) as api:
+        async with api.client() as client:
+            handle = await client.submit(VEO, "refused once")
+        assert handle.id == "gen-0000000000000002"
+        assert api.posts == 2
+
+
+@pytest.mark.parametrize("status", [501, 520, 524])
+async def test_safe_mode_raises_an_undocumented_5xx_instead_of_sending_again(status: int) -> None:
+    async with _RefusesFirst(status) as api:
+        async with api.client() as client:
+            with pytest.raises(ca.ServerError) as info:
+                await client.submit(VEO, "refused once")
+        assert info.value.status_code == status
+        assert api.posts == 1
