@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -142,7 +143,7 @@ async def test_stop_submitting_reports_the_rest_as_not_submitted(
 
 
 def _journal_states(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return [row[0] for row in conn.execute("SELECT state FROM requests")]
 
 
@@ -174,7 +175,7 @@ async def test_kill_9_mid_batch_loses_nothing_and_pays_nothing_twice(
         states = _journal_states(journal)
         assert len(states) == n + 1 and set(states) == {"completed"}
         ids = {g.id for g in server.generations.values()}
-        with sqlite3.connect(journal) as conn:
+        with contextlib.closing(sqlite3.connect(journal)) as conn:
             journaled = {row[0] for row in conn.execute("SELECT generation_id FROM requests")}
         assert journaled == ids  # every clip the server made is in the journal, once
         for written in tmp_path.iterdir():  # the journal and its WAL files
