@@ -39,9 +39,18 @@ from . import (
 )
 from ._cli_common import UsageError
 from ._cli_progress import Display, Tally, format_duration, format_money
+from ._report import write_report
 from ._validation import validate
 
-__all__ = ["BatchOptions", "InputLine", "error_info", "parse_line", "read_input", "run_batch"]
+__all__ = [
+    "BatchOptions",
+    "InputLine",
+    "error_info",
+    "parse_line",
+    "read_input",
+    "report_path",
+    "run_batch",
+]
 
 _FIELDS = frozenset(attrs.fields_dict(GenerationRequest))
 _TEXT_FIELDS = ("model", "prompt", "image", "key", "aspect_ratio", "resolution", "video")
@@ -213,6 +222,13 @@ def _record(
     return record
 
 
+def report_path(results: Path) -> Path:
+    """The HTML report beside a results file: ``results.jsonl`` -> ``results.html``."""
+    if results.suffix.lower() in ("", ".html", ".htm"):
+        return results.with_name(results.name + ".html")
+    return results.with_suffix(".html")
+
+
 def write_results(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
     """Write ``records`` as JSONL to a temporary file beside ``path``, then rename it."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -296,7 +312,15 @@ class _Batch:
         return records
 
     def write(self) -> None:
-        write_results(self.options.output, self.snapshot())
+        records = self.snapshot()
+        write_results(self.options.output, records)
+        output = self.options.output
+        write_report(
+            records,
+            report_path(output),
+            title=f"chuizi batch: {output.name}",
+            elapsed=self.tally.elapsed,
+        )
 
     # -- Ctrl-C --------------------------------------------------------------------------
 
@@ -498,6 +522,7 @@ async def _run_batch(
     if summary_rows is not None:
         rows.update(summary_rows(tally))
     rows["results"] = str(options.output)
+    rows["report"] = str(report_path(options.output))
     display.summary(tally, rows)
     all_done = tally.completed == tally.total and not tally.download_errors
     return 0 if all_done else 1
