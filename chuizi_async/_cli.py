@@ -234,6 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print a JSON list")
     models.set_defaults(run=cmd_models)
 
+    simulate = commands.add_parser(
+        "simulate",
+        help="run the API simulator as a server (for curl, other languages, your tests)",
+        description="Run the chuizi.ai API simulator on 127.0.0.1 until Ctrl-C (the same as "
+        "`python -m chuizi_async.testing`): it prints its base URL and the key it accepts.",
+    )
+    from .testing._standalone import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(simulate)
+    simulate.set_defaults(run=_cmd_simulate)
+
     report = commands.add_parser(
         "report",
         help="an HTML page of a batch's results, to look at the clips",
@@ -328,6 +339,15 @@ async def _batch(
 ) -> int:
     async with open_client(args, simulate=simulate) as (client, server):
         return await run_batch(client, lines, options, display, summary_rows=simulator_rows(server))
+
+
+# -- simulate --------------------------------------------------------------------------------
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .testing._standalone import run
+
+    return run(args)
 
 
 # -- report ----------------------------------------------------------------------------------

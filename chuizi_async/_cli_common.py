@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from .testing import FakeChuizi
 
 __all__ = [
-    "SIMULATOR_FAILS",
     "UsageError",
     "check_key",
     "err",
@@ -31,8 +30,6 @@ __all__ = [
     "rich_console",
     "simulator_rows",
 ]
-
-SIMULATOR_FAILS = "(?i)forbidden"
 
 
 class UsageError(Exception):
@@ -79,7 +76,7 @@ async def open_client(
     if simulate:
         from .testing import FakeChuizi
 
-        server = FakeChuizi(speed=args.speed, fail_pattern=SIMULATOR_FAILS)
+        server = FakeChuizi(speed=args.speed)
         async with server, Client(server.api_key, base_url=server.base_url, poll=policy) as client:
             yield client, server
         return

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from .._client import Client
+from .._policy import PollPolicy
 from ._catalogue import Catalogue, Submission, validate_submission
 from ._errors import ApiError, error_response
 from ._faults import BAD_GATEWAY_HTML, FaultKind, Faults, pick_fault
@@ -34,10 +36,12 @@ from ._render import (
     submit_body,
 )
 
-__all__ = ["FakeChuizi"]
+__all__ = ["DEFAULT_FAIL_PATTERN", "FakeChuizi"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HOST = "127.0.0.1"
+DEFAULT_FAIL_PATTERN = "(?i)forbidden"
+"""Prompts matching it fail with a content-policy error, everywhere the simulator runs."""
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _UNLIMITED_BALANCE = Decimal("1000000")
 _SHUTDOWN_TIMEOUT = 0.25
@@ -90,6 +94,10 @@ class FakeChuizi:
     reports ``latency_ms = T * 1000``. Rate-limit windows and ``Faults.slow_seconds`` are real
     seconds. ``faults``, ``balance``, ``auto_complete``, ``failure_rate`` and the answer-shape
     knobs can be changed at runtime; the other arguments are fixed at construction.
+
+    A prompt matching ``fail_pattern`` (by default, one containing "forbidden") fails with a
+    content-policy error, as the real API would; ``fail_pattern=None`` turns that off.
+    ``server.client()`` is a ``Client`` matched to the server (its URL, key and clock).
     """
 
     _given_key: str | None = attrs.field(default=None, alias="api_key", on_setattr=_FIXED)
@@ -100,7 +108,7 @@ class FakeChuizi:
     default_completion_time: tuple[float, float] | None = attrs.field(
         default=None, on_setattr=_FIXED
     )
-    fail_pattern: str | None = attrs.field(default=None, on_setattr=_FIXED)
+    fail_pattern: str | None = attrs.field(default=DEFAULT_FAIL_PATTERN, on_setattr=_FIXED)
     failure_rate: float = 0.0
     auto_complete: bool = True
     seed: int | None = attrs.field(default=None, on_setattr=_FIXED)
@@ -231,17 +239,27 @@ class FakeChuizi:
     ) -> None:
         await self.aclose()
 
-    async def start(self) -> None:
-        """Start the API and media servers on random ports."""
+    async def start(self, *, port: int = 0, media_port: int = 0) -> None:
+        """Start the API and media servers on ``127.0.0.1`` (port 0: a free one)."""
         if self._state is not _State.UNOPENED:
             raise RuntimeError("A FakeChuizi can only be started once")
         self._state = _State.OPENED
         self._api_runner = await self._setup_runner(self._api_app())
         self._media_runner = await self._setup_runner(self._media_app())
-        media_site = web.TCPSite(self._media_runner, _HOST, 0)
+        media_site = web.TCPSite(self._media_runner, _HOST, media_port)
         await media_site.start()
         self._media_port = media_site.port
+        self._port = port
         await self.start_listening()
+
+    def client(self, **options: Any) -> Client:
+        """A ``Client`` of this server: its URL and key, its clock (``time_scale=speed``).
+
+        Keyword arguments go to ``Client`` (``poll=`` replaces the matched policy).
+        """
+        options.setdefault("base_url", self.base_url)
+        options.setdefault("poll", PollPolicy(time_scale=self.speed))
+        return Client(options.pop("api_key", self.api_key), **options)
 
     async def aclose(self) -> None:
         """Stop both servers, closing every connection."""
