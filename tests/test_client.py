@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from decimal import Decimal
+from typing import Literal
 
 import anyio
 import pytest
@@ -305,6 +306,52 @@ async def test_track_needs_an_open_client_and_a_real_id(make_client: ClientFacto
     async with client:
         with pytest.raises(ca.InvalidRequest):
             client.track("  ")
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        "output.video_url",
+        "output.url",
+        "video_url",
+        "url",
+        "data.video_url",
+        "output.videos[0].url",
+        "output[0].video_url",
+        "videos[0].url",
+        "videos[0].video_url",
+        "data[0].url",
+    ],
+)
+@pytest.mark.parametrize("dialect", ["guide", "reference"])
+async def test_the_video_is_found_in_every_place_the_documents_use(
+    make_client: ClientFactory, place: str, dialect: Literal["guide", "reference"]
+) -> None:
+    sim = FakeChuizi(speed=1000, seed=3, video_url_at=place, dialect=dialect)
+    async with sim, make_client(sim=sim) as client:
+        video = await client.generate(VEO, "a cat watching rain")
+    assert video.url == f"{sim.media_base_url}/videos/{video.id}.mp4"
+
+
+async def test_a_done_answer_with_the_video_elsewhere_fails_fast_and_shows_the_answer(
+    make_client: ClientFactory,
+) -> None:
+    async with (
+        FakeChuizi(speed=1000, seed=3, video_url_at="result.media.src", auto_complete=False) as sim,
+        make_client(sim=sim) as client,
+    ):
+        handle = await client.submit(VEO, "a cat watching rain")
+        assert handle.id is not None
+        sim.complete(handle.id)
+        with pytest.raises(ca.UnreadableVideo) as info:
+            await handle
+    error = info.value
+    assert error.generation_id == handle.id
+    assert '"result":{"media":{"src":"http' in str(error)
+    assert error.excerpt in str(error)
+    assert sim.api_key not in str(error)
+    # read again twice in case the answer was torn, then final: not an hour of polling
+    assert sim.counters.status_checks_by_id[handle.id] == 3
 
 
 async def test_retrieve_makes_one_status_request(client: ca.Client, server: FakeChuizi) -> None:

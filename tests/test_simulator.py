@@ -340,6 +340,37 @@ async def test_wrap_data_and_top_level_video_url(session: aiohttp.ClientSession)
         assert "output" not in wrapped["data"]
 
 
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        ("url", lambda body: body["url"]),
+        ("output.videos[0].url", lambda body: body["output"]["videos"][0]["url"]),
+        ("data[0].url", lambda body: body["data"][0]["url"]),
+        ("videos[0]", lambda body: body["videos"][0]),
+        ("result.media.src", lambda body: body["result"]["media"]["src"]),
+    ],
+)
+async def test_video_url_at_puts_the_url_where_asked(
+    session: aiohttp.ClientSession, path: str, where: Any
+) -> None:
+    async with FakeChuizi(speed=1000, completion_times=FAST, video_url_at=path) as server:
+        _, answer = await submit(session, server)
+        server.complete(answer["id"])
+        _, body = await guide_status(session, server, answer["id"])
+        assert body["status"] == "completed"
+        assert where(body) == f"{server.media_base_url}/videos/{answer['id']}.mp4"
+        assert "output" not in body or path.startswith("output")
+
+
+@pytest.mark.parametrize("path", ["", "output.", "a..b", "a[1]", "a b", 3])
+def test_video_url_at_must_be_a_dotted_path(path: Any) -> None:
+    with pytest.raises(ValueError, match="video_url_at"):
+        FakeChuizi(video_url_at=path)
+    server = FakeChuizi()
+    with pytest.raises(ValueError, match="video_url_at"):
+        server.video_url_at = path
+
+
 # -- outcomes ------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from ._render import (
     Dialect,
     StatusOptions,
     billing_body,
+    check_video_url_at,
     key_info_body,
     model_list_body,
     status_body,
@@ -108,6 +109,11 @@ class FakeChuizi:
     guide_route_on_reference: Literal["billing", "404"] = "billing"
     wrap_data: bool = False
     top_level_video_url: bool = False
+    video_url_at: str = attrs.field(
+        default="output.video_url",
+        validator=lambda _, __, value: check_video_url_at(value),
+        on_setattr=attrs.setters.validate,
+    )
     key_info_shape: Literal["data", "legacy"] = "data"
     extra_models: Mapping[str, int] = attrs.field(factory=dict, on_setattr=_FIXED)
     allowed_models: Collection[str] | None = attrs.field(default=None, on_setattr=_FIXED)
@@ -480,6 +486,7 @@ class FakeChuizi:
             media_base_url=self.media_base_url,
             wrap_data=self.wrap_data,
             top_level_video_url=self.top_level_video_url,
+            video_url_at=self.video_url_at,
         )
         return status_body(generation, options, time.monotonic())
 
