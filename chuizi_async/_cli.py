@@ -52,7 +52,8 @@ are skipped.
 
 RESULTS gets one JSON line per input line, in input order: line, key, model, prompt,
 status, id, video_url, cost (a decimal string), file (with --download-dir) and error
-({"message", "type"} or null). status is one of:
+({"message", "type"} and, for an error answer, the "request_id" to quote to support;
+or null). status is one of:
   completed      the video is ready (a failed download is reported in error; the
                  status stays completed)
   failed         the server failed or refused it (content policy, 403...)

@@ -165,12 +165,17 @@ def _snake(name: str) -> str:
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
-    """``{"message", "type"}`` of an error: the server's words where there are some."""
+    """``{"message", "type"}`` of an error: the server's words where there are some, and the
+    ``request_id`` of an error answer (the provider's support asks for it)."""
     message = getattr(exc, "message", None)
     if not isinstance(message, str) or not message:
         message = str(exc) or type(exc).__name__
     kind = getattr(exc, "error_type", None) or getattr(exc, "reason", None)
-    return {"message": message, "type": str(kind) if kind else _snake(type(exc).__name__)}
+    info = {"message": message, "type": str(kind) if kind else _snake(type(exc).__name__)}
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str) and request_id:
+        info["request_id"] = request_id
+    return info
 
 
 def classify(handle: Generation) -> str:

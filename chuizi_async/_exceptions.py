@@ -67,7 +67,11 @@ class InvalidRequest(ChuiziError, ValueError):
 
 
 class APIError(ChuiziError):
-    """The server answered with an error status."""
+    """The server answered with an error status.
+
+    ``code`` is the body's machine-readable code (``"daily_limit_exceeded"``); ``request_id``
+    the answer's ``X-Request-Id`` (else the one sent): quote it to the provider's support.
+    """
 
     def __init__(
         self,
@@ -251,9 +255,10 @@ def error_for_status(
     error_type: str | None = None,
     *,
     code: str | None = None,
+    request_id: str | None = None,
 ) -> APIError:
     """The typed error for an error answer."""
     cls = _STATUS_ERRORS.get(status_code)
     if cls is None:
         cls = ServerError if status_code >= 500 else APIError
-    return cls(status_code, message, error_type, code=code)
+    return cls(status_code, message, error_type, code=code, request_id=request_id)

@@ -32,6 +32,7 @@ from ._exceptions import (
 from ._generation import Generation
 from ._models import GenerationStatus
 from ._policy import Schedule
+from ._responses import request_id_note
 
 __all__ = ["Poller", "PollerStats", "is_transient"]
 
@@ -241,12 +242,17 @@ class Poller:
         if isinstance(exc, UnusableVideo) and self._reread(handle, exc):
             return
         if not is_transient(exc):
-            logger.info("status check of %s failed: %s", handle.id, exc)
+            logger.info("status check of %s failed: %s%s", handle.id, exc, request_id_note(exc))
             self._resolve(handle, exc)
             return
         self.stats.transient_failures += 1
         handle._failures += 1
-        logger.debug("status check of %s failed, checking again later: %s", handle.id, exc)
+        logger.debug(
+            "status check of %s failed, checking again later: %s%s",
+            handle.id,
+            exc,
+            request_id_note(exc),
+        )
         if not self._gave_up(handle):
             self._reschedule(handle, self.schedule.retry_delay(handle._failures))
 

@@ -303,6 +303,7 @@ async def test_status(sim: FakeChuizi, capsys: pytest.CaptureFixture[str]) -> No
     assert entries[0]["video_url"].endswith(".mp4") and entries[0]["cost"]
     assert entries[1]["error"]["message"] == "Upstream generation failed"
     assert entries[2]["error"]["type"] == "not_found"
+    assert entries[2]["error"]["request_id"].startswith("req_")  # to quote to support
 
 
 def test_models(capsys: pytest.CaptureFixture[str]) -> None:

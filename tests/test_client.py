@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 import anyio
@@ -200,6 +202,61 @@ async def test_an_html_502_becomes_a_clear_server_error(
     async with make_client(max_retries=0) as client:
         with pytest.raises(ca.ServerError, match="502 with a text/html answer"):
             await client.submit(VEO, "a cat")
+
+
+# -- request ids -------------------------------------------------------------------------------
+
+
+async def test_every_api_request_carries_a_fresh_request_id_and_the_media_host_gets_none(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    server.faults = Faults(server_error=0.3, retry_after=0.01)
+    async with make_client(max_retries=10) as client:
+        videos = await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(5)])
+        server.faults = None
+        assert isinstance(videos[0], ca.Video)
+        await client.download(videos[0], tmp_path)
+    ids = [r.header("X-Request-Id") for r in server.requests_log]
+    assert server.counters.faults["server_error"] > 0  # retries happened ...
+    assert all(i is not None and re.fullmatch(r"req_[0-9a-f]{16}", i) for i in ids)
+    assert len(set(ids)) == len(ids)  # ... each attempt under its own id
+    assert server.media_log and all(r.header("X-Request-Id") is None for r in server.media_log)
+
+
+async def test_an_api_error_carries_the_servers_request_id(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    async with make_client() as client:
+        with pytest.raises(ca.NotFoundError) as info:
+            await client.submit("acme/unknown-model", "a cat")
+    sent = server.requests_log[-1].header("X-Request-Id")
+    assert info.value.request_id is not None
+    assert info.value.request_id == sent  # the simulator echoes what it got
+
+
+async def test_without_an_echo_the_error_carries_the_request_id_that_was_sent(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.echo_request_id = False
+    async with make_client() as client:
+        with pytest.raises(ca.NotFoundError) as info:
+            await client.retrieve("gen-0000000000000000")
+    sent = {r.header("X-Request-Id") for r in server.requests_log}
+    assert info.value.request_id in sent
+
+
+async def test_a_retried_request_is_logged_with_its_request_id(
+    make_client: ClientFactory, server: FakeChuizi, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.faults = Faults(server_error=1.0, retry_after=0.01)
+    caplog.set_level(logging.DEBUG, logger="chuizi_async")
+    async with make_client(max_retries=1) as client:
+        with pytest.raises(ca.ServerError) as info:
+            await client.submit(VEO, "a cat")
+    first, last = (r.header("X-Request-Id") for r in server.requests_log)
+    assert info.value.request_id == last
+    retry_lines = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert retry_lines and f"[request id {first}]" in retry_lines[0]
 
 
 # -- handles -----------------------------------------------------------------------------------

@@ -371,6 +371,22 @@ def test_video_url_at_must_be_a_dotted_path(path: Any) -> None:
         server.video_url_at = path
 
 
+async def test_the_request_id_is_echoed_or_made_up(session: aiohttp.ClientSession) -> None:
+    async with FakeChuizi() as server:
+        _, _, headers = await call(
+            session, server, "GET", "/models", headers={"X-Request-Id": "req_mine"}
+        )
+        assert headers["X-Request-Id"] == "req_mine"
+        status, _, headers = await call(session, server, "GET", "/videos/gen-none")
+        assert status == 404
+        assert re.fullmatch(r"req_[0-9a-f]{16}", headers["X-Request-Id"])
+        server.echo_request_id = False
+        _, _, headers = await call(
+            session, server, "GET", "/models", headers={"X-Request-Id": "req_mine"}
+        )
+        assert "X-Request-Id" not in headers
+
+
 # -- outcomes ------------------------------------------------------------------------------
 
 

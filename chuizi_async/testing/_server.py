@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import os
 import random
 import re
 import string
@@ -118,6 +119,7 @@ class FakeChuizi:
     extra_models: Mapping[str, int] = attrs.field(factory=dict, on_setattr=_FIXED)
     allowed_models: Collection[str] | None = attrs.field(default=None, on_setattr=_FIXED)
     honour_idempotency: bool = True
+    echo_request_id: bool = True
     _initial_balance: Decimal | None = attrs.field(
         default=None, converter=_to_decimal, alias="balance"
     )
@@ -330,6 +332,9 @@ class FakeChuizi:
             kind = "not_found" if exc.status == 404 else "invalid_request_error"
             response = error_response(exc.status, exc.reason, kind)
         response.headers.update(headers)
+        if self.echo_request_id:
+            sent = request.headers.get("X-Request-Id")
+            response.headers["X-Request-Id"] = sent or f"req_{os.urandom(8).hex()}"
         self._count_answer(response.status)
         return response
 
