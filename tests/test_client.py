@@ -204,6 +204,35 @@ async def test_an_html_502_becomes_a_clear_server_error(
             await client.submit(VEO, "a cat")
 
 
+@pytest.mark.parametrize(
+    ("knobs", "model", "error", "code"),
+    [
+        ({"client_key": "ck-" + "0" * 32}, VEO, ca.AuthenticationError, "invalid_api_key"),
+        ({"balance": "0.01"}, VEO, ca.InsufficientBalanceError, "insufficient_quota"),
+        ({"daily_limit": "0.01"}, VEO, ca.PermissionDeniedError, "daily_limit_exceeded"),
+        ({"allowed_models": ["veo-3.1"]}, VEO, ca.PermissionDeniedError, "model_not_allowed"),
+        ({}, "acme/unknown-model", ca.NotFoundError, "model_not_found"),
+        ({"faults": Faults(rate_limited=1.0)}, VEO, ca.RateLimitError, "rate_limit_exceeded"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+async def test_an_api_error_carries_the_documented_code(
+    make_client: ClientFactory,
+    knobs: dict[str, object],
+    model: str,
+    error: type[ca.APIError],
+    code: str,
+) -> None:
+    knobs = dict(knobs)
+    key = knobs.pop("client_key", None)  # a key the server does not know
+    sim = FakeChuizi(speed=1000, **knobs)  # type: ignore[arg-type]
+    async with sim, make_client(sim=sim, api_key=key or sim.api_key, max_retries=0) as client:
+        with pytest.raises(error) as info:
+            await client.submit(model, "a cat")
+    assert info.value.code == code
+    assert sim.counters.generations_created == 0
+
+
 # -- request ids -------------------------------------------------------------------------------
 
 

@@ -128,7 +128,7 @@ async def test_missing_or_wrong_key_is_401_and_x_api_key_is_accepted(
                 assert response.status == 401
                 error = (await response.json())["error"]
                 assert error["type"] == "authentication_error"
-                assert error["code"] == "401"
+                assert error["code"] == "invalid_api_key"
         async with session.get(url, headers={"x-api-key": server.api_key}) as response:
             assert response.status == 200
 
@@ -136,7 +136,9 @@ async def test_missing_or_wrong_key_is_401_and_x_api_key_is_accepted(
 async def test_unknown_generation_is_404_on_both_dialects(
     session: aiohttp.ClientSession,
 ) -> None:
-    expected = {"error": {"message": "Generation not found", "type": "not_found", "code": "404"}}
+    expected = {
+        "error": {"message": "Generation not found", "type": "not_found", "code": "not_found"}
+    }
     async with FakeChuizi() as server:
         assert await guide_status(session, server, "gen-0000") == (404, expected)
     async with FakeChuizi(dialect="reference") as server:
@@ -194,7 +196,7 @@ async def test_invalid_submissions_are_rejected_with_api_errors(
         assert answer_status == status
         assert answer["error"]["type"] == kind
         assert message in answer["error"]["message"]
-        assert answer["error"]["code"] == str(status)
+        assert answer["error"]["code"] == {400: "invalid_request", 404: "model_not_found"}[status]
         assert server.counters.generations_created == 0
         assert server.counters.submissions == 1
 
@@ -237,6 +239,7 @@ async def test_allowed_models_forbid_other_models_with_403(
         status, answer = await submit(session, server, model="google/veo-3.1")
         assert status == 403
         assert answer["error"]["type"] == "permission_error"
+        assert answer["error"]["code"] == "model_not_allowed"
         assert (await submit(session, server))[0] == 200
         _, models, _ = await call(session, server, "GET", "/models")
         assert [model["id"] for model in models["data"]] == ["google/veo-3.1-fast"]
@@ -469,11 +472,28 @@ async def test_insufficient_balance_is_402_until_topped_up(session: aiohttp.Clie
         status, answer = await submit(session, server)
         assert status == 402
         assert answer["error"]["type"] == "insufficient_quota"
-        assert answer["error"]["code"] == "402"
+        assert answer["error"]["code"] == "insufficient_quota"
         assert answer["error"]["message"].startswith("Insufficient balance: ")
         assert server.counters.payment_required == 1
         assert server.counters.generations_created == 1
         server.balance = Decimal("10")
+        assert (await submit(session, server))[0] == 200
+
+
+async def test_daily_limit_is_403_once_the_days_spend_would_pass_it(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(daily_limit="0.40") as server:  # $0.15 a clip: two fit
+        assert [(await submit(session, server))[0] for _ in range(2)] == [200, 200]
+        status, answer = await submit(session, server)
+        assert status == 403
+        assert answer["error"]["type"] == "permission_error"
+        assert answer["error"]["code"] == "daily_limit_exceeded"
+        assert "0.30000000" in answer["error"]["message"]
+        assert server.counters.generations_created == 2
+        _, info, _ = await call(session, server, "GET", "/key/info")
+        assert info["data"]["daily_limit"] == "0.40000000"
+        server.daily_limit = Decimal("1")  # raised by the account owner
         assert (await submit(session, server))[0] == 200
 
 

@@ -172,10 +172,15 @@ def validate_submission(
     assert isinstance(name, str)
     model = catalogue.resolve(name)
     if model is None:
-        raise ApiError(404, f"The model '{name}' was not found", "not_found")
+        raise ApiError(
+            404, f"The model '{name}' was not found", "not_found", code="model_not_found"
+        )
     if allowed_models is not None and model.id not in allowed_models:
         raise ApiError(
-            403, f"This key is not allowed to use model '{model.id}'", "permission_error"
+            403,
+            f"This key is not allowed to use model '{model.id}'",
+            "permission_error",
+            code="model_not_allowed",
         )
     prompt = body.get("prompt")
     if not _is_text(prompt):

@@ -169,6 +169,7 @@ def key_info_body(
     allowed_models: list[str] | None,
     requests_today: int,
     generations: Iterable[SimGeneration],
+    daily_limit: Decimal | None = None,
 ) -> dict[str, Any]:
     """The answer of ``GET /v1/key/info`` in either documented shape."""
     if shape == "legacy":
@@ -190,7 +191,7 @@ def key_info_body(
             "name": "simulator",
             "balance": format_money(balance),
             "rpm_limit": rpm,
-            "daily_limit": None,
+            "daily_limit": None if daily_limit is None else format_money(daily_limit),
             "allowed_models": allowed_models,
             "is_active": True,
         }

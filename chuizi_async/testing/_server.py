@@ -30,6 +30,7 @@ from ._render import (
     StatusOptions,
     billing_body,
     check_video_url_at,
+    format_money,
     key_info_body,
     model_list_body,
     status_body,
@@ -120,6 +121,9 @@ class FakeChuizi:
     allowed_models: Collection[str] | None = attrs.field(default=None, on_setattr=_FIXED)
     honour_idempotency: bool = True
     echo_request_id: bool = True
+    daily_limit: Decimal | None = attrs.field(
+        default=None, converter=_to_decimal, on_setattr=attrs.setters.convert
+    )
     _initial_balance: Decimal | None = attrs.field(
         default=None, converter=_to_decimal, alias="balance"
     )
@@ -359,9 +363,9 @@ class FakeChuizi:
         scheme, _, token = authorization.partition(" ")
         key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
         if not key:
-            raise ApiError(401, "Missing API key", "authentication_error")
+            raise ApiError(401, "Missing API key", "authentication_error", code="invalid_api_key")
         if key != self._key:
-            raise ApiError(401, "Invalid API key", "authentication_error")
+            raise ApiError(401, "Invalid API key", "authentication_error", code="invalid_api_key")
         return key
 
     def _admit(self, request: web.Request, key: str, body: Any, now: float) -> dict[str, str]:
@@ -389,9 +393,15 @@ class FakeChuizi:
             headers = {}
             if faults.retry_after is not None:
                 headers["Retry-After"] = format_seconds(faults.retry_after)
-            raise ApiError(429, "Rate limit exceeded", "rate_limit_error", headers=headers)
+            raise ApiError(
+                429,
+                "Rate limit exceeded",
+                "rate_limit_error",
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
         if fault == "server_error":
-            raise ApiError(500, "Internal server error", "server_error")
+            raise ApiError(500, "Internal server error", "server_error", code="internal_error")
         if fault == "bad_gateway_html":
             return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
         if fault == "connection_reset":
@@ -415,6 +425,8 @@ class FakeChuizi:
             return web.json_response(self._replies[replay_key])
         body = _read_json(await request.read())  # cached by aiohttp since the middleware
         submission = validate_submission(body, self._catalogue, self._allowed)
+        if self.daily_limit is not None:
+            self._check_daily_limit(submission.model.cost(submission.duration))
         generation = self._create(submission, key, idempotency_key)
         answer = submit_body(generation, self.dialect)
         if self.honour_idempotency and replay_key is not None:
@@ -477,6 +489,19 @@ class FakeChuizi:
         self.counters.generations_created += 1
         return generation
 
+    def _check_daily_limit(self, cost: Decimal) -> None:
+        """403 when the estimated cost would take the day's spend past ``daily_limit``."""
+        limit = self.daily_limit
+        spent = self._ledger.spent()
+        if limit is not None and spent + cost > limit:
+            raise ApiError(
+                403,
+                f"Daily spend limit reached: {format_money(spent)} of {format_money(limit)} "
+                f"spent today; this request is estimated at {format_money(cost)}",
+                "permission_error",
+                code="daily_limit_exceeded",
+            )
+
     def _planned_error(self, prompt: str) -> dict[str, str] | None:
         if self._fail_re is not None and self._fail_re.search(prompt):
             return {"message": "Content policy violation", "type": "invalid_request_error"}
@@ -505,6 +530,7 @@ class FakeChuizi:
             rpm=round(limit.limit * 60 / limit.window) if limit else None,
             allowed_models=sorted(self._allowed) if self._allowed is not None else None,
             requests_today=self.counters.requests,
+            daily_limit=self.daily_limit,
             generations=self._ledger.generations.values(),
         )
 
