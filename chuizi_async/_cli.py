@@ -45,7 +45,8 @@ INPUT is JSONL, one request a line:
   {"model": "google/veo-3.1-fast", "prompt": "a cat watching rain", "duration": 5,
    "key": "cat-1", "image": "first-frame.png", "aspect_ratio": "16:9"}
 Known fields: model, prompt, duration, image, key, aspect_ratio, resolution,
-reference_images, video, extra_body; any other field is sent as is in the request body.
+reference_images, video, watermark, extra_body; any other field is sent as is in the
+request body.
 With --model, a line that is not a JSON object is a prompt (plain text, one a line);
 --model and --duration are also the defaults of JSON lines that give none. Blank lines
 are skipped.

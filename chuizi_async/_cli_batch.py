@@ -86,6 +86,9 @@ def _type_error(fields: Mapping[str, Any]) -> str | None:
         or (isinstance(references, list) and all(isinstance(r, str) for r in references))
     ):
         return "reference_images must be a list of URLs or file paths"
+    watermark = fields.get("watermark")
+    if watermark is not None and not isinstance(watermark, bool):
+        return f"watermark must be true or false, not {watermark!r}"
     if fields.get("extra_body") is not None and not isinstance(fields["extra_body"], dict):
         return "extra_body must be a JSON object"
     if fields.get("key") == "":

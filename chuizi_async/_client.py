@@ -434,6 +434,7 @@ class Client:
         resolution: str | None = None,
         reference_images: Sequence[ImageInput] | None = None,
         video: str | None = None,
+        watermark: bool | None = None,
     ) -> Generation:
         """Submit one generation; returns its handle once the server accepted it.
 
@@ -451,6 +452,7 @@ class Client:
             resolution=resolution,
             reference_images=tuple(reference_images) if reference_images is not None else None,
             video=video,
+            watermark=watermark,
         )
         return await self.submit_request(request)
 
@@ -593,6 +595,7 @@ class Client:
         resolution: str | None = None,
         reference_images: Sequence[ImageInput] | None = None,
         video: str | None = None,
+        watermark: bool | None = None,
     ) -> Video:
         """Submit and wait for the video. Cancelling the caller does not stop the tracking.
 
@@ -609,6 +612,7 @@ class Client:
             resolution=resolution,
             reference_images=reference_images,
             video=video,
+            watermark=watermark,
         )
         return await handle.wait(timeout)
 

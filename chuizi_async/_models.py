@@ -79,6 +79,7 @@ class GenerationRequest:
         default=None, converter=_freeze_images
     )
     video: str | None = None
+    watermark: bool | None = None
 
     @classmethod
     def coerce(cls, value: GenerationRequest | Mapping[str, Any]) -> GenerationRequest:

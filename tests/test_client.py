@@ -110,15 +110,16 @@ async def test_submit_sends_the_json_body_and_an_idempotency_key(
     client: ca.Client, server: FakeChuizi
 ) -> None:
     await client.submit(
-        VEO, "a fox", duration=4, aspect_ratio="9:16", extra_body={"watermark": False}
+        VEO, "a fox", duration=4, aspect_ratio="4:3", watermark=False, extra_body={"seed": 7}
     )
     (post,) = [r for r in server.requests_log if r.method == "POST"]
     assert post.json == {
         "model": VEO,
         "prompt": "a fox",
         "duration": 4,
-        "aspect_ratio": "9:16",
+        "aspect_ratio": "4:3",
         "watermark": False,
+        "seed": 7,
     }
     key = post.header("Idempotency-Key")
     assert key is not None and len(key) >= 16

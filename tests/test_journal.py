@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import chuizi_async as ca
+from chuizi_async._journal import request_fingerprint
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, wait_until
@@ -179,3 +181,18 @@ async def test_kill_9_mid_batch_loses_nothing_and_pays_nothing_twice(
         assert journaled == ids  # every clip the server made is in the journal, once
         for written in tmp_path.iterdir():  # the journal and its WAL files
             assert server.api_key.encode() not in written.read_bytes()
+
+
+def test_a_request_keeps_the_fingerprint_earlier_versions_gave_it() -> None:
+    # a journal written before watermark was a field must still recognise its requests
+    plain = ca.GenerationRequest("google/veo-3.1-fast", "a cat", duration=5, aspect_ratio="16:9")
+    assert request_fingerprint(plain) == "7db015a20eb956eb25e9"
+    old_style = ca.GenerationRequest(
+        "google/veo-3.1-fast", "a cat", extra_body={"watermark": False, "seed": 1}
+    )
+    new_style = ca.GenerationRequest(
+        "google/veo-3.1-fast", "a cat", watermark=False, extra_body={"seed": 1}
+    )
+    assert request_fingerprint(old_style) == request_fingerprint(new_style)
+    assert request_fingerprint(new_style) == "e59f6692726f875554ed"
+    assert request_fingerprint(attrs.evolve(new_style, watermark=True)) != "e59f6692726f875554ed"

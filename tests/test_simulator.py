@@ -179,10 +179,16 @@ async def test_unknown_generation_is_404_on_both_dialects(
             "video_url",
         ),
         (
-            {"model": "veo-3.1", "prompt": "x", "aspect_ratio": "4:3"},
+            {"model": "veo-3.1", "prompt": "x", "aspect_ratio": "wide"},
             400,
             "invalid_request_error",
             "aspect_ratio",
+        ),
+        (
+            {"model": "veo-3.1", "prompt": "x", "watermark": "no"},
+            400,
+            "invalid_request_error",
+            "watermark",
         ),
     ],
 )
@@ -224,12 +230,13 @@ async def test_aliases_defaults_inputs_and_extra_models_are_accepted(
             {"model": "happyhorse-1.0-r2v", "reference_image_urls": ["https://x/y.png"]},
             {"model": "happyhorse-1.0-video-edit", "video_url": "https://x/y.mp4"},
             {"model": "happyhorse-1.0-t2v", "duration": 15, "aspect_ratio": "9:16"},
+            {"model": "happyhorse-1.0-t2v", "aspect_ratio": "4:3", "watermark": True},
             {"model": "qwen/wan2.7-t2v", "duration": 10},
         ]
         for body in accepted:
             assert (await submit(session, server, **body))[0] == 200, body
         durations = sorted(g.duration for g in server.generations.values())
-        assert durations == [5, 5, 5, 5, 5, 5, 10, 15]  # nova: min(5, 6); others default 5
+        assert durations == [5, 5, 5, 5, 5, 5, 5, 10, 15]  # nova: min(5, 6); others default 5
 
 
 async def test_allowed_models_forbid_other_models_with_403(
