@@ -147,11 +147,16 @@ class GenerationStatus:
 
 @attrs.frozen(kw_only=True)
 class KeyInfo:
-    """The key's balance and limits (``GET /v1/key/info``), from either documented shape."""
+    """The key's balance and limits (``GET /v1/key/info``), from either documented shape.
+
+    ``daily_limit`` is the daily spend cap in US dollars (the ``data`` shape's);
+    ``daily_requests`` the older shape's ``rate_limit.daily``, a number of requests a day.
+    """
 
     balance: Decimal | None
     rpm_limit: int | None = None
     daily_limit: Decimal | None = None
+    daily_requests: int | None = None
     allowed_models: tuple[str, ...] | None = None
     currency: str | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
@@ -399,7 +404,8 @@ def parse_key_info(raw: object) -> KeyInfo:
     return KeyInfo(
         balance=_decimal(body.get("balance")),
         rpm_limit=_int(body.get("rpm_limit", limits.get("rpm"))),
-        daily_limit=_decimal(body.get("daily_limit", limits.get("daily"))),
+        daily_limit=_decimal(body.get("daily_limit")),
+        daily_requests=_int(limits.get("daily")),
         allowed_models=models,
         currency=_str(body.get("currency")),
         raw=body,

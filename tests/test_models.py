@@ -398,6 +398,7 @@ def test_key_info_data_shape() -> None:
     assert str(info.balance) == "42.50000000"
     assert info.rpm_limit == 500
     assert info.daily_limit == Decimal("25.00")
+    assert info.daily_requests is None
     assert info.allowed_models == ("google/veo-3.1", "bailian/wan2.6-t2v")
     assert info.raw["name"] == "production"
 
@@ -424,7 +425,8 @@ def test_key_info_older_shape() -> None:
     assert info.balance == Decimal("42.50")
     assert info.currency == "USD"
     assert info.rpm_limit == 60
-    assert info.daily_limit == Decimal("1000")
+    assert info.daily_limit is None  # rate_limit.daily counts requests, not dollars
+    assert info.daily_requests == 1000
     assert info.raw["usage_today"] == {"requests": 12, "cost": "1.20"}
 
 
