@@ -93,6 +93,14 @@ class FakeChuizi:
     reports ``latency_ms = T * 1000``. Rate-limit windows and ``Faults.slow_seconds`` are real
     seconds. ``faults``, ``balance``, ``auto_complete``, ``failure_rate`` and the answer-shape
     knobs can be changed at runtime; the other arguments are fixed at construction.
+
+    ``video_url_at``: where a finished answer puts the video URL, a dotted path such as
+    ``"output.videos[0].url"`` (``[0]``: a one-element list); an unknown place such as
+    ``"result.media.src"`` is a server the client cannot read. ``echo_request_id``: answer
+    with the request's ``X-Request-Id`` (one made up when it has none), or with none.
+    ``daily_limit``: a daily spend cap in dollars; a submission that would pass it gets 403
+    ``daily_limit_exceeded`` (a model outside ``allowed_models`` gets 403
+    ``model_not_allowed``). Every error body carries its documented ``code``.
     """
 
     _given_key: str | None = attrs.field(default=None, alias="api_key", on_setattr=_FIXED)
