@@ -285,8 +285,11 @@ async def test_a_retried_request_is_logged_with_its_request_id(
             await client.submit(VEO, "a cat")
     first, last = (r.header("X-Request-Id") for r in server.requests_log)
     assert info.value.request_id == last
-    retry_lines = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    messages = [r.getMessage() for r in caplog.records]
+    retry_lines = [m for m in messages if "retrying" in m]
     assert retry_lines and f"[request id {first}]" in retry_lines[0]
+    assert any(m.startswith("-> POST") and f"[{last}]" in m for m in messages)
+    assert any(m.startswith("<- 500") and f"[{last}]" in m for m in messages)  # the echo
 
 
 # -- handles -----------------------------------------------------------------------------------
