@@ -27,7 +27,7 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from ._exceptions import ChuiziError, GenerationFailed
+from ._exceptions import ChuiziError, GenerationFailed, UnusableVideo
 from ._models import GenerationRequest, Video
 
 __all__ = ["Journal", "JournalEntry", "new_idempotency_key", "request_fingerprint"]
@@ -252,8 +252,11 @@ class Journal:
         """Whether an error ends a generation for good (journaled as ``failed``).
 
         ``ClientClosed``, ``GenerationTimeout`` from a local wait and ``GenerationCancelled``
-        are not: the generation may still finish, and the next run tracks it again.
+        are not: the generation may still finish, and the next run tracks it again. Nor is
+        ``UnusableVideo``: the video was made and paid for, and the next run reads it again.
         """
+        if isinstance(error, UnusableVideo):
+            return False
         return isinstance(error, GenerationFailed) or (
             isinstance(error, ChuiziError) and getattr(error, "status_code", None) == 404
         )

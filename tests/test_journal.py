@@ -75,6 +75,20 @@ async def test_an_accepted_generation_is_tracked_by_id_not_submitted_again(
     assert {r.id for r in results2 if isinstance(r, ca.Video)} == set(server.generations)
 
 
+async def test_a_video_the_client_could_not_read_is_read_again_by_the_next_run(
+    client: ca.Client, server: FakeChuizi, tmp_path: Path
+) -> None:
+    journal = tmp_path / "batch.journal"
+    server.video_url_at = "result.media.src"  # a gateway that puts it where no document does
+    (first,) = await client.generate_many(_requests(1), journal=journal, return_exceptions=True)
+    assert isinstance(first, ca.UnreadableVideo)
+    server.video_url_at = "output.video_url"  # the gateway fixed (or the library taught)
+    (second,) = await client.generate_many(_requests(1), journal=journal)
+    assert isinstance(second, ca.Video)
+    assert second.id == first.generation_id  # the paid video, not a new one
+    assert server.counters.generations_created == 1
+
+
 async def test_an_interrupted_submission_is_resent_with_the_same_idempotency_key(
     make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
 ) -> None:
