@@ -36,6 +36,8 @@ from ._exceptions import PermissionDeniedError as PermissionDeniedError
 from ._exceptions import RateLimitError as RateLimitError
 from ._exceptions import ResponseFormatError as ResponseFormatError
 from ._exceptions import ServerError as ServerError
+from ._exceptions import UnreadableVideo as UnreadableVideo
+from ._exceptions import UnusableVideo as UnusableVideo
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
@@ -92,6 +94,8 @@ __all__ = [
     "ResponseFormatError",
     "ServerError",
     "Transport",
+    "UnreadableVideo",
+    "UnusableVideo",
     "Video",
     "remove_partial_downloads",
 ]

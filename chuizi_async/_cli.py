@@ -47,14 +47,16 @@ INPUT is JSONL, one request a line:
   {"model": "google/veo-3.1-fast", "prompt": "a cat watching rain", "duration": 5,
    "key": "cat-1", "image": "first-frame.png", "aspect_ratio": "16:9"}
 Known fields: model, prompt, duration, image, key, aspect_ratio, resolution,
-reference_images, video, extra_body; any other field is sent as is in the request body.
+reference_images, video, watermark, extra_body; any other field is sent as is in the
+request body.
 With --model, a line that is not a JSON object is a prompt (plain text, one a line);
 --model and --duration are also the defaults of JSON lines that give none. Blank lines
 are skipped.
 
 RESULTS gets one JSON line per input line, in input order: line, key, model, prompt,
 status, id, video_url, cost (a decimal string), file (with --download-dir) and error
-({"message", "type"} or null). status is one of:
+({"message", "type"} and, for an error answer, the "request_id" to quote to support;
+or null). status is one of:
   completed      the video is ready (a failed download is reported in error; the
                  status stays completed)
   failed         the server failed or refused it (content policy, 403...)

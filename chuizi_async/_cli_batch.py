@@ -95,6 +95,9 @@ def _type_error(fields: Mapping[str, Any]) -> str | None:
         or (isinstance(references, list) and all(isinstance(r, str) for r in references))
     ):
         return "reference_images must be a list of URLs or file paths"
+    watermark = fields.get("watermark")
+    if watermark is not None and not isinstance(watermark, bool):
+        return f"watermark must be true or false, not {watermark!r}"
     if fields.get("extra_body") is not None and not isinstance(fields["extra_body"], dict):
         return "extra_body must be a JSON object"
     if fields.get("key") == "":
@@ -174,12 +177,17 @@ def _snake(name: str) -> str:
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
-    """``{"message", "type"}`` of an error: the server's words where there are some."""
+    """``{"message", "type"}`` of an error: the server's words where there are some, and the
+    ``request_id`` of an error answer (the provider's support asks for it)."""
     message = getattr(exc, "message", None)
     if not isinstance(message, str) or not message:
         message = str(exc) or type(exc).__name__
     kind = getattr(exc, "error_type", None) or getattr(exc, "reason", None)
-    return {"message": message, "type": str(kind) if kind else _snake(type(exc).__name__)}
+    info = {"message": message, "type": str(kind) if kind else _snake(type(exc).__name__)}
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str) and request_id:
+        info["request_id"] = request_id
+    return info
 
 
 def classify(handle: Generation) -> str:

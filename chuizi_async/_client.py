@@ -43,10 +43,17 @@ from ._models import (
 )
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
-from ._responses import decode_json, error_from_response
+from ._responses import decode_json, error_from_response, request_id_note
 from ._retries import parse_retry_after, retry_delay, should_retry, should_retry_error
 from ._status import StatusRoute, StatusRoutes
-from ._transport import AiohttpTransport, Request, Response, Transport, redact
+from ._transport import (
+    REQUEST_ID_HEADER,
+    AiohttpTransport,
+    Request,
+    Response,
+    Transport,
+    redact,
+)
 from ._validation import build_body
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
@@ -60,6 +67,11 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _USER_AGENT = "chuizi-async/0.1.0"
 _NO_HEADERS: Mapping[str, str] = {}
+
+
+def new_request_id() -> str:
+    """A fresh ``X-Request-Id`` (``req_`` and 16 hex digits), one per attempt."""
+    return f"req_{os.urandom(8).hex()}"
 
 
 class _State(enum.Enum):
@@ -264,12 +276,13 @@ class Client:
 
     # -- the send path: send -> _send_with_retries -> _send_once ---------------------------
 
-    def _headers(self, url: str, *, has_body: bool) -> dict[str, str]:
+    def _headers(self, url: str, *, has_body: bool, request_id: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
         if has_body:
             headers["Content-Type"] = "application/json"
         if url.startswith(self._api_prefix) or origin(url) == self._origin:
             headers["Authorization"] = f"Bearer {self._key.reveal()}"
+            headers[REQUEST_ID_HEADER] = request_id  # the API's, not the media host's
         return headers
 
     async def _send(
@@ -336,7 +349,14 @@ class Client:
             if delay is None:
                 delay = retry_delay(attempt) / self.poll_policy.time_scale
             self._stats.retries += 1
-            logger.debug("retrying %s %s in %.2f s after: %s", method, redact(url), delay, error)
+            logger.debug(
+                "retrying %s %s in %.2f s after: %s%s",
+                method,
+                redact(url),
+                delay,
+                error,
+                request_id_note(error),
+            )
             await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -373,9 +393,13 @@ class Client:
         extra_headers: Mapping[str, str],
         send: Callable[[Request], Awaitable[Response]],
     ) -> Response:
-        """Send, following redirects; the key goes only to the API's own origin."""
+        """Send, following redirects; the key goes only to the API's own origin.
+
+        Each call (each attempt) sends a fresh ``X-Request-Id`` to the API.
+        """
+        request_id = new_request_id()
         for _ in range(_MAX_REDIRECTS + 1):
-            headers = self._headers(url, has_body=content is not None)
+            headers = self._headers(url, has_body=content is not None, request_id=request_id)
             if extra_headers:
                 headers.update(extra_headers)
             request = Request(
@@ -390,6 +414,9 @@ class Client:
             url = urljoin(url, location)
             if response.status == 303 or (response.status in (301, 302) and method != "GET"):
                 break  # a method change is not ours to make: report the answer as is
+        if response.request_id is None and response.status >= 300:
+            # an error to report, from a transport that did not note the id: the one we sent
+            response = attrs.evolve(response, request_id=request.headers.get(REQUEST_ID_HEADER))
         return response
 
     # -- submissions -------------------------------------------------------------------------
@@ -407,6 +434,7 @@ class Client:
         resolution: str | None = None,
         reference_images: Sequence[ImageInput] | None = None,
         video: str | None = None,
+        watermark: bool | None = None,
     ) -> Generation:
         """Submit one generation; returns its handle once the server accepted it.
 
@@ -424,6 +452,7 @@ class Client:
             resolution=resolution,
             reference_images=tuple(reference_images) if reference_images is not None else None,
             video=video,
+            watermark=watermark,
         )
         return await self.submit_request(request)
 
@@ -566,6 +595,7 @@ class Client:
         resolution: str | None = None,
         reference_images: Sequence[ImageInput] | None = None,
         video: str | None = None,
+        watermark: bool | None = None,
     ) -> Video:
         """Submit and wait for the video. Cancelling the caller does not stop the tracking.
 
@@ -582,6 +612,7 @@ class Client:
             resolution=resolution,
             reference_images=reference_images,
             video=video,
+            watermark=watermark,
         )
         return await handle.wait(timeout)
 

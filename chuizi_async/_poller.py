@@ -27,16 +27,21 @@ from ._exceptions import (
     GenerationTimeout,
     RateLimitError,
     ServerError,
+    UnusableVideo,
 )
 from ._generation import Generation
 from ._models import GenerationStatus
 from ._policy import Schedule
+from ._responses import request_id_note
 
 __all__ = ["Poller", "PollerStats", "is_transient"]
 
 logger = logging.getLogger("chuizi_async")
 
 _IN_FLIGHT = -math.inf  # the due time of a handle whose check is under way
+REREADS = 2
+"""How often a done answer without a usable video is read again (it may have been torn, or
+read from a replica that lags) before the handle fails with it."""
 
 StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus]]
 
@@ -77,6 +82,7 @@ class Poller:
         factory=collections.Counter, init=False
     )
     _lead: anyio.Lock = attrs.field(factory=lambda: anyio.Lock(fast_acquire=True), init=False)
+    _rereads: dict[str, int] = attrs.field(factory=dict, init=False)  # by id, while unusable
     # one bound method for every handle (a handle's own would cost memory per generation)
     _forget_resolved: Callable[[Generation], None] = attrs.field(init=False)
 
@@ -107,6 +113,8 @@ class Poller:
         if handle.id is not None and self._tracked.get(handle.id) is handle:
             del self._tracked[handle.id]
             self._per_model[handle.model] -= 1
+            if self._rereads:
+                self._rereads.pop(handle.id, None)
         if handle._scout and not self._closing and self.schedule.scout_ended(handle.model):
             self._promote_scout(handle.model)
 
@@ -231,15 +239,36 @@ class Poller:
             self._reschedule(handle, delay)
 
     def _on_error(self, handle: Generation, exc: ChuiziError) -> None:
+        if isinstance(exc, UnusableVideo) and self._reread(handle, exc):
+            return
         if not is_transient(exc):
-            logger.info("status check of %s failed: %s", handle.id, exc)
+            logger.info("status check of %s failed: %s%s", handle.id, exc, request_id_note(exc))
             self._resolve(handle, exc)
             return
         self.stats.transient_failures += 1
         handle._failures += 1
-        logger.debug("status check of %s failed, checking again later: %s", handle.id, exc)
+        logger.debug(
+            "status check of %s failed, checking again later: %s%s",
+            handle.id,
+            exc,
+            request_id_note(exc),
+        )
         if not self._gave_up(handle):
             self._reschedule(handle, self.schedule.retry_delay(handle._failures))
+
+    def _reread(self, handle: Generation, exc: UnusableVideo) -> bool:
+        """Whether a done answer without a usable video is read again before it is final."""
+        assert handle.id is not None
+        count = self._rereads.get(handle.id, 0)
+        if count >= REREADS:
+            return False
+        self._rereads[handle.id] = count + 1
+        logger.debug(
+            "%s: reading the answer again (%d of %d): %s", handle.id, count + 1, REREADS, exc
+        )
+        if not self._gave_up(handle):
+            self._reschedule(handle, self.schedule.retry_delay(count + 1))
+        return True
 
     def _gave_up(self, handle: Generation) -> bool:
         waited = now() - handle._submitted_at

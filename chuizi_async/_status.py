@@ -66,22 +66,28 @@ class StatusRoutes:
                 ) from None
         # No lock: a slow answer must not hold every other check. The first answer that
         # reports a status fixes the route; until then concurrent checks may probe too.
-        not_found = 0
+        not_found: NotFoundError | None = None
         order: tuple[StatusRoute, ...] = ("generation", "videos")
         for route in reversed(order) if self._hint == "videos" else order:
             try:
                 status = await self._fetch_on(route, gen_id, get)
             except WrongRoute:
                 continue
-            except NotFoundError:
-                not_found += 1
+            except NotFoundError as exc:
+                not_found = exc
                 continue
             if self.route == "auto":
                 logger.info("status route learned: %s", route)
                 self.route = route
             return status
-        if not_found:
-            raise NotFoundError(404, f"generation {gen_id} was not found on either status route")
+        if not_found is not None:
+            raise NotFoundError(
+                404,
+                f"generation {gen_id} was not found on either status route",
+                not_found.error_type,
+                code=not_found.code,
+                request_id=not_found.request_id,  # the last answer's
+            )
         raise APIError(
             200, f"neither status route reports the status of {gen_id}: is base_url the video API?"
         )

@@ -26,6 +26,7 @@ import pytest_asyncio
 
 import chuizi_async as ca
 from chuizi_async._cli import main
+from chuizi_async._cli_batch import parse_line
 from chuizi_async._cli_progress import LiveDisplay, Tally, format_duration
 from chuizi_async.testing import FakeChuizi
 
@@ -162,7 +163,17 @@ async def test_batch_statuses_and_nothing_sent_for_invalid_lines(
         "with extras",
     ]
     bodies = {r.json["prompt"]: r.json for r in sim.requests_log if r.method == "POST"}
-    assert bodies["with extras"]["watermark"] is False  # an unknown field goes into the body as is
+    assert bodies["with extras"]["watermark"] is False  # a known field, sent as given
+
+
+def test_watermark_is_read_as_a_known_field_and_must_be_a_boolean() -> None:
+    base = '{"model": "google/veo-3.1-fast", "prompt": "a cat", '
+    good = parse_line(base + '"watermark": true}', 1, model=None, duration=None)
+    assert good.request is not None and good.request.watermark is True
+    assert good.request.extra_body is None
+    bad = parse_line(base + '"watermark": "no"}', 2, model=None, duration=None)
+    assert bad.request is None
+    assert bad.invalid == "watermark must be true or false, not 'no'"
 
 
 async def test_plain_text_prompts_with_model_and_duration(
@@ -303,6 +314,7 @@ async def test_status(sim: FakeChuizi, capsys: pytest.CaptureFixture[str]) -> No
     assert entries[0]["video_url"].endswith(".mp4") and entries[0]["cost"]
     assert entries[1]["error"]["message"] == "Upstream generation failed"
     assert entries[2]["error"]["type"] == "not_found"
+    assert entries[2]["error"]["request_id"].startswith("req_")  # to quote to support
 
 
 def test_models(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import chuizi_async as ca
+from chuizi_async._journal import request_fingerprint
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, wait_until
@@ -72,6 +74,20 @@ async def test_an_accepted_generation_is_tracked_by_id_not_submitted_again(
     journal.close()
     assert server.counters.submissions == 4
     assert {r.id for r in results2 if isinstance(r, ca.Video)} == set(server.generations)
+
+
+async def test_a_video_the_client_could_not_read_is_read_again_by_the_next_run(
+    client: ca.Client, server: FakeChuizi, tmp_path: Path
+) -> None:
+    journal = tmp_path / "batch.journal"
+    server.video_url_at = "result.media.src"  # a gateway that puts it where no document does
+    (first,) = await client.generate_many(_requests(1), journal=journal, return_exceptions=True)
+    assert isinstance(first, ca.UnreadableVideo)
+    server.video_url_at = "output.video_url"  # the gateway fixed (or the library taught)
+    (second,) = await client.generate_many(_requests(1), journal=journal)
+    assert isinstance(second, ca.Video)
+    assert second.id == first.generation_id  # the paid video, not a new one
+    assert server.counters.generations_created == 1
 
 
 async def test_an_interrupted_submission_is_resent_with_the_same_idempotency_key(
@@ -180,3 +196,18 @@ async def test_kill_9_mid_batch_loses_nothing_and_pays_nothing_twice(
         assert journaled == ids  # every clip the server made is in the journal, once
         for written in tmp_path.iterdir():  # the journal and its WAL files
             assert server.api_key.encode() not in written.read_bytes()
+
+
+def test_a_request_keeps_the_fingerprint_earlier_versions_gave_it() -> None:
+    # a journal written before watermark was a field must still recognise its requests
+    plain = ca.GenerationRequest("google/veo-3.1-fast", "a cat", duration=5, aspect_ratio="16:9")
+    assert request_fingerprint(plain) == "7db015a20eb956eb25e9"
+    old_style = ca.GenerationRequest(
+        "google/veo-3.1-fast", "a cat", extra_body={"watermark": False, "seed": 1}
+    )
+    new_style = ca.GenerationRequest(
+        "google/veo-3.1-fast", "a cat", watermark=False, extra_body={"seed": 1}
+    )
+    assert request_fingerprint(old_style) == request_fingerprint(new_style)
+    assert request_fingerprint(new_style) == "e59f6692726f875554ed"
+    assert request_fingerprint(attrs.evolve(new_style, watermark=True)) != "e59f6692726f875554ed"

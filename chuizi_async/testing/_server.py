@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import os
 import random
 import re
 import string
@@ -30,6 +31,8 @@ from ._render import (
     Dialect,
     StatusOptions,
     billing_body,
+    check_video_url_at,
+    format_money,
     key_info_body,
     model_list_body,
     status_body,
@@ -98,6 +101,14 @@ class FakeChuizi:
     A prompt matching ``fail_pattern`` (by default, one containing "forbidden") fails with a
     content-policy error, as the real API would; ``fail_pattern=None`` turns that off.
     ``server.client()`` is a ``Client`` matched to the server (its URL, key and clock).
+
+    ``video_url_at``: where a finished answer puts the video URL, a dotted path such as
+    ``"output.videos[0].url"`` (``[0]``: a one-element list); an unknown place such as
+    ``"result.media.src"`` is a server the client cannot read. ``echo_request_id``: answer
+    with the request's ``X-Request-Id`` (one made up when it has none), or with none.
+    ``daily_limit``: a daily spend cap in dollars; a submission that would pass it gets 403
+    ``daily_limit_exceeded`` (a model outside ``allowed_models`` gets 403
+    ``model_not_allowed``). Every error body carries its documented ``code``.
     """
 
     _given_key: str | None = attrs.field(default=None, alias="api_key", on_setattr=_FIXED)
@@ -116,10 +127,19 @@ class FakeChuizi:
     guide_route_on_reference: Literal["billing", "404"] = "billing"
     wrap_data: bool = False
     top_level_video_url: bool = False
+    video_url_at: str = attrs.field(
+        default="output.video_url",
+        validator=lambda _, __, value: check_video_url_at(value),
+        on_setattr=attrs.setters.validate,
+    )
     key_info_shape: Literal["data", "legacy"] = "data"
     extra_models: Mapping[str, int] = attrs.field(factory=dict, on_setattr=_FIXED)
     allowed_models: Collection[str] | None = attrs.field(default=None, on_setattr=_FIXED)
     honour_idempotency: bool = True
+    echo_request_id: bool = True
+    daily_limit: Decimal | None = attrs.field(
+        default=None, converter=_to_decimal, on_setattr=attrs.setters.convert
+    )
     _initial_balance: Decimal | None = attrs.field(
         default=None, converter=_to_decimal, alias="balance"
     )
@@ -342,6 +362,9 @@ class FakeChuizi:
             kind = "not_found" if exc.status == 404 else "invalid_request_error"
             response = error_response(exc.status, exc.reason, kind)
         response.headers.update(headers)
+        if self.echo_request_id:
+            sent = request.headers.get("X-Request-Id")
+            response.headers["X-Request-Id"] = sent or f"req_{os.urandom(8).hex()}"
         self._count_answer(response.status)
         return response
 
@@ -366,9 +389,9 @@ class FakeChuizi:
         scheme, _, token = authorization.partition(" ")
         key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
         if not key:
-            raise ApiError(401, "Missing API key", "authentication_error")
+            raise ApiError(401, "Missing API key", "authentication_error", code="invalid_api_key")
         if key != self._key:
-            raise ApiError(401, "Invalid API key", "authentication_error")
+            raise ApiError(401, "Invalid API key", "authentication_error", code="invalid_api_key")
         return key
 
     def _admit(self, request: web.Request, key: str, body: Any, now: float) -> dict[str, str]:
@@ -396,9 +419,15 @@ class FakeChuizi:
             headers = {}
             if faults.retry_after is not None:
                 headers["Retry-After"] = format_seconds(faults.retry_after)
-            raise ApiError(429, "Rate limit exceeded", "rate_limit_error", headers=headers)
+            raise ApiError(
+                429,
+                "Rate limit exceeded",
+                "rate_limit_error",
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
         if fault == "server_error":
-            raise ApiError(500, "Internal server error", "server_error")
+            raise ApiError(500, "Internal server error", "server_error", code="internal_error")
         if fault == "bad_gateway_html":
             return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
         if fault == "connection_reset":
@@ -422,6 +451,8 @@ class FakeChuizi:
             return web.json_response(self._replies[replay_key])
         body = _read_json(await request.read())  # cached by aiohttp since the middleware
         submission = validate_submission(body, self._catalogue, self._allowed)
+        if self.daily_limit is not None:
+            self._check_daily_limit(submission.model.cost(submission.duration))
         generation = self._create(submission, key, idempotency_key)
         answer = submit_body(generation, self.dialect)
         if self.honour_idempotency and replay_key is not None:
@@ -484,6 +515,19 @@ class FakeChuizi:
         self.counters.generations_created += 1
         return generation
 
+    def _check_daily_limit(self, cost: Decimal) -> None:
+        """403 when the estimated cost would take the day's spend past ``daily_limit``."""
+        limit = self.daily_limit
+        spent = self._ledger.spent()
+        if limit is not None and spent + cost > limit:
+            raise ApiError(
+                403,
+                f"Daily spend limit reached: {format_money(spent)} of {format_money(limit)} "
+                f"spent today; this request is estimated at {format_money(cost)}",
+                "permission_error",
+                code="daily_limit_exceeded",
+            )
+
     def _planned_error(self, prompt: str) -> dict[str, str] | None:
         if self._fail_re is not None and self._fail_re.search(prompt):
             return {"message": "Content policy violation", "type": "invalid_request_error"}
@@ -498,6 +542,7 @@ class FakeChuizi:
             media_base_url=self.media_base_url,
             wrap_data=self.wrap_data,
             top_level_video_url=self.top_level_video_url,
+            video_url_at=self.video_url_at,
         )
         return status_body(generation, options, time.monotonic())
 
@@ -511,6 +556,7 @@ class FakeChuizi:
             rpm=round(limit.limit * 60 / limit.window) if limit else None,
             allowed_models=sorted(self._allowed) if self._allowed is not None else None,
             requests_today=self.counters.requests,
+            daily_limit=self.daily_limit,
             generations=self._ledger.generations.values(),
         )
 
