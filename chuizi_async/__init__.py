@@ -39,6 +39,7 @@ from ._exceptions import ServerError as ServerError
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
+from ._models import BillingRecord as BillingRecord
 from ._models import ErrorInfo as ErrorInfo
 from ._models import GenerationRequest as GenerationRequest
 from ._models import GenerationStatus as GenerationStatus
@@ -61,6 +62,7 @@ __all__ = [
     "AsCompleted",
     "AuthenticationError",
     "BadRequestError",
+    "BillingRecord",
     "ChuiziError",
     "Client",
     "ClientClosed",

@@ -21,6 +21,7 @@ import attrs
 from ._exceptions import GenerationFailed, InvalidRequest, ResponseFormatError
 
 __all__ = [
+    "BillingRecord",
     "ErrorInfo",
     "GenerationRequest",
     "GenerationState",
@@ -32,6 +33,7 @@ __all__ = [
     "UnusableVideo",
     "WrongRoute",
     "is_web_url",
+    "parse_billing",
     "parse_key_info",
     "parse_models",
     "parse_status",
@@ -122,6 +124,21 @@ class Video:
     cost: Decimal | None = None
     latency_ms: int | None = None
     created: int | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class BillingRecord:
+    """The gateway's billing record of one generation (``GET /v1/generation?id=``).
+
+    The API reference records the cost once the task completes: ``cost`` is None while the
+    record (or a status answer in its place, on a deployment that follows the guide) has none.
+    """
+
+    id: str
+    cost: Decimal | None = None
+    model: str | None = None
+    latency_ms: int | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
 
@@ -303,6 +320,19 @@ def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Vide
         cost=_decimal(extra.get("cost", body.get("cost"))),
         latency_ms=_int(extra.get("latency_ms", body.get("latency_ms"))),
         created=created,
+        raw=body,
+    )
+
+
+def parse_billing(raw: object, *, requested_id: str) -> BillingRecord:
+    """The billing record, or the guide's status answer on the same route: the cost either way."""
+    body = _unwrap(raw)
+    extra = _dict(body.get("x_chuizi")) or {}
+    return BillingRecord(
+        id=_str(body.get("id")) or requested_id,
+        cost=_decimal(extra.get("cost", body.get("cost"))),
+        model=_str(body.get("model")),
+        latency_ms=_int(extra.get("latency_ms", body.get("latency_ms"))),
         raw=body,
     )
 

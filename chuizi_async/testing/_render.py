@@ -43,6 +43,7 @@ class StatusOptions:
     media_base_url: str
     wrap_data: bool = False
     top_level_video_url: bool = False
+    cost_in_status: bool = True
 
 
 def submit_body(generation: SimGeneration, dialect: Dialect) -> dict[str, Any]:
@@ -92,6 +93,8 @@ def status_body(generation: SimGeneration, options: StatusOptions, now: float) -
             "cost": format_money(generation.cost),
             "latency_ms": generation.latency_ms,
         }
+        if not options.cost_in_status:  # "billing is recorded after the task completes"
+            del body["x_chuizi"]["cost"]
     elif generation.status == "failed":
         body["error"] = dict(generation.error or {})
     return {"data": body} if options.wrap_data else body

@@ -28,6 +28,7 @@ from ._render import (
     Dialect,
     StatusOptions,
     billing_body,
+    format_money,
     key_info_body,
     model_list_body,
     status_body,
@@ -90,6 +91,14 @@ class FakeChuizi:
     reports ``latency_ms = T * 1000``. Rate-limit windows and ``Faults.slow_seconds`` are real
     seconds. ``faults``, ``balance``, ``auto_complete``, ``failure_rate`` and the answer-shape
     knobs can be changed at runtime; the other arguments are fixed at construction.
+
+    Where the API reference allows a less helpful answer: ``cost_in_status=False`` leaves the
+    cost out of status answers, so that it lives only in the billing record (which the
+    ``reference`` dialect serves on the guide's route); ``billing_after_completion=True`` has
+    that record answer 404 until the generation has finished; ``not_found_grace`` (server
+    seconds) has both status routes answer 404 for an id younger than that; ``daily_limit``
+    (dollars) answers 403 ``daily_limit_exceeded`` to a submission that would take the
+    day's spend past it.
     """
 
     _given_key: str | None = attrs.field(default=None, alias="api_key", on_setattr=_FIXED)
@@ -112,6 +121,10 @@ class FakeChuizi:
     extra_models: Mapping[str, int] = attrs.field(factory=dict, on_setattr=_FIXED)
     allowed_models: Collection[str] | None = attrs.field(default=None, on_setattr=_FIXED)
     honour_idempotency: bool = True
+    cost_in_status: bool = True
+    billing_after_completion: bool = False
+    not_found_grace: float = 0.0
+    daily_limit: Decimal | None = attrs.field(default=None, converter=_to_decimal)
     _initial_balance: Decimal | None = attrs.field(
         default=None, converter=_to_decimal, alias="balance"
     )
@@ -416,8 +429,10 @@ class FakeChuizi:
             raise ApiError(400, "The 'id' query parameter is required", "invalid_request_error")
         if self.dialect == "reference" and self.guide_route_on_reference == "404":
             raise ApiError(404, "Not found", "not_found")
-        generation = self._ledger.lookup(generation_id)
+        generation = self._visible(generation_id)
         if self.dialect == "reference":
+            if self.billing_after_completion and generation.status == "processing":
+                raise ApiError(404, "Generation not found", "not_found")
             return web.json_response(billing_body(generation))
         return web.json_response(self._status(generation))
 
@@ -425,7 +440,7 @@ class FakeChuizi:
         generation_id = request.match_info["id"]
         if self.dialect == "guide":
             raise ApiError(404, "Not found", "not_found")
-        return web.json_response(self._status(self._ledger.lookup(generation_id)))
+        return web.json_response(self._status(self._visible(generation_id)))
 
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         allowed = self._allowed
@@ -451,9 +466,30 @@ class FakeChuizi:
 
     # -- generations ----------------------------------------------------------------------
 
+    def _visible(self, generation_id: str) -> SimGeneration:
+        """The generation, or a 404 while it is younger than ``not_found_grace``."""
+        generation = self._ledger.lookup(generation_id)
+        if time.monotonic() < generation.submitted_at + self.not_found_grace / self.speed:
+            raise ApiError(404, "Generation not found", "not_found")
+        return generation
+
+    def _check_daily_limit(self, submission: Submission) -> None:
+        limit = self.daily_limit
+        if limit is None:
+            return
+        spent = sum((g.charged for g in self._ledger.generations.values()), Decimal(0))
+        if spent + submission.model.cost(submission.duration) > limit:
+            raise ApiError(
+                403,
+                f"Daily spending limit of {format_money(limit)} reached",
+                "permission_error",
+                code="daily_limit_exceeded",
+            )
+
     def _create(
         self, submission: Submission, key: str, idempotency_key: str | None
     ) -> SimGeneration:
+        self._check_daily_limit(submission)
         generation = self._ledger.create(
             submission,
             key=key,
@@ -480,6 +516,7 @@ class FakeChuizi:
             media_base_url=self.media_base_url,
             wrap_data=self.wrap_data,
             top_level_video_url=self.top_level_video_url,
+            cost_in_status=self.cost_in_status,
         )
         return status_body(generation, options, time.monotonic())
 
