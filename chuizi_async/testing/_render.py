@@ -93,8 +93,8 @@ def status_body(generation: SimGeneration, options: StatusOptions, now: float) -
             "cost": format_money(generation.cost),
             "latency_ms": generation.latency_ms,
         }
-        if not options.cost_in_status:  # "billing is recorded after the task completes"
-            del body["x_chuizi"]["cost"]
+        if options.dialect == "reference" and not options.cost_in_status:
+            del body["x_chuizi"]["cost"]  # "billing is recorded after the task completes"
     elif generation.status == "failed":
         body["error"] = dict(generation.error or {})
     return {"data": body} if options.wrap_data else body

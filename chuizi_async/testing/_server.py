@@ -93,12 +93,12 @@ class FakeChuizi:
     knobs can be changed at runtime; the other arguments are fixed at construction.
 
     Where the API reference allows a less helpful answer: ``cost_in_status=False`` leaves the
-    cost out of status answers, so that it lives only in the billing record (which the
-    ``reference`` dialect serves on the guide's route); ``billing_after_completion=True`` has
-    that record answer 404 until the generation has finished; ``not_found_grace`` (server
-    seconds) has both status routes answer 404 for an id younger than that; ``daily_limit``
-    (dollars) answers 403 ``daily_limit_exceeded`` to a submission that would take the
-    day's spend past it.
+    cost out of the ``reference`` dialect's status answers, so that it lives only in the
+    billing record on the guide's route (the guide's own status answer keeps it, as its
+    example does); ``billing_after_completion=True`` has that record answer 404 until the
+    generation has finished; ``not_found_grace`` (server seconds) has both status routes
+    answer 404 for an id younger than that; ``daily_limit`` (dollars) answers 403
+    ``daily_limit_exceeded`` to a submission that would take the day's spend past it.
     """
 
     _given_key: str | None = attrs.field(default=None, alias="api_key", on_setattr=_FIXED)
