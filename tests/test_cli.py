@@ -265,6 +265,9 @@ async def test_the_results_file_has_the_billed_cost_when_the_status_has_none(
     assert [Decimal(r["cost"]) for r in results] == [Decimal("0.15")] * 3
     billing = [r for r in sim.requests_log if r.path == "/v1/generation"]
     assert sorted(r.query["id"] for r in billing) == sorted(r["id"] for r in results)
+    requests = sim.counters.requests
+    assert await cli("batch", str(source), "-o", str(out), *FAST) == 0  # from the journal
+    assert read_results(out) == results and sim.counters.requests == requests
 
 
 # -- usage errors ----------------------------------------------------------------------------
