@@ -167,7 +167,7 @@ class BatchSubmitter:
         for index, item in items:
             request, key, error = self._prepare(item)
             if error is None:
-                error = await self._wait_for_room(request)
+                error = await self._wait_for_room(request, sent=self._sent_before(key))
             if error is not None:
                 self._emit(_unsent(index, request, error, key))
                 continue
@@ -191,14 +191,25 @@ class BatchSubmitter:
             key = f"{fingerprint}-{self._occurrences[fingerprint]}"
         return request, key, None
 
-    async def _wait_for_room(self, request: GenerationRequest | None) -> ChuiziError | None:
-        """Wait for a place under ``concurrency`` and ``max_cost``; or why not to send."""
+    def _sent_before(self, key: str | None) -> bool:
+        """Whether the journal has a generation id for this request: accepted, maybe paid."""
+        entry = self.journal.get(key) if self.journal is not None and key else None
+        return entry is not None and entry.generation_id is not None
+
+    async def _wait_for_room(
+        self, request: GenerationRequest | None, *, sent: bool = False
+    ) -> ChuiziError | None:
+        """Wait for a place under ``concurrency`` and ``max_cost``; or why not to send.
+
+        A request an earlier run had accepted (``sent``) is followed up, not sent: no refusal
+        nor ``max_cost`` holds it back, though it takes its place and counts its cost.
+        """
         while True:
-            if self.stopped_by is not None:
+            if self.stopped_by is not None and not sent:
                 return _not_sent(self.stopped_by)
             if self.stop_reason is not None:
                 return NotSubmitted(str(self.stop_reason), reason=self.stop_reason.reason)
-            if request is None:
+            if request is None or sent:
                 refusal = None
             elif (refused := self.stopped_models.get(model_key(request.model))) is not None:
                 return _not_sent(refused)
