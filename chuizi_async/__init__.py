@@ -41,6 +41,7 @@ from ._exceptions import UnusableVideo as UnusableVideo
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
+from ._models import BillingRecord as BillingRecord
 from ._models import ErrorInfo as ErrorInfo
 from ._models import GenerationRequest as GenerationRequest
 from ._models import GenerationStatus as GenerationStatus
@@ -63,6 +64,7 @@ __all__ = [
     "AsCompleted",
     "AuthenticationError",
     "BadRequestError",
+    "BillingRecord",
     "ChuiziError",
     "Client",
     "ClientClosed",

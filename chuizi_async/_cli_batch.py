@@ -37,6 +37,7 @@ from . import (
     NotSubmitted,
     Video,
 )
+from ._batch import stops_batch
 from ._cli_common import UsageError
 from ._cli_progress import Display, Tally, format_duration, format_money
 from ._report import write_report
@@ -197,7 +198,7 @@ def classify(handle: Generation) -> str:
         return "completed"
     if isinstance(error, NotSubmitted):
         return "not_submitted"
-    if handle.id is None and isinstance(error, InsufficientBalanceError):
+    if handle.id is None and stops_batch(error):  # 402, the daily cap: send again later
         return "not_submitted"
     if handle.id is None and isinstance(error, (InvalidRequest, BadRequestError)):
         return "invalid"
@@ -393,6 +394,7 @@ class _Batch:
             concurrency=self.options.concurrency,
             journal=self.journal,
             max_cost=self.options.max_cost,
+            fetch_costs=True,  # the results file has a cost column
         )
         async with batch:
             self.batch = batch
@@ -400,11 +402,19 @@ class _Batch:
                 batch.stop_submitting()
             async for handle in batch:
                 self._handle(handle, downloads)
-        if batch.stopped_by is not None:
+        stopped = batch.stopped_by
+        if isinstance(stopped, InsufficientBalanceError):
             self.display.note(
-                f"the balance ran out ({batch.stopped_by.message}): top up, then run the same "
+                f"the balance ran out ({stopped.message}): top up, then run the same "
                 "command again to submit the rest"
             )
+        elif stopped is not None:
+            self.display.note(
+                f"the key's daily spending limit was reached ({stopped.message}): run the same "
+                "command again once it resets to submit the rest"
+            )
+        for model, refused in batch.stopped_models.items():
+            self.display.note(f"{model} was refused ({refused.message}): not submitted again")
         if self.cost_limited:
             self.display.note(
                 f"--max-cost {format_money(self.options.max_cost or Decimal(0))} reached: "

@@ -27,16 +27,19 @@ from ._exceptions import (
     ChuiziError,
     ClientClosed,
     InvalidRequest,
+    NotFoundError,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key
 from ._models import (
+    BillingRecord,
     GenerationRequest,
     GenerationStatus,
     ImageInput,
     KeyInfo,
     RemoteModel,
     Video,
+    parse_billing,
     parse_key_info,
     parse_models,
     parse_submission,
@@ -45,7 +48,7 @@ from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
 from ._responses import decode_json, error_from_response, request_id_note
 from ._retries import parse_retry_after, retry_delay, should_retry, should_retry_error
-from ._status import StatusRoute, StatusRoutes
+from ._status import StatusRoute, StatusRoutes, billing_path
 from ._transport import (
     REQUEST_ID_HEADER,
     AiohttpTransport,
@@ -67,6 +70,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _USER_AGENT = "chuizi-async/0.1.0"
 _NO_HEADERS: Mapping[str, str] = {}
+_BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
 
 
 def new_request_id() -> str:
@@ -170,6 +174,8 @@ class Client:
             schedule=self._schedule,
             give_up_after=self.poll_policy.give_up_after / self.poll_policy.time_scale,
             max_in_flight=self.poll_policy.max_in_flight,
+            not_found_grace=self.poll_policy.not_found_grace / self.poll_policy.time_scale,
+            billed_cost=self._billed_cost,
         )
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
@@ -624,6 +630,7 @@ class Client:
         return_exceptions: bool = False,
         journal: Journal | str | os.PathLike[str] | None = None,
         max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
     ) -> list[Video | BaseException]:
         """Generate all; results in input order.
 
@@ -634,6 +641,9 @@ class Client:
         :param journal: a ``Journal`` or a path: resume after a crash without paying twice.
         :param max_cost: US dollars; nothing more is submitted once the spent cost plus the
             estimate of what is in flight would pass it (``CostLimitExceeded``).
+        :param fetch_costs: fill in ``Video.cost`` from the billing record where the status
+            answer has none (one low-priority request per such video; always on with
+            ``max_cost``).
         """
         await self._ensure_open()
         return await generate_many(
@@ -643,6 +653,7 @@ class Client:
             return_exceptions=return_exceptions,
             journal=journal,
             max_cost=max_cost,
+            fetch_costs=fetch_costs,
         )
 
     def as_completed(
@@ -652,6 +663,7 @@ class Client:
         concurrency: int | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
         max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
     ) -> AsCompleted:
         """Finished handles in completion order, while submissions go on.
 
@@ -659,7 +671,12 @@ class Client:
         stops further submissions when the block is left early.
         """
         return AsCompleted(
-            self, requests, concurrency=concurrency, journal=journal, max_cost=max_cost
+            self,
+            requests,
+            concurrency=concurrency,
+            journal=journal,
+            max_cost=max_cost,
+            fetch_costs=fetch_costs,
         )
 
     def track(self, generation_id: str, *, model: str | None = None) -> Generation:
@@ -686,6 +703,45 @@ class Client:
 
     async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
         return await self._routes.fetch(gen_id, self._get_retrying if retries else self._get_once)
+
+    # -- costs -------------------------------------------------------------------------------
+
+    async def billing(self, generation: Video | str) -> BillingRecord:
+        """The billing record of a finished generation (``GET /v1/generation?id=``).
+
+        The API reference records the cost only once the task completes, and may answer a
+        status without one: ``(await client.billing(video)).cost`` then reads it. A record
+        not there yet (404) is asked for again a couple of times, then ``NotFoundError``.
+        Batches that need costs (``max_cost``, ``fetch_costs``) do this themselves.
+        """
+        gen_id = generation.id if isinstance(generation, Video) else generation
+        if not isinstance(gen_id, str) or not gen_id.strip():
+            raise InvalidRequest("billing() needs a Video or a generation id")
+        await self._ensure_open()
+        return await self._billing_record(gen_id.strip())
+
+    async def _billing_record(self, gen_id: str) -> BillingRecord:
+        for attempt in range(_BILLING_ATTEMPTS):
+            try:
+                # Bookkeeping: at the lowest level of the budget (the submissions'), it never
+                # takes a request from a status check.
+                raw = await self._send("GET", billing_path(gen_id), priority=Priority.SUBMIT)
+            except NotFoundError:
+                if attempt == _BILLING_ATTEMPTS - 1:
+                    raise
+                await anyio.sleep(self._schedule.retry_delay(attempt + 1))
+                continue
+            return parse_billing(raw, requested_id=gen_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _billed_cost(self, gen_id: str) -> Decimal | None:
+        """For the poller: a finished generation's cost from its billing record, or None."""
+        try:
+            record = await self._billing_record(gen_id)
+        except ChuiziError as exc:
+            logger.info("the cost of %s is unknown: no billing record (%s)", gen_id, exc)
+            return None
+        return record.cost
 
     # -- downloads -----------------------------------------------------------------------------
 

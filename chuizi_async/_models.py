@@ -22,6 +22,7 @@ import attrs
 from ._exceptions import InvalidRequest, ResponseFormatError, UnreadableVideo, UnusableVideo
 
 __all__ = [
+    "BillingRecord",
     "ErrorInfo",
     "GenerationRequest",
     "GenerationState",
@@ -34,6 +35,7 @@ __all__ = [
     "excerpt",
     "find_video_url",
     "is_web_url",
+    "parse_billing",
     "parse_key_info",
     "parse_models",
     "parse_status",
@@ -125,6 +127,21 @@ class Video:
     cost: Decimal | None = None
     latency_ms: int | None = None
     created: int | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class BillingRecord:
+    """The gateway's billing record of one generation (``GET /v1/generation?id=``).
+
+    The API reference records the cost once the task completes: ``cost`` is None while the
+    record (or a status answer in its place, on a deployment that follows the guide) has none.
+    """
+
+    id: str
+    cost: Decimal | None = None
+    model: str | None = None
+    latency_ms: int | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
 
@@ -370,6 +387,19 @@ def _parse_video(
         cost=_decimal(extra.get("cost", body.get("cost"))),
         latency_ms=_int(extra.get("latency_ms", body.get("latency_ms"))),
         created=created,
+        raw=body,
+    )
+
+
+def parse_billing(raw: object, *, requested_id: str) -> BillingRecord:
+    """The billing record, or the guide's status answer on the same route: the cost either way."""
+    body = _unwrap(raw)
+    extra = _dict(body.get("x_chuizi")) or {}
+    return BillingRecord(
+        id=_str(body.get("id")) or requested_id,
+        cost=_decimal(extra.get("cost", body.get("cost"))),
+        model=_str(body.get("model")),
+        latency_ms=_int(extra.get("latency_ms", body.get("latency_ms"))),
         raw=body,
     )
 

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from ._exceptions import APIError, InvalidRequest, NotFoundError
 from ._models import GenerationStatus, WrongRoute, parse_status
 
-__all__ = ["ROUTES", "StatusRoute", "StatusRoutes"]
+__all__ = ["ROUTES", "StatusRoute", "StatusRoutes", "billing_path"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -35,6 +35,11 @@ def _path(route: StatusRoute, gen_id: str) -> str:
     if route == "videos":
         return f"/videos/{quoted}"
     return f"/generation?id={quoted}"
+
+
+def billing_path(gen_id: str) -> str:
+    """The billing record of a generation: the guide's status route, on either deployment."""
+    return _path("generation", gen_id)
 
 
 class StatusRoutes:

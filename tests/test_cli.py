@@ -244,6 +244,43 @@ async def test_a_402_reports_the_rest_as_not_submitted(sim: FakeChuizi, tmp_path
     assert {r["error"]["type"] for r in results[1:]} == {"insufficient_quota"}
 
 
+async def test_a_403_daily_limit_reports_the_rest_as_not_submitted(
+    sim: FakeChuizi, tmp_path: Path
+) -> None:
+    sim.daily_limit = Decimal("0.20")  # one $0.15 clip, then 403 daily_limit_exceeded
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(3)),
+    )
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "-o", str(out), "--concurrency", "1", *FAST) == 1
+    results = read_results(out)
+    assert [r["status"] for r in results] == ["completed", "not_submitted", "not_submitted"]
+    assert {r["error"]["type"] for r in results[1:]} == {"permission_error"}
+    assert sim.counters.submissions == 2
+
+
+async def test_the_results_file_has_the_billed_cost_when_the_status_has_none(
+    sim: FakeChuizi, tmp_path: Path
+) -> None:
+    sim.dialect = "reference"
+    sim.cost_in_status = False
+    sim.billing_after_completion = True
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}", "duration": 5} for n in range(3)),
+    )
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "-o", str(out), *FAST) == 0
+    results = read_results(out)
+    assert [Decimal(r["cost"]) for r in results] == [Decimal("0.15")] * 3
+    billing = [r for r in sim.requests_log if r.path == "/v1/generation"]
+    assert sorted(r.query["id"] for r in billing) == sorted(r["id"] for r in results)
+    requests = sim.counters.requests
+    assert await cli("batch", str(source), "-o", str(out), *FAST) == 0  # from the journal
+    assert read_results(out) == results and sim.counters.requests == requests
+
+
 # -- usage errors ----------------------------------------------------------------------------
 
 

@@ -90,6 +90,27 @@ async def test_a_video_the_client_could_not_read_is_read_again_by_the_next_run(
     assert server.counters.generations_created == 1
 
 
+async def test_accepted_generations_are_followed_up_whatever_max_cost_says(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    server.auto_complete = False
+    journal = ca.Journal(tmp_path / "j")
+    async with (
+        make_client() as first,
+        first.as_completed(_requests(3), journal=journal) as results,
+    ):
+        await wait_until(lambda: len(results.accepted) == 3)
+    for gen_id in list(server.generations):
+        server.complete(gen_id)
+    async with make_client() as second:
+        again = await second.generate_many(
+            _requests(4), journal=journal, max_cost=Decimal(0), return_exceptions=True
+        )
+    journal.close()
+    assert [type(r).__name__ for r in again] == ["Video"] * 3 + ["CostLimitExceeded"]
+    assert server.counters.submissions == 3
+
+
 async def test_an_interrupted_submission_is_resent_with_the_same_idempotency_key(
     make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
 ) -> None:

@@ -338,6 +338,61 @@ async def test_reference_dialect_can_answer_404_on_the_guide_route(
         assert (status, error["error"]["type"]) == (404, "not_found")
 
 
+async def test_cost_in_status_false_leaves_the_cost_to_the_billing_record(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(dialect="reference", auto_complete=False, cost_in_status=False) as server:
+        _, answer = await submit(session, server, duration=5)
+        server.complete(answer["id"])
+        _, done = await reference_status(session, server, answer["id"])
+        assert done["status"] == "succeeded" and "cost" not in done["x_chuizi"]
+        _, billing = await guide_status(session, server, answer["id"])
+        assert billing["data"]["cost"] == "0.15000000"
+
+
+async def test_billing_after_completion_answers_404_until_the_generation_is_done(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(
+        dialect="reference", auto_complete=False, billing_after_completion=True
+    ) as server:
+        _, answer = await submit(session, server)
+        status, error = await guide_status(session, server, answer["id"])
+        assert (status, error["error"]["type"]) == (404, "not_found")
+        assert (await reference_status(session, server, answer["id"]))[0] == 200
+        server.complete(answer["id"])
+        status, billing = await guide_status(session, server, answer["id"])
+        assert status == 200 and billing["data"]["id"] == answer["id"]
+
+
+@pytest.mark.parametrize("dialect", ["guide", "reference"])
+async def test_not_found_grace_answers_404_on_both_routes_for_a_fresh_id(
+    session: aiohttp.ClientSession, dialect: str
+) -> None:
+    async with FakeChuizi(dialect=dialect, not_found_grace=0.2) as server:  # type: ignore[arg-type]
+        _, answer = await submit(session, server)
+        generation_id = answer["id"]
+        assert (await guide_status(session, server, generation_id))[0] == 404
+        assert (await reference_status(session, server, generation_id))[0] == 404
+        await asyncio.sleep(0.25)
+        route = guide_status if dialect == "guide" else reference_status
+        assert (await route(session, server, generation_id))[0] == 200
+
+
+async def test_daily_limit_answers_403_daily_limit_exceeded_past_the_days_spend(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(daily_limit=Decimal("0.30")) as server:
+        assert (await submit(session, server, duration=5))[0] == 200
+        assert (await submit(session, server, duration=5))[0] == 200
+        status, answer = await submit(session, server, duration=1)
+        assert status == 403
+        assert answer["error"]["type"] == "permission_error"
+        assert answer["error"]["code"] == "daily_limit_exceeded"
+        server.daily_limit = Decimal("0.33")
+        assert (await submit(session, server, duration=1))[0] == 200
+
+
 async def test_wrap_data_and_top_level_video_url(session: aiohttp.ClientSession) -> None:
     async with FakeChuizi(
         speed=1000, completion_times=FAST, wrap_data=True, top_level_video_url=True

@@ -46,6 +46,7 @@ class StatusOptions:
     wrap_data: bool = False
     top_level_video_url: bool = False
     video_url_at: str = "output.video_url"
+    cost_in_status: bool = True
 
 
 # a dotted path of names, each maybe ``[0]`` (the first element of a one-element list)
@@ -122,6 +123,8 @@ def status_body(generation: SimGeneration, options: StatusOptions, now: float) -
             "cost": format_money(generation.cost),
             "latency_ms": generation.latency_ms,
         }
+        if options.dialect == "reference" and not options.cost_in_status:
+            del body["x_chuizi"]["cost"]  # "billing is recorded after the task completes"
     elif generation.status == "failed":
         body["error"] = dict(generation.error or {})
     return {"data": body} if options.wrap_data else body

@@ -109,6 +109,14 @@ class FakeChuizi:
     ``daily_limit``: a daily spend cap in dollars; a submission that would pass it gets 403
     ``daily_limit_exceeded`` (a model outside ``allowed_models`` gets 403
     ``model_not_allowed``). Every error body carries its documented ``code``.
+
+    Where the API reference allows a less helpful answer: ``cost_in_status=False`` leaves the
+    cost out of the ``reference`` dialect's status answers, so that it lives only in the
+    billing record on the guide's route (the guide's own status answer keeps it, as its
+    example does); ``billing_after_completion=True`` has that record answer 404 until the
+    generation has finished; ``not_found_grace`` (server seconds) has both status routes
+    answer 404 for an id younger than that; ``daily_limit`` (dollars) answers 403
+    ``daily_limit_exceeded`` to a submission that would take the day's spend past it.
     """
 
     _given_key: str | None = attrs.field(default=None, alias="api_key", on_setattr=_FIXED)
@@ -140,6 +148,9 @@ class FakeChuizi:
     daily_limit: Decimal | None = attrs.field(
         default=None, converter=_to_decimal, on_setattr=attrs.setters.convert
     )
+    cost_in_status: bool = True
+    billing_after_completion: bool = False
+    not_found_grace: float = 0.0
     _initial_balance: Decimal | None = attrs.field(
         default=None, converter=_to_decimal, alias="balance"
     )
@@ -451,8 +462,6 @@ class FakeChuizi:
             return web.json_response(self._replies[replay_key])
         body = _read_json(await request.read())  # cached by aiohttp since the middleware
         submission = validate_submission(body, self._catalogue, self._allowed)
-        if self.daily_limit is not None:
-            self._check_daily_limit(submission.model.cost(submission.duration))
         generation = self._create(submission, key, idempotency_key)
         answer = submit_body(generation, self.dialect)
         if self.honour_idempotency and replay_key is not None:
@@ -465,8 +474,10 @@ class FakeChuizi:
             raise ApiError(400, "The 'id' query parameter is required", "invalid_request_error")
         if self.dialect == "reference" and self.guide_route_on_reference == "404":
             raise ApiError(404, "Not found", "not_found")
-        generation = self._ledger.lookup(generation_id)
+        generation = self._visible(generation_id)
         if self.dialect == "reference":
+            if self.billing_after_completion and generation.status == "processing":
+                raise ApiError(404, "Generation not found", "not_found")
             return web.json_response(billing_body(generation))
         return web.json_response(self._status(generation))
 
@@ -474,7 +485,7 @@ class FakeChuizi:
         generation_id = request.match_info["id"]
         if self.dialect == "guide":
             raise ApiError(404, "Not found", "not_found")
-        return web.json_response(self._status(self._ledger.lookup(generation_id)))
+        return web.json_response(self._status(self._visible(generation_id)))
 
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         allowed = self._allowed
@@ -500,9 +511,33 @@ class FakeChuizi:
 
     # -- generations ----------------------------------------------------------------------
 
+    def _visible(self, generation_id: str) -> SimGeneration:
+        """The generation, or a 404 while it is younger than ``not_found_grace``."""
+        generation = self._ledger.lookup(generation_id)
+        if time.monotonic() < generation.submitted_at + self.not_found_grace / self.speed:
+            raise ApiError(404, "Generation not found", "not_found")
+        return generation
+
+    def _check_daily_limit(self, submission: Submission) -> None:
+        """403 when the estimated cost would take the day's spend past ``daily_limit``."""
+        limit = self.daily_limit
+        if limit is None:
+            return
+        spent = self._ledger.spent()
+        cost = submission.model.cost(submission.duration)
+        if spent + cost > limit:
+            raise ApiError(
+                403,
+                f"Daily spend limit reached: {format_money(spent)} of {format_money(limit)} "
+                f"spent today; this request is estimated at {format_money(cost)}",
+                "permission_error",
+                code="daily_limit_exceeded",
+            )
+
     def _create(
         self, submission: Submission, key: str, idempotency_key: str | None
     ) -> SimGeneration:
+        self._check_daily_limit(submission)
         generation = self._ledger.create(
             submission,
             key=key,
@@ -514,19 +549,6 @@ class FakeChuizi:
         )
         self.counters.generations_created += 1
         return generation
-
-    def _check_daily_limit(self, cost: Decimal) -> None:
-        """403 when the estimated cost would take the day's spend past ``daily_limit``."""
-        limit = self.daily_limit
-        spent = self._ledger.spent()
-        if limit is not None and spent + cost > limit:
-            raise ApiError(
-                403,
-                f"Daily spend limit reached: {format_money(spent)} of {format_money(limit)} "
-                f"spent today; this request is estimated at {format_money(cost)}",
-                "permission_error",
-                code="daily_limit_exceeded",
-            )
 
     def _planned_error(self, prompt: str) -> dict[str, str] | None:
         if self._fail_re is not None and self._fail_re.search(prompt):
@@ -543,6 +565,7 @@ class FakeChuizi:
             wrap_data=self.wrap_data,
             top_level_video_url=self.top_level_video_url,
             video_url_at=self.video_url_at,
+            cost_in_status=self.cost_in_status,
         )
         return status_body(generation, options, time.monotonic())
 
