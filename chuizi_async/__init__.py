@@ -39,9 +39,12 @@ from ._exceptions import RateLimitError as RateLimitError
 from ._exceptions import ResponseFormatError as ResponseFormatError
 from ._exceptions import ServerError as ServerError
 from ._exceptions import SubmissionUncertain as SubmissionUncertain
+from ._exceptions import UnreadableVideo as UnreadableVideo
+from ._exceptions import UnusableVideo as UnusableVideo
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
+from ._models import BillingRecord as BillingRecord
 from ._models import ErrorInfo as ErrorInfo
 from ._models import GenerationRequest as GenerationRequest
 from ._models import GenerationStatus as GenerationStatus
@@ -66,6 +69,7 @@ __all__ = [
     "AsCompleted",
     "AuthenticationError",
     "BadRequestError",
+    "BillingRecord",
     "ChuiziError",
     "Client",
     "ClientClosed",
@@ -98,6 +102,8 @@ __all__ = [
     "ServerError",
     "SubmissionUncertain",
     "Transport",
+    "UnreadableVideo",
+    "UnusableVideo",
     "Video",
     "remove_partial_downloads",
 ]

@@ -2,11 +2,11 @@
 
 Both stand on one submitter that sends requests in input order and keeps at most
 ``concurrency`` generations in flight. It holds requests back when they would pass
-``max_cost`` (``CostLimitExceeded``) or after ``stop()`` (``NotSubmitted``), and stops
-submitting at the first 402: the requests not yet sent then resolve with
-``InsufficientBalanceError`` without a request. Every generation already accepted is tracked
-to its end. With a journal, each request is looked up before anything is sent (see
-``_journal``).
+``max_cost`` (``CostLimitExceeded``, see ``_cost``) or after ``stop()`` (``NotSubmitted``).
+It stops submitting at the first 402 or 403 ``daily_limit_exceeded``: the requests not yet sent
+then resolve with the same kind of error without a request; another 403 does the same for
+the requests of its model only. Every generation already accepted is tracked to its end. With
+a journal, each request is looked up before anything is sent (see ``_journal``).
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._cost import WAIT, CostGuard, Prices, model_key
 from ._exceptions import (
+    APIError,
     ChuiziError,
-    CostLimitExceeded,
     InsufficientBalanceError,
     InvalidRequest,
     NotSubmitted,
+    PermissionDeniedError,
     SubmissionUncertain,
 )
 from ._generation import Generation
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 
     from ._client import Client
 
-__all__ = ["AsCompleted", "BatchSubmitter", "generate_many"]
+__all__ = ["AsCompleted", "BatchSubmitter", "generate_many", "stops_batch", "stops_model"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -71,56 +73,31 @@ def _unsent(
     return handle
 
 
-class _CostGuard:
-    """``max_cost``: spent plus the estimate of what is in flight must stay within it."""
-
-    def __init__(self, max_cost: Decimal | None) -> None:
-        if max_cost is not None and (not isinstance(max_cost, Decimal) or max_cost < 0):
-            raise InvalidRequest(f"max_cost must be a non-negative Decimal, not {max_cost!r}")
-        self.max_cost = max_cost
-        self.spent = Decimal(0)
-        self._seen: dict[str, list[Decimal]] = {}
-        self._in_flight: dict[int, str] = {}
-
-    def estimate(self, model: str) -> Decimal | None:
-        """The mean cost seen for this model, else the highest mean seen; None: nothing seen."""
-        seen = self._seen.get(model)
-        if seen:
-            return sum(seen, Decimal(0)) / len(seen)
-        means = [sum(v, Decimal(0)) / len(v) for v in self._seen.values() if v]
-        return max(means) if means else None
-
-    def refusal(self, model: str) -> CostLimitExceeded | None:
-        """None when this submission may go out now, ``_WAIT`` for later, or why never."""
-        if self.max_cost is None:
-            return None
-        estimate = self.estimate(model)
-        if estimate is None:
-            # Nothing is known of costs yet: one generation at a time until one finishes.
-            return _WAIT if self._in_flight else None
-        in_flight = sum(
-            (self.estimate(m) or Decimal(0) for m in self._in_flight.values()), Decimal(0)
-        )
-        if self.spent + in_flight + estimate <= self.max_cost:
-            return None
-        if in_flight:
-            return _WAIT  # what is in flight may cost less than estimated: wait for it
-        return CostLimitExceeded(
-            f"not submitted: spent ${self.spent} plus ~${estimate} for this one would pass "
-            f"max_cost ${self.max_cost}"
-        )
-
-    def start(self, token: int, model: str) -> None:
-        self._in_flight[token] = model
-
-    def finish(self, token: int, outcome: Video | BaseException | None) -> None:
-        model = self._in_flight.pop(token, None)
-        if isinstance(outcome, Video) and outcome.cost is not None:
-            self.spent += outcome.cost
-            self._seen.setdefault(outcome.model or model or "", []).append(outcome.cost)
+_DAILY_CAP = "daily_limit_exceeded"
 
 
-_WAIT = CostLimitExceeded("wait for the generations in flight")
+def _is_daily_cap(exc: APIError) -> bool:
+    return _DAILY_CAP in (exc.code, exc.error_type)
+
+
+def stops_batch(exc: BaseException) -> bool:
+    """A refusal no other request of the batch can pass: the balance (402), the key's daily
+    spending cap (403 ``daily_limit_exceeded``)."""
+    if isinstance(exc, InsufficientBalanceError):
+        return True
+    return isinstance(exc, PermissionDeniedError) and _is_daily_cap(exc)
+
+
+def stops_model(exc: BaseException) -> bool:
+    """A refusal of the request's model for this key (any other 403 to a submission)."""
+    return isinstance(exc, PermissionDeniedError) and not _is_daily_cap(exc)
+
+
+def _not_sent(first: APIError) -> APIError:
+    """The error of a request held back by the refusal ``first``: its kind, with no request."""
+    return type(first)(
+        first.status_code, f"not submitted: {first.message}", first.error_type, code=first.code
+    )
 
 
 class BatchSubmitter:
@@ -140,6 +117,7 @@ class BatchSubmitter:
         on_handle: Callable[[Generation], object],
         journal: Journal | None = None,
         max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
     ) -> None:
         if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
             raise InvalidRequest(
@@ -150,11 +128,14 @@ class BatchSubmitter:
         self._limit = concurrency if concurrency is not None else math.inf
         self._on_handle = on_handle
         self.journal = journal
-        self.cost = _CostGuard(max_cost)
+        self.cost = CostGuard(max_cost)
+        self._wants_cost = fetch_costs or max_cost is not None
+        self._prices_read = anyio.Lock()
         self._active = 0
         self._changed = anyio.Event()
         self._occurrences: collections.Counter[str] = collections.Counter()
-        self.stopped_by: InsufficientBalanceError | None = None
+        self.stopped_by: APIError | None = None
+        self.stopped_models: dict[str, APIError] = {}
         self.stop_reason: NotSubmitted | None = None
         self.accepted: list[Generation] = []
         self.emitted = 0
@@ -187,13 +168,13 @@ class BatchSubmitter:
         for index, item in items:
             request, key, error = self._prepare(item)
             if error is None:
-                error = await self._wait_for_room(request)
+                error = await self._wait_for_room(request, sent=self._sent_before(key))
             if error is not None:
                 self._emit(_unsent(index, request, error, key))
                 continue
             assert request is not None
             self._active += 1
-            self.cost.start(index, request.model)
+            self.cost.start(index, request)
             await self._one(index, request, key, tg)
 
     def _prepare(
@@ -211,15 +192,47 @@ class BatchSubmitter:
             key = f"{fingerprint}-{self._occurrences[fingerprint]}"
         return request, key, None
 
-    async def _wait_for_room(self, request: GenerationRequest | None) -> ChuiziError | None:
-        """Wait for a place under ``concurrency`` and ``max_cost``; or why not to send."""
+    def _sent_before(self, key: str | None) -> bool:
+        """Whether an earlier run sent this request and it is not to be sent again.
+
+        Accepted (a generation id, maybe paid), or uncertain (it may have created one) and
+        not to be resent: the journal answers for it, no submission goes out.
+        """
+        journal = self.journal
+        entry = journal.get(key) if journal is not None and key else None
+        if entry is None or journal is None:
+            return False
+        if entry.generation_id is not None or journal.settled(entry):
+            return True
+        return (
+            entry.state == "sent"
+            and self._client.retry_submissions == "safe"
+            and not journal.resend_uncertain
+        )
+
+    async def _wait_for_room(
+        self, request: GenerationRequest | None, *, sent: bool = False
+    ) -> ChuiziError | None:
+        """Wait for a place under ``concurrency`` and ``max_cost``; or why not to send.
+
+        A request an earlier run had accepted (``sent``) is followed up, not sent: no refusal
+        nor ``max_cost`` holds it back, though it takes its place and counts its cost.
+        """
         while True:
-            if self.stopped_by is not None:
-                return self._balance_error()
+            if self.stopped_by is not None and not sent:
+                return _not_sent(self.stopped_by)
             if self.stop_reason is not None:
                 return NotSubmitted(str(self.stop_reason), reason=self.stop_reason.reason)
-            refusal = self.cost.refusal(request.model) if request is not None else None
-            if refusal is not None and refusal is not _WAIT:
+            if request is None or sent:
+                refusal = None
+            elif (refused := self.stopped_models.get(model_key(request.model))) is not None:
+                return _not_sent(refused)
+            elif self.cost.needs_prices(request):
+                await self._read_prices()
+                continue
+            else:
+                refusal = self.cost.refusal(request)
+            if refusal is not None and refusal is not WAIT:
                 return refusal
             if self._active < self._limit and refusal is None:
                 return None
@@ -230,12 +243,26 @@ class BatchSubmitter:
         self._changed.set()
         self._changed = anyio.Event()
 
-    def _balance_error(self) -> InsufficientBalanceError:
-        assert self.stopped_by is not None
-        first = self.stopped_by
-        return InsufficientBalanceError(
-            402, f"not submitted: {first.message}", first.error_type, code=first.code
-        )
+    async def _read_prices(self) -> None:
+        """The prices of ``/v1/models``, once per batch; none if the list cannot be read."""
+        async with self._prices_read:
+            if self.cost.prices is not None:
+                return
+            try:
+                self.cost.prices = Prices(await self._client.list_models())
+            except ChuiziError as exc:
+                logger.info("no model prices for max_cost (%s): estimating from costs seen", exc)
+                self.cost.prices = Prices()
+
+    def _stop_for(self, model: str, exc: APIError) -> None:
+        """Learn from a refused submission what else not to send."""
+        if stops_batch(exc):
+            if self.stopped_by is None:
+                logger.warning("%s: no further submissions in this batch", exc)
+                self.stopped_by = exc
+        elif stops_model(exc) and model_key(model) not in self.stopped_models:
+            logger.warning("%s: no further submissions of %s in this batch", exc, model)
+            self.stopped_models[model_key(model)] = exc
 
     async def _one(
         self, index: int, request: GenerationRequest, key: str | None, tg: TaskGroup
@@ -286,6 +313,7 @@ class BatchSubmitter:
         if entry is not None and entry.generation_id is not None:
             handle = self._client.track(entry.generation_id, model=request.model)
             handle.request, handle.index = request, index
+            handle._wants_cost = handle._wants_cost or self._wants_cost
             return handle
         safe = self._client.retry_submissions == "safe"
         if entry is not None and entry.state == "sent" and safe:
@@ -315,7 +343,7 @@ class BatchSubmitter:
                 request,
                 body,
                 idempotency_key,
-                self.accepted.append,
+                self._accepted,
                 index,
                 before_wire=before_wire if journal is not None and safe else None,
             )
@@ -328,14 +356,18 @@ class BatchSubmitter:
             if went_out and journal is not None and key is not None:
                 with anyio.CancelScope(shield=True):  # answered: nothing was created
                     await journal.record_not_created(key)
-            if isinstance(exc, InsufficientBalanceError) and self.stopped_by is None:
-                logger.warning("balance exhausted: no further submissions in this batch")
-                self.stopped_by = exc
+            if isinstance(exc, APIError):
+                self._stop_for(request.model, exc)
             return _unsent(index, request, exc, key)
         if journal is not None and key is not None and handle.id is not None:
             with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
                 await journal.record_accepted(key, handle.id)
         return handle
+
+    def _accepted(self, handle: Generation) -> None:
+        # before the first check: a cost the status answer lacks is then read once
+        handle._wants_cost = handle._wants_cost or self._wants_cost
+        self.accepted.append(handle)
 
     async def _settle(self, handle: Generation, key: str | None) -> None:
         """Wait for the outcome (the request holds its place until then) and journal it."""
@@ -373,6 +405,7 @@ async def generate_many(
     return_exceptions: bool = False,
     journal: JournalLike | None = None,
     max_cost: Decimal | None = None,
+    fetch_costs: bool = False,
 ) -> list[Video | BaseException]:
     """Generate every request; results in input order.
 
@@ -384,7 +417,7 @@ async def generate_many(
     """
     with _opened(journal) as opened:
         return await _generate_many(
-            client, list(requests), concurrency, return_exceptions, opened, max_cost
+            client, list(requests), concurrency, return_exceptions, opened, max_cost, fetch_costs
         )
 
 
@@ -395,6 +428,7 @@ async def _generate_many(
     return_exceptions: bool,
     journal: Journal | None,
     max_cost: Decimal | None,
+    fetch_costs: bool,
 ) -> list[Video | BaseException]:
     if not return_exceptions:
         _prevalidate(items)
@@ -422,6 +456,7 @@ async def _generate_many(
         on_handle=lambda handle: handle.add_done_callback(on_done),
         journal=journal,
         max_cost=max_cost,
+        fetch_costs=fetch_costs,
     )
     if items:
         async with anyio.create_task_group() as tg:
@@ -454,6 +489,7 @@ class AsCompleted:
         concurrency: int | None,
         journal: JournalLike | None = None,
         max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
     ) -> None:
         self._client = client
         self._journal = journal
@@ -466,6 +502,7 @@ class AsCompleted:
             concurrency=concurrency,
             on_handle=self._watch,
             max_cost=max_cost,
+            fetch_costs=fetch_costs,
         )
         self._started = False
         self._submitting_done = False
@@ -475,9 +512,15 @@ class AsCompleted:
         self._error: BaseException | None = None
 
     @property
-    def stopped_by(self) -> InsufficientBalanceError | None:
-        """The 402 that stopped submissions, if one did."""
+    def stopped_by(self) -> APIError | None:
+        """The refusal that stopped submissions, if one did: a 402, or a 403 for the key's
+        daily spending cap (``code == "daily_limit_exceeded"``)."""
         return self._submitter.stopped_by
+
+    @property
+    def stopped_models(self) -> Mapping[str, APIError]:
+        """Models whose submissions stopped, by model: the 403 that refused each."""
+        return dict(self._submitter.stopped_models)
 
     @property
     def accepted(self) -> list[Generation]:
@@ -486,7 +529,8 @@ class AsCompleted:
 
     @property
     def spent(self) -> Decimal:
-        """The cost of the videos of this batch so far (journaled ones included)."""
+        """The cost of the videos of this batch so far (journaled ones included); with
+        ``max_cost``, a video whose cost could not be learned counts its estimate."""
         return self._submitter.cost.spent
 
     def stop_submitting(self, reason: str = "interrupted") -> None:

@@ -1,4 +1,4 @@
-"""The ``chuizi`` command line: ``batch``, ``generate``, ``status``, ``models`` and ``demo``.
+"""The ``chuizi`` command line: ``batch``, ``generate``, ``status``, ``models``, ``report``...
 
 ``main(argv)`` returns the exit status: 0 when everything asked for was done, 1 when some
 of it failed, 2 for a usage error, 130 when interrupted. Expected errors are one line on
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import MODELS, __version__, remove_partial_downloads
-from ._cli_batch import BatchOptions, InputLine, parse_line, read_input, run_batch
+from ._cli_batch import BatchOptions, InputLine, parse_line, read_input, report_path, run_batch
 from ._cli_commands import cmd_generate, cmd_models, cmd_status
 from ._cli_common import (
     UsageError,
@@ -28,10 +28,12 @@ from ._cli_common import (
     library_logging,
     make_display,
     open_client,
+    out,
     rich_console,
     simulator_rows,
 )
 from ._cli_progress import Display
+from ._report import read_results, write_report
 
 __all__ = ["build_parser", "main"]
 
@@ -45,14 +47,16 @@ INPUT is JSONL, one request a line:
   {"model": "google/veo-3.1-fast", "prompt": "a cat watching rain", "duration": 5,
    "key": "cat-1", "image": "first-frame.png", "aspect_ratio": "16:9"}
 Known fields: model, prompt, duration, image, key, aspect_ratio, resolution,
-reference_images, video, extra_body; any other field is sent as is in the request body.
+reference_images, video, watermark, extra_body; any other field is sent as is in the
+request body.
 With --model, a line that is not a JSON object is a prompt (plain text, one a line);
 --model and --duration are also the defaults of JSON lines that give none. Blank lines
 are skipped.
 
 RESULTS gets one JSON line per input line, in input order: line, key, model, prompt,
 status, id, video_url, cost (a decimal string), file (with --download-dir) and error
-({"message", "type"} or null). status is one of:
+({"message", "type"} and, for an error answer, the "request_id" to quote to support;
+or null). status is one of:
   completed      the video is ready (a failed download is reported in error; the
                  status stays completed)
   failed         the server failed or refused it (content policy, 403...)
@@ -249,6 +253,31 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print a JSON list")
     models.set_defaults(run=cmd_models)
 
+    simulate = commands.add_parser(
+        "simulate",
+        help="run the API simulator as a server (for curl, other languages, your tests)",
+        description="Run the chuizi.ai API simulator on 127.0.0.1 until Ctrl-C (the same as "
+        "`python -m chuizi_async.testing`): it prints its base URL and the key it accepts.",
+    )
+    from .testing._standalone import add_arguments as add_simulator_arguments
+
+    add_simulator_arguments(simulate)
+    simulate.set_defaults(run=_cmd_simulate)
+
+    report = commands.add_parser(
+        "report",
+        help="an HTML page of a batch's results, to look at the clips",
+        description="Write one self-contained HTML page (no server, no CDN; open it from its "
+        "folder, offline) with a summary and one card per line of RESULTS: the clip playing "
+        "(the downloaded file when there is one, else its URL), the prompt, model, status, "
+        "cost and error. `chuizi batch` writes one beside its results.",
+    )
+    report.add_argument("results", type=Path, metavar="RESULTS", help="a results file (JSONL)")
+    report.add_argument(
+        "-o", "--output", type=Path, metavar="HTML", help="the page (default: RESULTS.html)"
+    )
+    report.set_defaults(run=_cmd_report)
+
     demo = commands.add_parser(
         "demo",
         help="a two-dozen clip batch on the built-in simulator (no key, no network)",
@@ -330,6 +359,37 @@ async def _batch(
 ) -> int:
     async with open_client(args, simulate=simulate) as (client, server):
         return await run_batch(client, lines, options, display, summary_rows=simulator_rows(server))
+
+
+# -- simulate --------------------------------------------------------------------------------
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .testing._standalone import run
+
+    return run(args)
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    results: Path = args.results
+    output: Path = args.output or report_path(results)
+    try:
+        records = read_results(results)
+    except FileNotFoundError:
+        raise UsageError(f"results file {str(results)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {str(results)!r}: {exc}") from None
+    if not output.parent.is_dir():
+        raise UsageError(f"the folder of --output {str(output)!r} does not exist")
+    try:
+        write_report(records, output, title=f"chuizi batch: {results.name}")
+    except OSError as exc:
+        raise UsageError(f"cannot write {str(output)!r}: {exc.strerror}") from None
+    out(str(output))
+    return 0
 
 
 # -- demo ------------------------------------------------------------------------------------

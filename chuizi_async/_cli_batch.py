@@ -38,11 +38,21 @@ from . import (
     SubmissionUncertain,
     Video,
 )
+from ._batch import stops_batch
 from ._cli_common import UsageError
 from ._cli_progress import Display, Tally, format_duration, format_money
+from ._report import write_report
 from ._validation import validate
 
-__all__ = ["BatchOptions", "InputLine", "error_info", "parse_line", "read_input", "run_batch"]
+__all__ = [
+    "BatchOptions",
+    "InputLine",
+    "error_info",
+    "parse_line",
+    "read_input",
+    "report_path",
+    "run_batch",
+]
 
 _FIELDS = frozenset(attrs.fields_dict(GenerationRequest))
 _TEXT_FIELDS = ("model", "prompt", "image", "key", "aspect_ratio", "resolution", "video")
@@ -87,6 +97,9 @@ def _type_error(fields: Mapping[str, Any]) -> str | None:
         or (isinstance(references, list) and all(isinstance(r, str) for r in references))
     ):
         return "reference_images must be a list of URLs or file paths"
+    watermark = fields.get("watermark")
+    if watermark is not None and not isinstance(watermark, bool):
+        return f"watermark must be true or false, not {watermark!r}"
     if fields.get("extra_body") is not None and not isinstance(fields["extra_body"], dict):
         return "extra_body must be a JSON object"
     if fields.get("key") == "":
@@ -166,12 +179,17 @@ def _snake(name: str) -> str:
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
-    """``{"message", "type"}`` of an error: the server's words where there are some."""
+    """``{"message", "type"}`` of an error: the server's words where there are some, and the
+    ``request_id`` of an error answer (the provider's support asks for it)."""
     message = getattr(exc, "message", None)
     if not isinstance(message, str) or not message:
         message = str(exc) or type(exc).__name__
     kind = getattr(exc, "error_type", None) or getattr(exc, "reason", None)
-    return {"message": message, "type": str(kind) if kind else _snake(type(exc).__name__)}
+    info = {"message": message, "type": str(kind) if kind else _snake(type(exc).__name__)}
+    request_id = getattr(exc, "request_id", None)
+    if isinstance(request_id, str) and request_id:
+        info["request_id"] = request_id
+    return info
 
 
 def classify(handle: Generation) -> str:
@@ -183,7 +201,7 @@ def classify(handle: Generation) -> str:
         return "not_submitted"
     if isinstance(error, SubmissionUncertain):
         return "uncertain"
-    if handle.id is None and isinstance(error, InsufficientBalanceError):
+    if handle.id is None and stops_batch(error):  # 402, the daily cap: send again later
         return "not_submitted"
     if handle.id is None and isinstance(error, (InvalidRequest, BadRequestError)):
         return "invalid"
@@ -214,6 +232,13 @@ def _record(
         record["file"] = None
     record["error"] = error
     return record
+
+
+def report_path(results: Path) -> Path:
+    """The HTML report beside a results file: ``results.jsonl`` -> ``results.html``."""
+    if results.suffix.lower() in ("", ".html", ".htm"):
+        return results.with_name(results.name + ".html")
+    return results.with_suffix(".html")
 
 
 def write_results(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
@@ -301,7 +326,15 @@ class _Batch:
         return records
 
     def write(self) -> None:
-        write_results(self.options.output, self.snapshot())
+        records = self.snapshot()
+        write_results(self.options.output, records)
+        output = self.options.output
+        write_report(
+            records,
+            report_path(output),
+            title=f"chuizi batch: {output.name}",
+            elapsed=self.tally.elapsed,
+        )
 
     # -- Ctrl-C --------------------------------------------------------------------------
 
@@ -366,6 +399,7 @@ class _Batch:
             concurrency=self.options.concurrency,
             journal=self.journal,
             max_cost=self.options.max_cost,
+            fetch_costs=True,  # the results file has a cost column
         )
         async with batch:
             self.batch = batch
@@ -373,11 +407,19 @@ class _Batch:
                 batch.stop_submitting()
             async for handle in batch:
                 self._handle(handle, downloads)
-        if batch.stopped_by is not None:
+        stopped = batch.stopped_by
+        if isinstance(stopped, InsufficientBalanceError):
             self.display.note(
-                f"the balance ran out ({batch.stopped_by.message}): top up, then run the same "
+                f"the balance ran out ({stopped.message}): top up, then run the same "
                 "command again to submit the rest"
             )
+        elif stopped is not None:
+            self.display.note(
+                f"the key's daily spending limit was reached ({stopped.message}): run the same "
+                "command again once it resets to submit the rest"
+            )
+        for model, refused in batch.stopped_models.items():
+            self.display.note(f"{model} was refused ({refused.message}): not submitted again")
         if self.cost_limited:
             self.display.note(
                 f"--max-cost {format_money(self.options.max_cost or Decimal(0))} reached: "
@@ -510,6 +552,7 @@ async def _run_batch(
     if summary_rows is not None:
         rows.update(summary_rows(tally))
     rows["results"] = str(options.output)
+    rows["report"] = str(report_path(options.output))
     display.summary(tally, rows)
     all_done = tally.completed == tally.total and not tally.download_errors
     return 0 if all_done else 1

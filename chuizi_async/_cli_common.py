@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from .testing import FakeChuizi
 
 __all__ = [
-    "SIMULATOR_FAILS",
     "UsageError",
     "check_key",
     "err",
@@ -32,8 +31,6 @@ __all__ = [
     "rich_console",
     "simulator_rows",
 ]
-
-SIMULATOR_FAILS = "(?i)forbidden"
 
 
 class UsageError(Exception):
@@ -83,7 +80,7 @@ async def open_client(
     if simulate:
         from .testing import FakeChuizi
 
-        async with FakeChuizi(speed=args.speed, fail_pattern=SIMULATOR_FAILS) as server:
+        async with FakeChuizi(speed=args.speed) as server:
             client = Client(
                 server.api_key,
                 base_url=server.base_url,

@@ -27,24 +27,27 @@ from ._exceptions import (
     ChuiziError,
     ClientClosed,
     InvalidRequest,
+    NotFoundError,
     SubmissionUncertain,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key
 from ._models import (
+    BillingRecord,
     GenerationRequest,
     GenerationStatus,
     ImageInput,
     KeyInfo,
     RemoteModel,
     Video,
+    parse_billing,
     parse_key_info,
     parse_models,
     parse_submission,
 )
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
-from ._responses import decode_json, error_from_response
+from ._responses import decode_json, error_from_response, request_id_note
 from ._retries import (
     RETRY_SUBMISSIONS,
     RetrySubmissions,
@@ -55,8 +58,15 @@ from ._retries import (
     should_retry_submission,
     submission_uncertain,
 )
-from ._status import StatusRoute, StatusRoutes
-from ._transport import AiohttpTransport, Request, Response, Transport, redact
+from ._status import StatusRoute, StatusRoutes, billing_path
+from ._transport import (
+    REQUEST_ID_HEADER,
+    AiohttpTransport,
+    Request,
+    Response,
+    Transport,
+    redact,
+)
 from ._validation import build_body
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
@@ -70,6 +80,12 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _USER_AGENT = "chuizi-async/0.1.0"
 _NO_HEADERS: Mapping[str, str] = {}
+_BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
+
+
+def new_request_id() -> str:
+    """A fresh ``X-Request-Id`` (``req_`` and 16 hex digits), one per attempt."""
+    return f"req_{os.urandom(8).hex()}"
 
 
 class _State(enum.Enum):
@@ -182,6 +198,8 @@ class Client:
             schedule=self._schedule,
             give_up_after=self.poll_policy.give_up_after / self.poll_policy.time_scale,
             max_in_flight=self.poll_policy.max_in_flight,
+            not_found_grace=self.poll_policy.not_found_grace / self.poll_policy.time_scale,
+            billed_cost=self._billed_cost,
         )
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
@@ -288,12 +306,13 @@ class Client:
 
     # -- the send path: send -> _send_with_retries -> _send_once ---------------------------
 
-    def _headers(self, url: str, *, has_body: bool) -> dict[str, str]:
+    def _headers(self, url: str, *, has_body: bool, request_id: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
         if has_body:
             headers["Content-Type"] = "application/json"
         if url.startswith(self._api_prefix) or origin(url) == self._origin:
             headers["Authorization"] = f"Bearer {self._key.reveal()}"
+            headers[REQUEST_ID_HEADER] = request_id  # the API's, not the media host's
         return headers
 
     async def _send(
@@ -369,7 +388,14 @@ class Client:
             if delay is None:
                 delay = retry_delay(attempt) / self.poll_policy.time_scale
             self._stats.retries += 1
-            logger.debug("retrying %s %s in %.2f s after: %s", method, redact(url), delay, error)
+            logger.debug(
+                "retrying %s %s in %.2f s after: %s%s",
+                method,
+                redact(url),
+                delay,
+                error,
+                request_id_note(error),
+            )
             await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -408,9 +434,13 @@ class Client:
         extra_headers: Mapping[str, str],
         send: Callable[[Request], Awaitable[Response]],
     ) -> Response:
-        """Send, following redirects; the key goes only to the API's own origin."""
+        """Send, following redirects; the key goes only to the API's own origin.
+
+        Each call (each attempt) sends a fresh ``X-Request-Id`` to the API.
+        """
+        request_id = new_request_id()
         for _ in range(_MAX_REDIRECTS + 1):
-            headers = self._headers(url, has_body=content is not None)
+            headers = self._headers(url, has_body=content is not None, request_id=request_id)
             if extra_headers:
                 headers.update(extra_headers)
             request = Request(
@@ -425,6 +455,9 @@ class Client:
             url = urljoin(url, location)
             if response.status == 303 or (response.status in (301, 302) and method != "GET"):
                 break  # a method change is not ours to make: report the answer as is
+        if response.request_id is None and response.status >= 300:
+            # an error to report, from a transport that did not note the id: the one we sent
+            response = attrs.evolve(response, request_id=request.headers.get(REQUEST_ID_HEADER))
         return response
 
     # -- submissions -------------------------------------------------------------------------
@@ -442,6 +475,7 @@ class Client:
         resolution: str | None = None,
         reference_images: Sequence[ImageInput] | None = None,
         video: str | None = None,
+        watermark: bool | None = None,
     ) -> Generation:
         """Submit one generation; returns its handle once the server accepted it.
 
@@ -459,6 +493,7 @@ class Client:
             resolution=resolution,
             reference_images=tuple(reference_images) if reference_images is not None else None,
             video=video,
+            watermark=watermark,
         )
         return await self.submit_request(request)
 
@@ -619,6 +654,7 @@ class Client:
         resolution: str | None = None,
         reference_images: Sequence[ImageInput] | None = None,
         video: str | None = None,
+        watermark: bool | None = None,
     ) -> Video:
         """Submit and wait for the video. Cancelling the caller does not stop the tracking.
 
@@ -635,6 +671,7 @@ class Client:
             resolution=resolution,
             reference_images=reference_images,
             video=video,
+            watermark=watermark,
         )
         return await handle.wait(timeout)
 
@@ -646,6 +683,7 @@ class Client:
         return_exceptions: bool = False,
         journal: Journal | str | os.PathLike[str] | None = None,
         max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
     ) -> list[Video | BaseException]:
         """Generate all; results in input order.
 
@@ -656,6 +694,9 @@ class Client:
         :param journal: a ``Journal`` or a path: resume after a crash without paying twice.
         :param max_cost: US dollars; nothing more is submitted once the spent cost plus the
             estimate of what is in flight would pass it (``CostLimitExceeded``).
+        :param fetch_costs: fill in ``Video.cost`` from the billing record where the status
+            answer has none (one low-priority request per such video; always on with
+            ``max_cost``).
         """
         await self._ensure_open()
         return await generate_many(
@@ -665,6 +706,7 @@ class Client:
             return_exceptions=return_exceptions,
             journal=journal,
             max_cost=max_cost,
+            fetch_costs=fetch_costs,
         )
 
     def as_completed(
@@ -674,6 +716,7 @@ class Client:
         concurrency: int | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
         max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
     ) -> AsCompleted:
         """Finished handles in completion order, while submissions go on.
 
@@ -681,7 +724,12 @@ class Client:
         stops further submissions when the block is left early.
         """
         return AsCompleted(
-            self, requests, concurrency=concurrency, journal=journal, max_cost=max_cost
+            self,
+            requests,
+            concurrency=concurrency,
+            journal=journal,
+            max_cost=max_cost,
+            fetch_costs=fetch_costs,
         )
 
     def track(self, generation_id: str, *, model: str | None = None) -> Generation:
@@ -708,6 +756,45 @@ class Client:
 
     async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
         return await self._routes.fetch(gen_id, self._get_retrying if retries else self._get_once)
+
+    # -- costs -------------------------------------------------------------------------------
+
+    async def billing(self, generation: Video | str) -> BillingRecord:
+        """The billing record of a finished generation (``GET /v1/generation?id=``).
+
+        The API reference records the cost only once the task completes, and may answer a
+        status without one: ``(await client.billing(video)).cost`` then reads it. A record
+        not there yet (404) is asked for again a couple of times, then ``NotFoundError``.
+        Batches that need costs (``max_cost``, ``fetch_costs``) do this themselves.
+        """
+        gen_id = generation.id if isinstance(generation, Video) else generation
+        if not isinstance(gen_id, str) or not gen_id.strip():
+            raise InvalidRequest("billing() needs a Video or a generation id")
+        await self._ensure_open()
+        return await self._billing_record(gen_id.strip())
+
+    async def _billing_record(self, gen_id: str) -> BillingRecord:
+        for attempt in range(_BILLING_ATTEMPTS):
+            try:
+                # Bookkeeping: at the lowest level of the budget (the submissions'), it never
+                # takes a request from a status check.
+                raw = await self._send("GET", billing_path(gen_id), priority=Priority.SUBMIT)
+            except NotFoundError:
+                if attempt == _BILLING_ATTEMPTS - 1:
+                    raise
+                await anyio.sleep(self._schedule.retry_delay(attempt + 1))
+                continue
+            return parse_billing(raw, requested_id=gen_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _billed_cost(self, gen_id: str) -> Decimal | None:
+        """For the poller: a finished generation's cost from its billing record, or None."""
+        try:
+            record = await self._billing_record(gen_id)
+        except ChuiziError as exc:
+            logger.info("the cost of %s is unknown: no billing record (%s)", gen_id, exc)
+            return None
+        return record.cost
 
     # -- downloads -----------------------------------------------------------------------------
 

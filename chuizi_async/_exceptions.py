@@ -19,6 +19,8 @@ The hierarchy::
     │   └── ResponseFormatError               an answer that is not the API's (HTML, bad JSON)
     ├── GenerationError                       about one generation, carries its id
     │   ├── GenerationFailed                  the server reports "failed"
+    │   │   └── UnusableVideo                 reported done, with no video a client may use
+    │   │       └── UnreadableVideo           ... no video URL where the documents put one
     │   ├── GenerationTimeout (also TimeoutError)
     │   ├── GenerationCancelled               the handle was cancelled locally
     │   ├── ClientClosed                      the client closed while it was pending
@@ -61,6 +63,8 @@ __all__ = [
     "ResponseFormatError",
     "ServerError",
     "SubmissionUncertain",
+    "UnreadableVideo",
+    "UnusableVideo",
     "error_for_status",
 ]
 
@@ -74,7 +78,11 @@ class InvalidRequest(ChuiziError, ValueError):
 
 
 class APIError(ChuiziError):
-    """The server answered with an error status."""
+    """The server answered with an error status.
+
+    ``code`` is the body's machine-readable code (``"daily_limit_exceeded"``); ``request_id``
+    the answer's ``X-Request-Id`` (else the one sent): quote it to the provider's support.
+    """
 
     def __init__(
         self,
@@ -170,6 +178,43 @@ class GenerationFailed(GenerationError):
         return (type(self), (self.generation_id, self.message, self.error_type))
 
 
+class UnusableVideo(GenerationFailed):
+    """Reported done, with no video a client may use (a ``javascript:`` or ``file:`` URL).
+
+    Final: the client re-reads the answer a couple of times (it may have been torn), then
+    gives up. ``excerpt`` is the start of what the server sent, any key redacted.
+    """
+
+    def __init__(
+        self,
+        generation_id: str | None,
+        message: str,
+        error_type: str | None = "unusable_video_url",
+        *,
+        excerpt: str = "",
+    ) -> None:
+        super().__init__(generation_id, message, error_type)
+        self.excerpt = excerpt
+
+    def __reduce__(self) -> tuple[object, ...]:
+        args = (self.generation_id, self.message, self.error_type)
+        return (type(self), args, {"excerpt": self.excerpt})
+
+
+class UnreadableVideo(UnusableVideo):
+    """Reported done, but the answer has no video URL in any place the documents use."""
+
+    def __init__(
+        self,
+        generation_id: str | None,
+        message: str,
+        error_type: str | None = "no_video_url",
+        *,
+        excerpt: str = "",
+    ) -> None:
+        super().__init__(generation_id, message, error_type, excerpt=excerpt)
+
+
 class GenerationTimeout(GenerationError, TimeoutError):
     """The generation did not finish in time. From ``wait(timeout)`` it is still tracked."""
 
@@ -262,9 +307,10 @@ def error_for_status(
     error_type: str | None = None,
     *,
     code: str | None = None,
+    request_id: str | None = None,
 ) -> APIError:
     """The typed error for an error answer."""
     cls = _STATUS_ERRORS.get(status_code)
     if cls is None:
         cls = ServerError if status_code >= 500 else APIError
-    return cls(status_code, message, error_type, code=code)
+    return cls(status_code, message, error_type, code=code, request_id=request_id)

@@ -39,6 +39,7 @@ class Generation:
         "_outcome",
         "_scout",
         "_submitted_at",
+        "_wants_cost",
         "id",
         "index",
         "key",
@@ -73,6 +74,7 @@ class Generation:
         self._due = 0.0
         self._scout = False
         self._failures = 0
+        self._wants_cost = False  # look up a cost the status answer lacks (see Poller)
 
     def __repr__(self) -> str:
         if self._outcome is None:

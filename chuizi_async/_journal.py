@@ -33,7 +33,7 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from ._exceptions import ChuiziError, GenerationFailed, SubmissionUncertain
+from ._exceptions import ChuiziError, GenerationFailed, SubmissionUncertain, UnusableVideo
 from ._models import GenerationRequest, Video
 
 __all__ = ["Journal", "JournalEntry", "new_idempotency_key", "request_fingerprint"]
@@ -119,13 +119,20 @@ def new_idempotency_key() -> str:
     return f"chuizi-{os.urandom(16).hex()}"  # 128 random bits, as a uuid4 has 122
 
 
+_NOT_IN_FINGERPRINT = frozenset({"key", "watermark"})  # watermark: folded into extra_body
+
+
 def request_fingerprint(request: GenerationRequest) -> str:
     """A digest of what the request asks for (its content, not its ``key``)."""
     content = {
         field.name: _canonical(getattr(request, field.name))
         for field in attrs.fields(GenerationRequest)
-        if field.name != "key"
+        if field.name not in _NOT_IN_FINGERPRINT
     }
+    if request.watermark is not None:
+        # sent in extra_body before it was a field: the same body, the same digest
+        extra = {"watermark": request.watermark, **(request.extra_body or {})}
+        content["extra_body"] = _canonical(extra)
     text = json.dumps(content, sort_keys=True, default=repr, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -145,9 +152,13 @@ class Journal:
         self.path = Path(path)
         self.resend_uncertain = resend_uncertain
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute(_SCHEMA)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute(_SCHEMA)
+        except BaseException:
+            self._conn.close()  # not a journal (or unwritable): leave no connection behind
+            raise
         self._limiter = anyio.CapacityLimiter(1)
 
     def __repr__(self) -> str:
@@ -297,8 +308,11 @@ class Journal:
         """Whether an error ends a generation for good (journaled as ``failed``).
 
         ``ClientClosed``, ``GenerationTimeout`` from a local wait and ``GenerationCancelled``
-        are not: the generation may still finish, and the next run tracks it again.
+        are not: the generation may still finish, and the next run tracks it again. Nor is
+        ``UnusableVideo``: the video was made and paid for, and the next run reads it again.
         """
+        if isinstance(error, UnusableVideo):
+            return False
         return isinstance(error, GenerationFailed) or (
             isinstance(error, ChuiziError) and getattr(error, "status_code", None) == 404
         )

@@ -2,12 +2,13 @@
 
 Everything here is frozen: a parsed answer never changes. Parsing is forgiving about extra
 fields, envelopes (``{"data": {...}}``) and the two status vocabularies of the provider's two
-documents, and strict about what it needs: a missing id or video URL is a
-``ResponseFormatError``, never a ``KeyError``.
+documents, and strict about what it needs: a missing id is a ``ResponseFormatError``, a done
+generation without a video URL an ``UnreadableVideo``, never a ``KeyError``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -18,9 +19,10 @@ from typing import Any, Literal
 
 import attrs
 
-from ._exceptions import GenerationFailed, InvalidRequest, ResponseFormatError
+from ._exceptions import InvalidRequest, ResponseFormatError, UnreadableVideo, UnusableVideo
 
 __all__ = [
+    "BillingRecord",
     "ErrorInfo",
     "GenerationRequest",
     "GenerationState",
@@ -29,9 +31,11 @@ __all__ = [
     "KeyInfo",
     "RemoteModel",
     "Video",
-    "UnusableVideo",
     "WrongRoute",
+    "excerpt",
+    "find_video_url",
     "is_web_url",
+    "parse_billing",
     "parse_key_info",
     "parse_models",
     "parse_status",
@@ -77,6 +81,7 @@ class GenerationRequest:
         default=None, converter=_freeze_images
     )
     video: str | None = None
+    watermark: bool | None = None
 
     @classmethod
     def coerce(cls, value: GenerationRequest | Mapping[str, Any]) -> GenerationRequest:
@@ -126,6 +131,21 @@ class Video:
 
 
 @attrs.frozen(kw_only=True)
+class BillingRecord:
+    """The gateway's billing record of one generation (``GET /v1/generation?id=``).
+
+    The API reference records the cost once the task completes: ``cost`` is None while the
+    record (or a status answer in its place, on a deployment that follows the guide) has none.
+    """
+
+    id: str
+    cost: Decimal | None = None
+    model: str | None = None
+    latency_ms: int | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+
+@attrs.frozen(kw_only=True)
 class GenerationStatus:
     """One status answer. ``status`` is the server's own word, ``state`` its meaning."""
 
@@ -144,11 +164,16 @@ class GenerationStatus:
 
 @attrs.frozen(kw_only=True)
 class KeyInfo:
-    """The key's balance and limits (``GET /v1/key/info``), from either documented shape."""
+    """The key's balance and limits (``GET /v1/key/info``), from either documented shape.
+
+    ``daily_limit`` is the daily spend cap in US dollars (the ``data`` shape's);
+    ``daily_requests`` the older shape's ``rate_limit.daily``, a number of requests a day.
+    """
 
     balance: Decimal | None
     rpm_limit: int | None = None
     daily_limit: Decimal | None = None
+    daily_requests: int | None = None
     allowed_models: tuple[str, ...] | None = None
     currency: str | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
@@ -164,13 +189,6 @@ class RemoteModel:
     pricing: Mapping[str, Any] = attrs.field(factory=dict, eq=False)
     created: int | None = None
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
-
-
-class UnusableVideo(GenerationFailed):
-    """Reported done, with a video URL no client should follow (``javascript:``, ``file:``)."""
-
-    def __init__(self, generation_id: str | None, message: str) -> None:
-        super().__init__(generation_id, message, "unusable_video_url")
 
 
 class WrongRoute(Exception):
@@ -264,7 +282,11 @@ def _state_of(word: str) -> GenerationState:
 
 
 def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
-    """A status answer of either route, or ``WrongRoute`` when it reports no status."""
+    """A status answer of either route, or ``WrongRoute`` when it reports no status.
+
+    A final status word with no video URL (``UnreadableVideo``) or an unsafe one
+    (``UnusableVideo``) is an error, raised with an excerpt of the answer.
+    """
     body = _unwrap(raw)
     word = _str(body.get("status"))
     if word is None:
@@ -274,7 +296,7 @@ def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
     created = _int(body.get("created"))
     video = error = None
     if state == "completed":
-        video = _parse_video(body, gen_id, created)
+        video = _parse_video(body, gen_id, created, raw, word)
     elif state == "failed":
         err = _dict(body.get("error")) or {}
         message = _str(err.get("message")) or _str(body.get("error")) or "generation failed"
@@ -284,14 +306,76 @@ def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
     )
 
 
-def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Video:
-    output = _dict(body.get("output")) or {}
-    url = _str(output.get("video_url")) or _str(body.get("video_url")) or _str(output.get("url"))
+def _first(value: object) -> dict[str, Any] | str | None:
+    """The first video of a list: an object, or the URL itself."""
+    if not isinstance(value, list) or not value:
+        return None
+    head = value[0]
+    return head if isinstance(head, (dict, str)) else None
+
+
+def _url_of(holder: dict[str, Any] | str | None) -> str | None:
+    if isinstance(holder, str):
+        return _str(holder)
+    if holder is None:
+        return None
+    return _str(holder.get("video_url")) or _str(holder.get("url"))
+
+
+def find_video_url(body: Mapping[str, Any]) -> str | None:
+    """The video URL of a done answer (its ``data`` envelope unwrapped), or None.
+
+    Looked for where the two documents and OpenAI-compatible gateways put it, in this order:
+    ``output.video_url``, ``output.url``, ``video_url``, ``url``, the same two under ``data``,
+    then the first of a list of videos (``output.videos``, ``output``, ``videos``, ``data``),
+    a URL or an object with ``video_url`` or ``url``. Nowhere else: a guess could pick up a
+    thumbnail or the source image.
+    """
+    output = body.get("output")
+    data = body.get("data")
+    return (
+        _url_of(_dict(output))
+        or _url_of(_dict(body))
+        or _url_of(_dict(data))
+        or _url_of(_first((_dict(output) or {}).get("videos")))
+        or _url_of(_first(output))
+        or _url_of(_first(body.get("videos")))
+        or _url_of(_first(data))
+    )
+
+
+_KEY_LIKE = re.compile(r"\b((?:ck|sk)-|Bearer\s+)[A-Za-z0-9_\-]{6,}")
+EXCERPT_CHARS = 200
+
+
+def excerpt(raw: object, limit: int = EXCERPT_CHARS) -> str:
+    """The start of an answer as compact JSON, for an error message; keys redacted."""
+    try:
+        text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = f"<{type(raw).__name__}>"
+    text = _KEY_LIKE.sub(lambda m: m.group(1) + "***", text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _parse_video(
+    body: dict[str, Any], gen_id: str, created: int | None, raw: object, word: str
+) -> Video:
+    url = find_video_url(body)
     if url is None:
-        raise ResponseFormatError(f"{gen_id} is reported done but the answer has no video URL")
+        shown = excerpt(raw)
+        raise UnreadableVideo(
+            gen_id,
+            f"reported {word!r} but the answer has no video URL where the documents put it "
+            "(output.video_url, output.url, video_url, url, data, a list of videos); "
+            f"the server sent: {shown}",
+            excerpt=shown,
+        )
     if not is_web_url(url):
         raise UnusableVideo(
-            gen_id, f"the server gave a video URL that is not http(s): {url[:80]!r}"
+            gen_id,
+            f"the server gave a video URL that is not http(s): {url[:80]!r}",
+            excerpt=excerpt(raw),
         )
     usage = _dict(body.get("usage")) or {}
     extra = _dict(body.get("x_chuizi")) or {}
@@ -303,6 +387,19 @@ def _parse_video(body: dict[str, Any], gen_id: str, created: int | None) -> Vide
         cost=_decimal(extra.get("cost", body.get("cost"))),
         latency_ms=_int(extra.get("latency_ms", body.get("latency_ms"))),
         created=created,
+        raw=body,
+    )
+
+
+def parse_billing(raw: object, *, requested_id: str) -> BillingRecord:
+    """The billing record, or the guide's status answer on the same route: the cost either way."""
+    body = _unwrap(raw)
+    extra = _dict(body.get("x_chuizi")) or {}
+    return BillingRecord(
+        id=_str(body.get("id")) or requested_id,
+        cost=_decimal(extra.get("cost", body.get("cost"))),
+        model=_str(body.get("model")),
+        latency_ms=_int(extra.get("latency_ms", body.get("latency_ms"))),
         raw=body,
     )
 
@@ -337,7 +434,8 @@ def parse_key_info(raw: object) -> KeyInfo:
     return KeyInfo(
         balance=_decimal(body.get("balance")),
         rpm_limit=_int(body.get("rpm_limit", limits.get("rpm"))),
-        daily_limit=_decimal(body.get("daily_limit", limits.get("daily"))),
+        daily_limit=_decimal(body.get("daily_limit")),
+        daily_requests=_int(limits.get("daily")),
         allowed_models=models,
         currency=_str(body.get("currency")),
         raw=body,

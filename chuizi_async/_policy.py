@@ -60,6 +60,11 @@ def _non_negative_optional(
         raise InvalidRequest(f"PollPolicy.{attribute.name} must be >= 0 seconds, not {value!r}")
 
 
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise InvalidRequest(f"PollPolicy.{attribute.name} must be >= 0 seconds, not {value!r}")
+
+
 @attrs.frozen
 class PollPolicy:
     """How the client checks pending generations. Seconds throughout.
@@ -79,6 +84,10 @@ class PollPolicy:
     :param time_scale: divides every delay the client chooses by itself (the delays above,
         the model priors, retry backoff, 429 pauses without ``Retry-After``); for simulators
         that compress time: ``FakeChuizi(speed=100)`` pairs with ``time_scale=100``.
+    :param not_found_grace: a 404 for a generation this young (from its acceptance, or from
+        ``track()``) means "not visible yet": a gateway may lag behind the id it just gave out.
+        It is checked again; after this long a 404 is a ``NotFoundError``. Scaled by
+        ``time_scale``.
     """
 
     first_poll_after: float | None = attrs.field(default=None, validator=_non_negative_optional)
@@ -90,6 +99,7 @@ class PollPolicy:
     max_requests_per_second: float | None = attrs.field(default=None, validator=_optional_positive)
     give_up_after: float = attrs.field(default=3600.0, validator=_positive)
     time_scale: float = attrs.field(default=1.0, validator=_positive)
+    not_found_grace: float = attrs.field(default=30.0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.jitter < 1:

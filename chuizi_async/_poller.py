@@ -4,6 +4,11 @@ Pending generations sit in one heap of next-check times. The poller sleeps until
 is due (no request at all while nothing is pending), runs due checks with at most
 ``max_in_flight`` status requests at once, and reschedules or resolves each handle from the
 answer. The request budget (shared with submissions) paces and pauses it on 429.
+
+A 404 for a generation younger than ``not_found_grace`` means "not visible yet" (a gateway's
+read-after-write lag) and is checked again like a transient failure. A handle that wants its
+cost (a batch with ``max_cost``, the CLI's results) and finishes with none in its status
+answer is resolved once its billing record was read, by a lookup of its own, off the workers.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
+from decimal import Decimal
 
 import anyio
+import anyio.abc
 import attrs
 
 from ._clock import now
@@ -25,20 +32,27 @@ from ._exceptions import (
     ChuiziError,
     GenerationFailed,
     GenerationTimeout,
+    NotFoundError,
     RateLimitError,
     ServerError,
+    UnusableVideo,
 )
 from ._generation import Generation
-from ._models import GenerationStatus
+from ._models import GenerationStatus, Video
 from ._policy import Schedule
+from ._responses import request_id_note
 
 __all__ = ["Poller", "PollerStats", "is_transient"]
 
 logger = logging.getLogger("chuizi_async")
 
 _IN_FLIGHT = -math.inf  # the due time of a handle whose check is under way
+REREADS = 2
+"""How often a done answer without a usable video is read again (it may have been torn, or
+read from a replica that lags) before the handle fails with it."""
 
 StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus]]
+CostFetcher = Callable[[str], Awaitable[Decimal | None]]
 
 
 def is_transient(exc: ChuiziError) -> bool:
@@ -66,6 +80,8 @@ class Poller:
     schedule: Schedule
     give_up_after: float
     max_in_flight: int
+    not_found_grace: float = 0.0
+    billed_cost: CostFetcher | None = None
     stats: PollerStats = attrs.field(factory=PollerStats)
     _heap: list[tuple[float, int, Generation]] = attrs.field(factory=list, init=False)
     _tracked: dict[str, Generation] = attrs.field(factory=dict, init=False)
@@ -77,11 +93,16 @@ class Poller:
         factory=collections.Counter, init=False
     )
     _lead: anyio.Lock = attrs.field(factory=lambda: anyio.Lock(fast_acquire=True), init=False)
+    _rereads: dict[str, int] = attrs.field(factory=dict, init=False)  # by id, while unusable
     # one bound method for every handle (a handle's own would cost memory per generation)
     _forget_resolved: Callable[[Generation], None] = attrs.field(init=False)
+    _tasks: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
+    _billing: dict[Generation, Video] = attrs.field(factory=dict, init=False)
+    _billing_limiter: anyio.CapacityLimiter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._forget_resolved = self._forget
+        self._billing_limiter = anyio.CapacityLimiter(self.max_in_flight)
 
     # -- the schedule ----------------------------------------------------------------------
 
@@ -107,6 +128,8 @@ class Poller:
         if handle.id is not None and self._tracked.get(handle.id) is handle:
             del self._tracked[handle.id]
             self._per_model[handle.model] -= 1
+            if self._rereads:
+                self._rereads.pop(handle.id, None)
         if handle._scout and not self._closing and self.schedule.scout_ended(handle.model):
             self._promote_scout(handle.model)
 
@@ -174,6 +197,7 @@ class Poller:
         the lead: one timer per client, however many workers.
         """
         async with anyio.create_task_group() as tg:
+            self._tasks = tg
             for _ in range(self.max_in_flight):
                 tg.start_soon(self._work)
 
@@ -211,6 +235,8 @@ class Poller:
                 start = self.schedule.learn(handle.model, video.latency_ms / 1000.0)
                 if start is not None:
                     self._pull_in(handle.model, start)
+            if video.cost is None and handle._wants_cost and self._look_up_cost(handle, video):
+                return
             self._resolve(handle, video)
         elif status.state == "failed":
             error = status.error
@@ -230,16 +256,62 @@ class Poller:
             )
             self._reschedule(handle, delay)
 
+    def _look_up_cost(self, handle: Generation, video: Video) -> bool:
+        """Resolve ``handle`` once its billing record is read; False if there is no way to."""
+        if self.billed_cost is None or self._tasks is None or handle.id is None:
+            return False
+        self._billing[handle] = video
+        self._tasks.start_soon(self._fill_cost, handle, video, self.billed_cost)
+        return True
+
+    async def _fill_cost(self, handle: Generation, video: Video, billed_cost: CostFetcher) -> None:
+        assert handle.id is not None
+        cost = None
+        try:
+            async with self._billing_limiter:
+                cost = await billed_cost(handle.id)
+        except Exception:  # the video is there either way: never lose it to a bug
+            logger.exception("unexpected error reading the cost of %s", handle.id)
+        self._billing.pop(handle, None)
+        self._resolve(handle, video if cost is None else attrs.evolve(video, cost=cost))
+
+    def _not_visible_yet(self, handle: Generation, exc: ChuiziError) -> bool:
+        """A 404 just after acceptance: the gateway may not show the id it gave out yet."""
+        return (
+            isinstance(exc, NotFoundError) and now() - handle._submitted_at < self.not_found_grace
+        )
+
     def _on_error(self, handle: Generation, exc: ChuiziError) -> None:
-        if not is_transient(exc):
-            logger.info("status check of %s failed: %s", handle.id, exc)
+        if isinstance(exc, UnusableVideo) and self._reread(handle, exc):
+            return
+        if not is_transient(exc) and not self._not_visible_yet(handle, exc):
+            logger.info("status check of %s failed: %s%s", handle.id, exc, request_id_note(exc))
             self._resolve(handle, exc)
             return
         self.stats.transient_failures += 1
         handle._failures += 1
-        logger.debug("status check of %s failed, checking again later: %s", handle.id, exc)
+        logger.debug(
+            "status check of %s failed, checking again later: %s%s",
+            handle.id,
+            exc,
+            request_id_note(exc),
+        )
         if not self._gave_up(handle):
             self._reschedule(handle, self.schedule.retry_delay(handle._failures))
+
+    def _reread(self, handle: Generation, exc: UnusableVideo) -> bool:
+        """Whether a done answer without a usable video is read again before it is final."""
+        assert handle.id is not None
+        count = self._rereads.get(handle.id, 0)
+        if count >= REREADS:
+            return False
+        self._rereads[handle.id] = count + 1
+        logger.debug(
+            "%s: reading the answer again (%d of %d): %s", handle.id, count + 1, REREADS, exc
+        )
+        if not self._gave_up(handle):
+            self._reschedule(handle, self.schedule.retry_delay(count + 1))
+        return True
 
     def _gave_up(self, handle: Generation) -> bool:
         waited = now() - handle._submitted_at
@@ -263,6 +335,9 @@ class Poller:
     def close(self, make_error: Callable[[Generation], BaseException]) -> list[Generation]:
         """Resolve every pending handle with ``make_error(handle)``; returns them."""
         self._closing = True
+        for handle, video in list(self._billing.items()):
+            self._resolve(handle, video)  # done: only its cost is missing
+        self._billing.clear()
         pending = self.pending
         for handle in pending:
             handle._resolve(make_error(handle))

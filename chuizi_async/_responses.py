@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from ._exceptions import APIError, ResponseFormatError, error_for_status
+from ._retries import header
 from ._transport import Response
 
-__all__ = ["decode_json", "error_from_response"]
+__all__ = ["decode_json", "error_from_response", "request_id_note"]
 
 
 def decode_json(response: Response) -> object:
@@ -22,7 +23,10 @@ def decode_json(response: Response) -> object:
 
 
 def error_from_response(response: Response) -> APIError:
-    """The typed error for a non-2xx answer: the JSON ``error`` when there is one."""
+    """The typed error for a non-2xx answer: the JSON ``error`` when there is one.
+
+    Its ``request_id`` is the server's ``X-Request-Id`` echo, else the id the request carried.
+    """
     message = error_type = code = None
     try:
         body = json.loads(response.content)
@@ -40,4 +44,13 @@ def error_from_response(response: Response) -> APIError:
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
         what = "an empty answer" if not response.content else f"a {kind} answer"
         message = f"HTTP {response.status} with {what} (a proxy or gateway error?)"
-    return error_for_status(response.status, message, error_type, code=code)
+    request_id = header(response.headers, "X-Request-Id") or response.request_id
+    return error_for_status(
+        response.status, message, error_type, code=code, request_id=request_id or None
+    )
+
+
+def request_id_note(exc: BaseException) -> str:
+    """`` [request id req_...]`` for a log line about an error that has one, else ``""``."""
+    request_id = getattr(exc, "request_id", None)
+    return f" [request id {request_id}]" if request_id else ""

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from ._exceptions import APIError, InvalidRequest, NotFoundError
 from ._models import GenerationStatus, WrongRoute, parse_status
 
-__all__ = ["ROUTES", "StatusRoute", "StatusRoutes"]
+__all__ = ["ROUTES", "StatusRoute", "StatusRoutes", "billing_path"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -35,6 +35,11 @@ def _path(route: StatusRoute, gen_id: str) -> str:
     if route == "videos":
         return f"/videos/{quoted}"
     return f"/generation?id={quoted}"
+
+
+def billing_path(gen_id: str) -> str:
+    """The billing record of a generation: the guide's status route, on either deployment."""
+    return _path("generation", gen_id)
 
 
 class StatusRoutes:
@@ -66,22 +71,28 @@ class StatusRoutes:
                 ) from None
         # No lock: a slow answer must not hold every other check. The first answer that
         # reports a status fixes the route; until then concurrent checks may probe too.
-        not_found = 0
+        not_found: NotFoundError | None = None
         order: tuple[StatusRoute, ...] = ("generation", "videos")
         for route in reversed(order) if self._hint == "videos" else order:
             try:
                 status = await self._fetch_on(route, gen_id, get)
             except WrongRoute:
                 continue
-            except NotFoundError:
-                not_found += 1
+            except NotFoundError as exc:
+                not_found = exc
                 continue
             if self.route == "auto":
                 logger.info("status route learned: %s", route)
                 self.route = route
             return status
-        if not_found:
-            raise NotFoundError(404, f"generation {gen_id} was not found on either status route")
+        if not_found is not None:
+            raise NotFoundError(
+                404,
+                f"generation {gen_id} was not found on either status route",
+                not_found.error_type,
+                code=not_found.code,
+                request_id=not_found.request_id,  # the last answer's
+            )
         raise APIError(
             200, f"neither status route reports the status of {gen_id}: is base_url the video API?"
         )

@@ -35,6 +35,7 @@ from ._exceptions import (
 __all__ = [
     "EXCEPTION_MAP",
     "MAX_BODY_BYTES",
+    "REQUEST_ID_HEADER",
     "AiohttpTransport",
     "Request",
     "Response",
@@ -46,6 +47,7 @@ __all__ = [
 logger = logging.getLogger("chuizi_async")
 
 MAX_BODY_BYTES = 1024 * 1024
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
 @attrs.frozen(kw_only=True)
@@ -61,12 +63,13 @@ class Request:
 
 @attrs.frozen(kw_only=True)
 class Response:
-    """A whole answer, body read."""
+    """A whole answer, body read. ``request_id``: the ``X-Request-Id`` the request carried."""
 
     status: int
     headers: Mapping[str, str] = attrs.field(repr=False)
     content: bytes = attrs.field(repr=False)
     url: str = ""
+    request_id: str | None = None
 
 
 class Transport(Protocol):
@@ -201,8 +204,9 @@ class AiohttpTransport:
 
     async def send(self, request: Request) -> Response:
         debug = logger.isEnabledFor(logging.DEBUG)
+        request_id = request.headers.get(REQUEST_ID_HEADER)
         if debug:
-            logger.debug("-> %s %s", request.method, redact(request.url))
+            logger.debug("-> %s %s [%s]", request.method, redact(request.url), request_id)
         with map_exceptions(request.url):
             async with self._open(request) as resp:
                 if self._fits(resp):
@@ -211,8 +215,13 @@ class AiohttpTransport:
                     content = await self._read_capped(resp, request.url)
                 status, headers = resp.status, resp.headers
         if debug:
-            logger.debug("<- %s %s (%d bytes)", status, redact(request.url), len(content))
-        return Response(status=status, headers=headers, content=content, url=request.url)
+            echo = headers.get(REQUEST_ID_HEADER) or request_id
+            logger.debug(
+                "<- %s %s (%d bytes) [%s]", status, redact(request.url), len(content), echo
+            )
+        return Response(
+            status=status, headers=headers, content=content, url=request.url, request_id=request_id
+        )
 
     def _open(self, request: Request) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         timeout = self._timeouts.get(request.timeout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
+import re
 from typing import Any
 
 import anyio
@@ -15,7 +16,7 @@ from ._models import GenerationRequest, ImageInput
 
 __all__ = ["build_body", "validate"]
 
-_ASPECT_RATIOS = frozenset({"16:9", "9:16", "1:1"})
+_ASPECT_RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")  # W:H; which ones a model takes is its own
 _MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 
@@ -25,11 +26,14 @@ def validate(request: GenerationRequest) -> None:
         raise InvalidRequest("model must be a non-empty string such as 'google/veo-3.1-fast'")
     if not isinstance(request.prompt, str) or not request.prompt.strip():
         raise InvalidRequest("prompt must not be blank: describe the video to generate")
-    if request.aspect_ratio is not None and request.aspect_ratio not in _ASPECT_RATIOS:
+    ratio = request.aspect_ratio
+    if ratio is not None and not (isinstance(ratio, str) and _ASPECT_RATIO.fullmatch(ratio)):
         raise InvalidRequest(
-            f"aspect_ratio {request.aspect_ratio!r} is not one of "
-            f"{', '.join(sorted(_ASPECT_RATIOS))}"
+            f"aspect_ratio must be width:height in whole numbers, such as '16:9', '9:16' or "
+            f"'1:1', not {ratio!r}"
         )
+    if request.watermark is not None and not isinstance(request.watermark, bool):
+        raise InvalidRequest(f"watermark must be True or False, not {request.watermark!r}")
     info = lookup_model(request.model)
     duration = request.duration
     if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
@@ -91,6 +95,8 @@ async def build_body(request: GenerationRequest) -> dict[str, Any]:
         body["aspect_ratio"] = request.aspect_ratio
     if request.resolution is not None:
         body["resolution"] = request.resolution
+    if request.watermark is not None:
+        body["watermark"] = request.watermark
     if request.image is not None:
         body["image_url"] = await _image_reference(request.image, "image")
     if request.reference_images:

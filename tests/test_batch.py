@@ -1,4 +1,4 @@
-"""Batches: generate_many (input order), as_completed (completion order), concurrency, 402."""
+"""Batches: generate_many (input order), as_completed (completion order), concurrency, 402/403."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 import chuizi_async as ca
+from chuizi_async._batch import stops_batch, stops_model
 from chuizi_async.testing import FakeChuizi
 
 from .conftest import ClientFactory, wait_until
@@ -193,7 +194,7 @@ async def test_402_in_as_completed_reports_unsent_requests_and_finishes_accepted
     assert sorted(outcomes) == ["InsufficientBalanceError"] * 4 + ["video"] * 2
 
 
-async def test_403_fails_only_the_requests_of_a_forbidden_model(
+async def test_a_403_for_a_model_stops_only_that_models_submissions(
     make_client: ClientFactory,
 ) -> None:
     async with (
@@ -202,10 +203,81 @@ async def test_403_fails_only_the_requests_of_a_forbidden_model(
     ):
         results = await client.generate_many(
             [{"model": VEO, "prompt": "ok"}, {"model": "google/veo-3.1", "prompt": "no"}] * 3,
+            concurrency=1,
             return_exceptions=True,
         )
     kinds = [type(r).__name__ for r in results]
     assert kinds == ["Video", "PermissionDeniedError"] * 3
+    assert sim.counters.submissions == 4  # three of the allowed model, one refused, none after
+    refused = [r for r in results if isinstance(r, ca.PermissionDeniedError)]
+    assert all(r.status_code == 403 and "not allowed" in r.message for r in refused)
+
+
+async def test_a_403_for_a_model_in_as_completed_names_the_model(
+    make_client: ClientFactory,
+) -> None:
+    forbidden = "google/veo-3.1"
+    async with (
+        FakeChuizi(speed=1000, allowed_models={VEO}) as sim,
+        make_client(sim=sim) as client,
+        client.as_completed(
+            [{"model": forbidden, "prompt": f"no {i}"} for i in range(4)] + _requests(4),
+            concurrency=1,
+        ) as results,
+    ):
+        outcomes = [type(h.exception()).__name__ async for h in results]
+        assert list(results.stopped_models) == [forbidden]
+        assert results.stopped_by is None
+    assert sorted(outcomes) == ["NoneType"] * 4 + ["PermissionDeniedError"] * 4
+    assert sim.counters.submissions == 5
+
+
+async def test_a_403_daily_limit_stops_the_batch_like_a_402(make_client: ClientFactory) -> None:
+    async with (
+        FakeChuizi(speed=1000, daily_limit=Decimal("0.75")) as sim,  # five 5 s clips at 0.15
+        make_client(sim=sim) as client,
+    ):
+        results = await client.generate_many(
+            [{"model": VEO, "prompt": f"p{i}", "duration": 5} for i in range(12)],
+            concurrency=1,
+            return_exceptions=True,
+        )
+        async with client.as_completed(_requests(3), concurrency=1) as later:
+            outcomes = [h.exception() async for h in later]
+            assert isinstance(later.stopped_by, ca.PermissionDeniedError)
+    videos = [r for r in results if isinstance(r, ca.Video)]
+    refused = [r for r in results if isinstance(r, ca.PermissionDeniedError)]
+    assert len(videos) == 5 and len(refused) == 7
+    assert all(r.code == "daily_limit_exceeded" for r in refused)
+    assert sim.counters.submissions == 6 + 1  # five accepted, one refused, none after; then one
+    assert all(isinstance(e, ca.PermissionDeniedError) for e in outcomes)
+
+
+@pytest.mark.parametrize(
+    ("error", "batch", "model"),
+    [
+        (ca.InsufficientBalanceError(402, "top up", "insufficient_quota"), True, False),
+        (
+            ca.PermissionDeniedError(403, "cap", "permission_error", code="daily_limit_exceeded"),
+            True,
+            False,
+        ),
+        (ca.PermissionDeniedError(403, "cap", "daily_limit_exceeded"), True, False),
+        (
+            ca.PermissionDeniedError(403, "no", "permission_error", code="model_not_allowed"),
+            False,
+            True,
+        ),
+        (ca.PermissionDeniedError(403, "no", "permission_error", code="403"), False, True),
+        (ca.BadRequestError(400, "bad"), False, False),
+        (ca.NotFoundError(404, "unknown model", code="model_not_found"), False, False),
+        (ca.ServerError(500, "oops"), False, False),
+    ],
+)
+def test_which_refusals_stop_the_batch_or_the_model(
+    error: ca.APIError, batch: bool, model: bool
+) -> None:
+    assert (stops_batch(error), stops_model(error)) == (batch, model)
 
 
 async def test_300_mixed_generations_resolve_to_their_own_true_outcome(

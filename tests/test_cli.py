@@ -26,6 +26,7 @@ import pytest_asyncio
 
 import chuizi_async as ca
 from chuizi_async._cli import main
+from chuizi_async._cli_batch import parse_line
 from chuizi_async._cli_progress import LiveDisplay, Tally, format_duration
 from chuizi_async.testing import FakeChuizi, Faults
 
@@ -162,7 +163,17 @@ async def test_batch_statuses_and_nothing_sent_for_invalid_lines(
         "with extras",
     ]
     bodies = {r.json["prompt"]: r.json for r in sim.requests_log if r.method == "POST"}
-    assert bodies["with extras"]["watermark"] is False  # an unknown field goes into the body as is
+    assert bodies["with extras"]["watermark"] is False  # a known field, sent as given
+
+
+def test_watermark_is_read_as_a_known_field_and_must_be_a_boolean() -> None:
+    base = '{"model": "google/veo-3.1-fast", "prompt": "a cat", '
+    good = parse_line(base + '"watermark": true}', 1, model=None, duration=None)
+    assert good.request is not None and good.request.watermark is True
+    assert good.request.extra_body is None
+    bad = parse_line(base + '"watermark": "no"}', 2, model=None, duration=None)
+    assert bad.request is None
+    assert bad.invalid == "watermark must be true or false, not 'no'"
 
 
 async def test_plain_text_prompts_with_model_and_duration(
@@ -281,6 +292,43 @@ def test_retry_submissions_must_be_idempotent_or_safe(
     assert "--retry-submissions" in capsys.readouterr().err
 
 
+async def test_a_403_daily_limit_reports_the_rest_as_not_submitted(
+    sim: FakeChuizi, tmp_path: Path
+) -> None:
+    sim.daily_limit = Decimal("0.20")  # one $0.15 clip, then 403 daily_limit_exceeded
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(3)),
+    )
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "-o", str(out), "--concurrency", "1", *FAST) == 1
+    results = read_results(out)
+    assert [r["status"] for r in results] == ["completed", "not_submitted", "not_submitted"]
+    assert {r["error"]["type"] for r in results[1:]} == {"permission_error"}
+    assert sim.counters.submissions == 2
+
+
+async def test_the_results_file_has_the_billed_cost_when_the_status_has_none(
+    sim: FakeChuizi, tmp_path: Path
+) -> None:
+    sim.dialect = "reference"
+    sim.cost_in_status = False
+    sim.billing_after_completion = True
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}", "duration": 5} for n in range(3)),
+    )
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "-o", str(out), *FAST) == 0
+    results = read_results(out)
+    assert [Decimal(r["cost"]) for r in results] == [Decimal("0.15")] * 3
+    billing = [r for r in sim.requests_log if r.path == "/v1/generation"]
+    assert sorted(r.query["id"] for r in billing) == sorted(r["id"] for r in results)
+    requests = sim.counters.requests
+    assert await cli("batch", str(source), "-o", str(out), *FAST) == 0  # from the journal
+    assert read_results(out) == results and sim.counters.requests == requests
+
+
 # -- usage errors ----------------------------------------------------------------------------
 
 
@@ -351,6 +399,7 @@ async def test_status(sim: FakeChuizi, capsys: pytest.CaptureFixture[str]) -> No
     assert entries[0]["video_url"].endswith(".mp4") and entries[0]["cost"]
     assert entries[1]["error"]["message"] == "Upstream generation failed"
     assert entries[2]["error"]["type"] == "not_found"
+    assert entries[2]["error"]["request_id"].startswith("req_")  # to quote to support
 
 
 def test_models(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from decimal import Decimal
+from pathlib import Path
+from typing import Literal
 
 import anyio
 import pytest
@@ -107,15 +110,16 @@ async def test_submit_sends_the_json_body_and_an_idempotency_key(
     client: ca.Client, server: FakeChuizi
 ) -> None:
     await client.submit(
-        VEO, "a fox", duration=4, aspect_ratio="9:16", extra_body={"watermark": False}
+        VEO, "a fox", duration=4, aspect_ratio="4:3", watermark=False, extra_body={"seed": 7}
     )
     (post,) = [r for r in server.requests_log if r.method == "POST"]
     assert post.json == {
         "model": VEO,
         "prompt": "a fox",
         "duration": 4,
-        "aspect_ratio": "9:16",
+        "aspect_ratio": "4:3",
         "watermark": False,
+        "seed": 7,
     }
     key = post.header("Idempotency-Key")
     assert key is not None and len(key) >= 16
@@ -199,6 +203,93 @@ async def test_an_html_502_becomes_a_clear_server_error(
     async with make_client(max_retries=0) as client:
         with pytest.raises(ca.ServerError, match="502 with a text/html answer"):
             await client.submit(VEO, "a cat")
+
+
+@pytest.mark.parametrize(
+    ("knobs", "model", "error", "code"),
+    [
+        ({"client_key": "ck-" + "0" * 32}, VEO, ca.AuthenticationError, "invalid_api_key"),
+        ({"balance": "0.01"}, VEO, ca.InsufficientBalanceError, "insufficient_quota"),
+        ({"daily_limit": "0.01"}, VEO, ca.PermissionDeniedError, "daily_limit_exceeded"),
+        ({"allowed_models": ["veo-3.1"]}, VEO, ca.PermissionDeniedError, "model_not_allowed"),
+        ({}, "acme/unknown-model", ca.NotFoundError, "model_not_found"),
+        ({"faults": Faults(rate_limited=1.0)}, VEO, ca.RateLimitError, "rate_limit_exceeded"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+async def test_an_api_error_carries_the_documented_code(
+    make_client: ClientFactory,
+    knobs: dict[str, object],
+    model: str,
+    error: type[ca.APIError],
+    code: str,
+) -> None:
+    knobs = dict(knobs)
+    key = knobs.pop("client_key", None)  # a key the server does not know
+    sim = FakeChuizi(speed=1000, **knobs)  # type: ignore[arg-type]
+    async with sim, make_client(sim=sim, api_key=key or sim.api_key, max_retries=0) as client:
+        with pytest.raises(error) as info:
+            await client.submit(model, "a cat")
+    assert info.value.code == code
+    assert sim.counters.generations_created == 0
+
+
+# -- request ids -------------------------------------------------------------------------------
+
+
+async def test_every_api_request_carries_a_fresh_request_id_and_the_media_host_gets_none(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    server.faults = Faults(server_error=0.3, retry_after=0.01)
+    async with make_client(max_retries=10) as client:
+        videos = await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(5)])
+        server.faults = None
+        assert isinstance(videos[0], ca.Video)
+        await client.download(videos[0], tmp_path)
+    ids = [r.header("X-Request-Id") for r in server.requests_log]
+    assert server.counters.faults["server_error"] > 0  # retries happened ...
+    assert all(i is not None and re.fullmatch(r"req_[0-9a-f]{16}", i) for i in ids)
+    assert len(set(ids)) == len(ids)  # ... each attempt under its own id
+    assert server.media_log and all(r.header("X-Request-Id") is None for r in server.media_log)
+
+
+async def test_an_api_error_carries_the_servers_request_id(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    async with make_client() as client:
+        with pytest.raises(ca.NotFoundError) as info:
+            await client.submit("acme/unknown-model", "a cat")
+    sent = server.requests_log[-1].header("X-Request-Id")
+    assert info.value.request_id is not None
+    assert info.value.request_id == sent  # the simulator echoes what it got
+
+
+async def test_without_an_echo_the_error_carries_the_request_id_that_was_sent(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.echo_request_id = False
+    async with make_client() as client:
+        with pytest.raises(ca.NotFoundError) as info:
+            await client.retrieve("gen-0000000000000000")
+    sent = {r.header("X-Request-Id") for r in server.requests_log}
+    assert info.value.request_id in sent
+
+
+async def test_a_retried_request_is_logged_with_its_request_id(
+    make_client: ClientFactory, server: FakeChuizi, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.faults = Faults(server_error=1.0, retry_after=0.01)
+    caplog.set_level(logging.DEBUG, logger="chuizi_async")
+    async with make_client(max_retries=1) as client:
+        with pytest.raises(ca.ServerError) as info:
+            await client.submit(VEO, "a cat")
+    first, last = (r.header("X-Request-Id") for r in server.requests_log)
+    assert info.value.request_id == last
+    messages = [r.getMessage() for r in caplog.records]
+    retry_lines = [m for m in messages if "retrying" in m]
+    assert retry_lines and f"[request id {first}]" in retry_lines[0]
+    assert any(m.startswith("-> POST") and f"[{last}]" in m for m in messages)
+    assert any(m.startswith("<- 500") and f"[{last}]" in m for m in messages)  # the echo
 
 
 # -- handles -----------------------------------------------------------------------------------
@@ -305,6 +396,52 @@ async def test_track_needs_an_open_client_and_a_real_id(make_client: ClientFacto
     async with client:
         with pytest.raises(ca.InvalidRequest):
             client.track("  ")
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        "output.video_url",
+        "output.url",
+        "video_url",
+        "url",
+        "data.video_url",
+        "output.videos[0].url",
+        "output[0].video_url",
+        "videos[0].url",
+        "videos[0].video_url",
+        "data[0].url",
+    ],
+)
+@pytest.mark.parametrize("dialect", ["guide", "reference"])
+async def test_the_video_is_found_in_every_place_the_documents_use(
+    make_client: ClientFactory, place: str, dialect: Literal["guide", "reference"]
+) -> None:
+    sim = FakeChuizi(speed=1000, seed=3, video_url_at=place, dialect=dialect)
+    async with sim, make_client(sim=sim) as client:
+        video = await client.generate(VEO, "a cat watching rain")
+    assert video.url == f"{sim.media_base_url}/videos/{video.id}.mp4"
+
+
+async def test_a_done_answer_with_the_video_elsewhere_fails_fast_and_shows_the_answer(
+    make_client: ClientFactory,
+) -> None:
+    async with (
+        FakeChuizi(speed=1000, seed=3, video_url_at="result.media.src", auto_complete=False) as sim,
+        make_client(sim=sim) as client,
+    ):
+        handle = await client.submit(VEO, "a cat watching rain")
+        assert handle.id is not None
+        sim.complete(handle.id)
+        with pytest.raises(ca.UnreadableVideo) as info:
+            await handle
+    error = info.value
+    assert error.generation_id == handle.id
+    assert '"result":{"media":{"src":"http' in str(error)
+    assert error.excerpt in str(error)
+    assert sim.api_key not in str(error)
+    # read again twice in case the answer was torn, then final: not an hour of polling
+    assert sim.counters.status_checks_by_id[handle.id] == 3
 
 
 async def test_retrieve_makes_one_status_request(client: ca.Client, server: FakeChuizi) -> None:

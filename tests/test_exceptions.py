@@ -26,6 +26,8 @@ ALL_ERRORS: list[type[ca.ChuiziError]] = [
     ca.ResponseFormatError,
     ca.GenerationError,
     ca.GenerationFailed,
+    ca.UnusableVideo,
+    ca.UnreadableVideo,
     ca.GenerationTimeout,
     ca.GenerationCancelled,
     ca.ClientClosed,
@@ -95,6 +97,12 @@ def test_status_errors_are_api_errors(cls: type[ca.APIError]) -> None:
 def test_generation_outcomes_are_generation_errors(cls: type[ca.GenerationError]) -> None:
     assert issubclass(cls, ca.GenerationError)
     assert not issubclass(cls, ca.APIError)
+
+
+def test_a_done_generation_without_a_usable_video_is_a_failed_generation() -> None:
+    assert issubclass(ca.UnreadableVideo, ca.UnusableVideo)
+    assert issubclass(ca.UnusableVideo, ca.GenerationFailed)
+    assert not issubclass(ca.UnusableVideo, ca.APIConnectionError)  # final, not transient
 
 
 def test_non_timeouts_are_not_timeout_errors() -> None:
@@ -193,6 +201,8 @@ def test_api_error_pickle_keeps_code_and_request_id() -> None:
         ca.GenerationCancelled("gen-3"),
         ca.ClientClosed("gen-4"),
         ca.GenerationError(None, "no id"),
+        ca.UnusableVideo("gen-5", "not http", excerpt='{"status":"completed"}'),
+        ca.UnreadableVideo("gen-6", "no video URL", excerpt='{"status":"succeeded"}'),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -204,6 +214,7 @@ def test_generation_errors_pickle_round_trip(error: ca.GenerationError) -> None:
     assert copy.message == error.message
     assert str(copy) == str(error)
     assert getattr(copy, "error_type", None) == getattr(error, "error_type", None)
+    assert getattr(copy, "excerpt", None) == getattr(error, "excerpt", None)
 
 
 @pytest.mark.parametrize(

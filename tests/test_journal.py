@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -11,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import chuizi_async as ca
+from chuizi_async._journal import request_fingerprint
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, wait_until
@@ -71,6 +74,41 @@ async def test_an_accepted_generation_is_tracked_by_id_not_submitted_again(
     journal.close()
     assert server.counters.submissions == 4
     assert {r.id for r in results2 if isinstance(r, ca.Video)} == set(server.generations)
+
+
+async def test_a_video_the_client_could_not_read_is_read_again_by_the_next_run(
+    client: ca.Client, server: FakeChuizi, tmp_path: Path
+) -> None:
+    journal = tmp_path / "batch.journal"
+    server.video_url_at = "result.media.src"  # a gateway that puts it where no document does
+    (first,) = await client.generate_many(_requests(1), journal=journal, return_exceptions=True)
+    assert isinstance(first, ca.UnreadableVideo)
+    server.video_url_at = "output.video_url"  # the gateway fixed (or the library taught)
+    (second,) = await client.generate_many(_requests(1), journal=journal)
+    assert isinstance(second, ca.Video)
+    assert second.id == first.generation_id  # the paid video, not a new one
+    assert server.counters.generations_created == 1
+
+
+async def test_accepted_generations_are_followed_up_whatever_max_cost_says(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    server.auto_complete = False
+    journal = ca.Journal(tmp_path / "j")
+    async with (
+        make_client() as first,
+        first.as_completed(_requests(3), journal=journal) as results,
+    ):
+        await wait_until(lambda: len(results.accepted) == 3)
+    for gen_id in list(server.generations):
+        server.complete(gen_id)
+    async with make_client() as second:
+        again = await second.generate_many(
+            _requests(4), journal=journal, max_cost=Decimal(0), return_exceptions=True
+        )
+    journal.close()
+    assert [type(r).__name__ for r in again] == ["Video"] * 3 + ["CostLimitExceeded"]
+    assert server.counters.submissions == 3
 
 
 async def test_an_interrupted_submission_is_resent_with_the_same_idempotency_key(
@@ -204,6 +242,28 @@ async def test_resend_uncertain_sends_it_again_with_the_same_key(
     assert server.counters.idempotent_replays == 1
 
 
+async def test_an_uncertain_request_stays_uncertain_when_a_rerun_stops_submitting(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    path = tmp_path / "j"
+    server.faults = Faults(drop_after_create_at={1})
+    lost = {"model": VEO, "prompt": "lost answer", "key": "lost"}
+    async with make_client(retry_submissions="safe") as client:
+        (first,) = await client.generate_many([lost], journal=path, return_exceptions=True)
+        assert isinstance(first, ca.SubmissionUncertain)
+        server.faults = None
+        server.balance = Decimal(0)  # the rerun's first submission answers 402
+        fresh = {"model": VEO, "prompt": "a cat", "key": "fresh"}
+        again = await client.generate_many(
+            [fresh, lost], journal=path, concurrency=1, return_exceptions=True
+        )
+    assert isinstance(again[0], ca.InsufficientBalanceError)
+    # not "not submitted": it went out once and may have created a generation
+    assert isinstance(again[1], ca.SubmissionUncertain)
+    assert again[1].idempotency_key == first.idempotency_key
+    assert server.counters.submissions == 2
+
+
 async def _died_on_the_wire(path: Path, key: str, idempotency_key: str) -> None:
     """The journal of a run killed while this request was on the wire."""
     with ca.Journal(path) as journal:
@@ -264,7 +324,7 @@ async def test_safe_mode_journals_a_refused_submission_as_not_sent_and_a_rerun_s
 
 
 def _journal_states(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return [row[0] for row in conn.execute("SELECT state FROM requests")]
 
 
@@ -296,7 +356,7 @@ async def test_kill_9_mid_batch_loses_nothing_and_pays_nothing_twice(
         states = _journal_states(journal)
         assert len(states) == n + 1 and set(states) == {"completed"}
         ids = {g.id for g in server.generations.values()}
-        with sqlite3.connect(journal) as conn:
+        with contextlib.closing(sqlite3.connect(journal)) as conn:
             journaled = {row[0] for row in conn.execute("SELECT generation_id FROM requests")}
         assert journaled == ids  # every clip the server made is in the journal, once
         for written in tmp_path.iterdir():  # the journal and its WAL files
@@ -330,3 +390,18 @@ async def test_kill_9_in_safe_mode_never_pays_twice_even_if_the_server_ignores_t
         # an uncertain one was on the wire at the kill: created or not, never twice
         assert server.counters.generations_created <= n + 1
         assert states.count("completed") + states.count("uncertain") == n + 1
+
+
+def test_a_request_keeps_the_fingerprint_earlier_versions_gave_it() -> None:
+    # a journal written before watermark was a field must still recognise its requests
+    plain = ca.GenerationRequest("google/veo-3.1-fast", "a cat", duration=5, aspect_ratio="16:9")
+    assert request_fingerprint(plain) == "7db015a20eb956eb25e9"
+    old_style = ca.GenerationRequest(
+        "google/veo-3.1-fast", "a cat", extra_body={"watermark": False, "seed": 1}
+    )
+    new_style = ca.GenerationRequest(
+        "google/veo-3.1-fast", "a cat", watermark=False, extra_body={"seed": 1}
+    )
+    assert request_fingerprint(old_style) == request_fingerprint(new_style)
+    assert request_fingerprint(new_style) == "e59f6692726f875554ed"
+    assert request_fingerprint(attrs.evolve(new_style, watermark=True)) != "e59f6692726f875554ed"

@@ -172,9 +172,84 @@ def test_answer_that_is_not_an_object_is_a_format_error(raw: object) -> None:
         parse_status(raw, requested_id=GEN_ID)
 
 
-def test_completed_without_a_video_url_is_a_format_error() -> None:
-    with pytest.raises(ca.ResponseFormatError, match=GEN_ID):
-        parse_status({"id": GEN_ID, "status": "completed"}, requested_id=GEN_ID)
+DONE = {"id": GEN_ID, "status": "succeeded", "created": 1712000000}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**DONE, "output": {"video_url": VIDEO_URL}},
+        {**DONE, "output": {"url": VIDEO_URL}},
+        {**DONE, "video_url": VIDEO_URL},
+        {**DONE, "url": VIDEO_URL},
+        {"data": {**DONE, "output": {"video_url": VIDEO_URL}}},
+        {"data": {**DONE, "url": VIDEO_URL}},
+        {**DONE, "data": {"video_url": VIDEO_URL}},
+        {**DONE, "data": {"url": VIDEO_URL}},
+        {**DONE, "output": {"videos": [{"url": VIDEO_URL}, {"url": "https://x/second.mp4"}]}},
+        {**DONE, "output": {"videos": [VIDEO_URL]}},
+        {**DONE, "output": [{"video_url": VIDEO_URL}]},
+        {**DONE, "videos": [{"url": VIDEO_URL}]},
+        {**DONE, "videos": [{"video_url": VIDEO_URL}]},
+        {**DONE, "data": [{"url": VIDEO_URL}]},
+        {"data": {**DONE, "data": [{"url": VIDEO_URL}]}},
+    ],
+    ids=lambda body: str(body)[:70],
+)
+def test_the_video_url_is_read_from_every_documented_place(body: dict[str, Any]) -> None:
+    video = parse_status(body, requested_id=GEN_ID).video
+    assert video is not None
+    assert video.url == VIDEO_URL
+
+
+def test_the_guides_place_wins_over_the_others() -> None:
+    body = {**DONE, "url": "https://x/page.html", "output": {"video_url": VIDEO_URL}}
+    video = parse_status(body, requested_id=GEN_ID).video
+    assert video is not None and video.url == VIDEO_URL
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**DONE},
+        {**DONE, "result": {"media": {"src": VIDEO_URL}}},
+        {**DONE, "output": {"thumbnail_url": VIDEO_URL}},
+        {**DONE, "output": {"video": {"href": VIDEO_URL}}},
+        {**DONE, "videos": []},
+        {**DONE, "output": {"videos": [42]}},
+    ],
+    ids=["nothing", "result.media.src", "thumbnail", "output.video.href", "empty", "number"],
+)
+def test_done_without_a_video_url_where_the_documents_put_it_is_unreadable(
+    body: dict[str, Any],
+) -> None:
+    with pytest.raises(ca.UnreadableVideo, match=GEN_ID) as info:
+        parse_status(body, requested_id=GEN_ID)
+    error = info.value
+    assert isinstance(error, ca.UnusableVideo)
+    assert isinstance(error, ca.GenerationFailed)
+    assert error.generation_id == GEN_ID
+    assert error.error_type == "no_video_url"
+    assert error.excerpt.startswith('{"id":"gen-0123456789abcdef","status":"succeeded"')
+    assert error.excerpt in str(error)
+    assert "'succeeded'" in str(error)
+
+
+def test_the_excerpt_of_an_unreadable_answer_is_short_and_shows_no_key() -> None:
+    key = "ck-" + "A1b2" * 8
+    body = {
+        "status": "completed",
+        "echo": {"headers": {"Authorization": f"Bearer {key}", "x-api-key": key}},
+        "padding": "p" * 1000,
+    }
+    with pytest.raises(ca.UnreadableVideo) as info:
+        parse_status(body, requested_id=GEN_ID)
+    message = str(info.value)
+    assert key not in message
+    assert key[:12] not in message
+    assert "ck-***" in message
+    assert len(info.value.excerpt) <= 210
+    assert len(message) < 600
 
 
 @pytest.mark.parametrize(
@@ -208,8 +283,10 @@ def test_a_web_video_url_is_accepted_as_given(url: str) -> None:
 )
 def test_a_video_url_without_a_web_scheme_and_host_is_unusable(url: str) -> None:
     body = {**GUIDE_COMPLETED, "output": {"video_url": url}}
-    with pytest.raises(ca.GenerationFailed, match="not http"):
+    with pytest.raises(ca.UnusableVideo, match="not http") as info:
         parse_status(body, requested_id=GEN_ID)
+    assert not isinstance(info.value, ca.UnreadableVideo)
+    assert info.value.error_type == "unusable_video_url"
 
 
 def test_unknown_status_is_pending_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -321,6 +398,7 @@ def test_key_info_data_shape() -> None:
     assert str(info.balance) == "42.50000000"
     assert info.rpm_limit == 500
     assert info.daily_limit == Decimal("25.00")
+    assert info.daily_requests is None
     assert info.allowed_models == ("google/veo-3.1", "bailian/wan2.6-t2v")
     assert info.raw["name"] == "production"
 
@@ -347,7 +425,8 @@ def test_key_info_older_shape() -> None:
     assert info.balance == Decimal("42.50")
     assert info.currency == "USD"
     assert info.rpm_limit == 60
-    assert info.daily_limit == Decimal("1000")
+    assert info.daily_limit is None  # rate_limit.daily counts requests, not dollars
+    assert info.daily_requests == 1000
     assert info.raw["usage_today"] == {"requests": 12, "cost": "1.20"}
 
 

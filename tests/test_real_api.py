@@ -130,6 +130,70 @@ async def test_every_documented_answer_shape_gives_a_video(
     assert video.cost == Decimal("0.15")
 
 
+# -- a 404 just after submission ---------------------------------------------------------------
+
+GRACE_SPEED = 100.0  # a 3 s grace is 30 ms: room for checks inside it
+
+
+def _inside_grace(sim: FakeChuizi, path_prefix: str) -> tuple[int, int]:
+    """GETs of status routes starting with ``path_prefix``: (inside the grace, after it)."""
+    inside = after = 0
+    for r in sim.requests_log:
+        if r.method != "GET" or not r.path.startswith(path_prefix):
+            continue
+        gen_id = r.query.get("id") or r.path.rsplit("/", 1)[-1]
+        generation = sim.generations[gen_id]
+        if r.time < generation.submitted_at + sim.not_found_grace / sim.speed:
+            inside += 1
+        else:
+            after += 1
+    return inside, after
+
+
+@pytest.mark.parametrize("dialect", ["guide", "reference"])
+async def test_a_404_just_after_submission_is_checked_again(
+    make_client: ClientFactory, dialect: str
+) -> None:
+    async with FakeChuizi(
+        speed=GRACE_SPEED,
+        dialect=dialect,  # type: ignore[arg-type]
+        not_found_grace=3.0,
+        default_completion_time=(8.0, 12.0),
+        seed=11,
+    ) as sim:
+        poll = ca.PollPolicy(time_scale=GRACE_SPEED, first_poll_after=0.5, interval=1.0)
+        async with make_client(sim=sim, poll=poll) as client:
+            videos = await client.generate_many(_requests(40))
+        assert all(isinstance(v, ca.Video) for v in videos)
+        home, other = ("/v1/generation", "/v1/videos/")
+        if dialect == "reference":
+            home, other = other, home
+        inside, _ = _inside_grace(sim, home)
+        assert inside > 0  # the 404s did happen
+        # the route was not learned wrong: the other one was tried only after a 404 on this one
+        assert sum(_inside_grace(sim, other)) <= inside
+
+
+@pytest.mark.parametrize(("grace", "requests"), [(0.0, 2), (3.0, 4)])
+async def test_an_id_that_never_existed_is_not_found_after_the_grace(
+    make_client: ClientFactory, server: FakeChuizi, grace: float, requests: int
+) -> None:
+    ghost = "gen-" + "0" * 16
+    poll = ca.PollPolicy(time_scale=GRACE_SPEED, first_poll_after=0.5, not_found_grace=grace)
+    async with make_client(poll=poll) as client:
+        with pytest.raises(ca.NotFoundError):
+            await client.track(ghost)
+    # each check asks both routes; within the grace, more than one check
+    assert server.counters.status_checks_by_id[ghost] >= requests
+    if not grace:
+        assert server.counters.status_checks_by_id[ghost] == requests
+
+
+def test_not_found_grace_must_be_a_non_negative_number() -> None:
+    with pytest.raises(ca.InvalidRequest, match="not_found_grace"):
+        ca.PollPolicy(not_found_grace=-1.0)
+
+
 # -- catalogue and account ---------------------------------------------------------------------
 
 

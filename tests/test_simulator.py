@@ -128,7 +128,7 @@ async def test_missing_or_wrong_key_is_401_and_x_api_key_is_accepted(
                 assert response.status == 401
                 error = (await response.json())["error"]
                 assert error["type"] == "authentication_error"
-                assert error["code"] == "401"
+                assert error["code"] == "invalid_api_key"
         async with session.get(url, headers={"x-api-key": server.api_key}) as response:
             assert response.status == 200
 
@@ -136,7 +136,9 @@ async def test_missing_or_wrong_key_is_401_and_x_api_key_is_accepted(
 async def test_unknown_generation_is_404_on_both_dialects(
     session: aiohttp.ClientSession,
 ) -> None:
-    expected = {"error": {"message": "Generation not found", "type": "not_found", "code": "404"}}
+    expected = {
+        "error": {"message": "Generation not found", "type": "not_found", "code": "not_found"}
+    }
     async with FakeChuizi() as server:
         assert await guide_status(session, server, "gen-0000") == (404, expected)
     async with FakeChuizi(dialect="reference") as server:
@@ -177,10 +179,16 @@ async def test_unknown_generation_is_404_on_both_dialects(
             "video_url",
         ),
         (
-            {"model": "veo-3.1", "prompt": "x", "aspect_ratio": "4:3"},
+            {"model": "veo-3.1", "prompt": "x", "aspect_ratio": "wide"},
             400,
             "invalid_request_error",
             "aspect_ratio",
+        ),
+        (
+            {"model": "veo-3.1", "prompt": "x", "watermark": "no"},
+            400,
+            "invalid_request_error",
+            "watermark",
         ),
     ],
 )
@@ -194,7 +202,7 @@ async def test_invalid_submissions_are_rejected_with_api_errors(
         assert answer_status == status
         assert answer["error"]["type"] == kind
         assert message in answer["error"]["message"]
-        assert answer["error"]["code"] == str(status)
+        assert answer["error"]["code"] == {400: "invalid_request", 404: "model_not_found"}[status]
         assert server.counters.generations_created == 0
         assert server.counters.submissions == 1
 
@@ -222,12 +230,13 @@ async def test_aliases_defaults_inputs_and_extra_models_are_accepted(
             {"model": "happyhorse-1.0-r2v", "reference_image_urls": ["https://x/y.png"]},
             {"model": "happyhorse-1.0-video-edit", "video_url": "https://x/y.mp4"},
             {"model": "happyhorse-1.0-t2v", "duration": 15, "aspect_ratio": "9:16"},
+            {"model": "happyhorse-1.0-t2v", "aspect_ratio": "4:3", "watermark": True},
             {"model": "qwen/wan2.7-t2v", "duration": 10},
         ]
         for body in accepted:
             assert (await submit(session, server, **body))[0] == 200, body
         durations = sorted(g.duration for g in server.generations.values())
-        assert durations == [5, 5, 5, 5, 5, 5, 10, 15]  # nova: min(5, 6); others default 5
+        assert durations == [5, 5, 5, 5, 5, 5, 5, 10, 15]  # nova: min(5, 6); others default 5
 
 
 async def test_allowed_models_forbid_other_models_with_403(
@@ -237,6 +246,7 @@ async def test_allowed_models_forbid_other_models_with_403(
         status, answer = await submit(session, server, model="google/veo-3.1")
         assert status == 403
         assert answer["error"]["type"] == "permission_error"
+        assert answer["error"]["code"] == "model_not_allowed"
         assert (await submit(session, server))[0] == 200
         _, models, _ = await call(session, server, "GET", "/models")
         assert [model["id"] for model in models["data"]] == ["google/veo-3.1-fast"]
@@ -328,6 +338,61 @@ async def test_reference_dialect_can_answer_404_on_the_guide_route(
         assert (status, error["error"]["type"]) == (404, "not_found")
 
 
+async def test_cost_in_status_false_leaves_the_cost_to_the_billing_record(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(dialect="reference", auto_complete=False, cost_in_status=False) as server:
+        _, answer = await submit(session, server, duration=5)
+        server.complete(answer["id"])
+        _, done = await reference_status(session, server, answer["id"])
+        assert done["status"] == "succeeded" and "cost" not in done["x_chuizi"]
+        _, billing = await guide_status(session, server, answer["id"])
+        assert billing["data"]["cost"] == "0.15000000"
+
+
+async def test_billing_after_completion_answers_404_until_the_generation_is_done(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(
+        dialect="reference", auto_complete=False, billing_after_completion=True
+    ) as server:
+        _, answer = await submit(session, server)
+        status, error = await guide_status(session, server, answer["id"])
+        assert (status, error["error"]["type"]) == (404, "not_found")
+        assert (await reference_status(session, server, answer["id"]))[0] == 200
+        server.complete(answer["id"])
+        status, billing = await guide_status(session, server, answer["id"])
+        assert status == 200 and billing["data"]["id"] == answer["id"]
+
+
+@pytest.mark.parametrize("dialect", ["guide", "reference"])
+async def test_not_found_grace_answers_404_on_both_routes_for_a_fresh_id(
+    session: aiohttp.ClientSession, dialect: str
+) -> None:
+    async with FakeChuizi(dialect=dialect, not_found_grace=0.2) as server:  # type: ignore[arg-type]
+        _, answer = await submit(session, server)
+        generation_id = answer["id"]
+        assert (await guide_status(session, server, generation_id))[0] == 404
+        assert (await reference_status(session, server, generation_id))[0] == 404
+        await asyncio.sleep(0.25)
+        route = guide_status if dialect == "guide" else reference_status
+        assert (await route(session, server, generation_id))[0] == 200
+
+
+async def test_daily_limit_answers_403_daily_limit_exceeded_past_the_days_spend(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(daily_limit=Decimal("0.30")) as server:
+        assert (await submit(session, server, duration=5))[0] == 200
+        assert (await submit(session, server, duration=5))[0] == 200
+        status, answer = await submit(session, server, duration=1)
+        assert status == 403
+        assert answer["error"]["type"] == "permission_error"
+        assert answer["error"]["code"] == "daily_limit_exceeded"
+        server.daily_limit = Decimal("0.33")
+        assert (await submit(session, server, duration=1))[0] == 200
+
+
 async def test_wrap_data_and_top_level_video_url(session: aiohttp.ClientSession) -> None:
     async with FakeChuizi(
         speed=1000, completion_times=FAST, wrap_data=True, top_level_video_url=True
@@ -338,6 +403,53 @@ async def test_wrap_data_and_top_level_video_url(session: aiohttp.ClientSession)
         assert wrapped["data"]["status"] == "completed"
         assert wrapped["data"]["video_url"].endswith(".mp4")
         assert "output" not in wrapped["data"]
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        ("url", lambda body: body["url"]),
+        ("output.videos[0].url", lambda body: body["output"]["videos"][0]["url"]),
+        ("data[0].url", lambda body: body["data"][0]["url"]),
+        ("videos[0]", lambda body: body["videos"][0]),
+        ("result.media.src", lambda body: body["result"]["media"]["src"]),
+    ],
+)
+async def test_video_url_at_puts_the_url_where_asked(
+    session: aiohttp.ClientSession, path: str, where: Any
+) -> None:
+    async with FakeChuizi(speed=1000, completion_times=FAST, video_url_at=path) as server:
+        _, answer = await submit(session, server)
+        server.complete(answer["id"])
+        _, body = await guide_status(session, server, answer["id"])
+        assert body["status"] == "completed"
+        assert where(body) == f"{server.media_base_url}/videos/{answer['id']}.mp4"
+        assert "output" not in body or path.startswith("output")
+
+
+@pytest.mark.parametrize("path", ["", "output.", "a..b", "a[1]", "a b", 3])
+def test_video_url_at_must_be_a_dotted_path(path: Any) -> None:
+    with pytest.raises(ValueError, match="video_url_at"):
+        FakeChuizi(video_url_at=path)
+    server = FakeChuizi()
+    with pytest.raises(ValueError, match="video_url_at"):
+        server.video_url_at = path
+
+
+async def test_the_request_id_is_echoed_or_made_up(session: aiohttp.ClientSession) -> None:
+    async with FakeChuizi() as server:
+        _, _, headers = await call(
+            session, server, "GET", "/models", headers={"X-Request-Id": "req_mine"}
+        )
+        assert headers["X-Request-Id"] == "req_mine"
+        status, _, headers = await call(session, server, "GET", "/videos/gen-none")
+        assert status == 404
+        assert re.fullmatch(r"req_[0-9a-f]{16}", headers["X-Request-Id"])
+        server.echo_request_id = False
+        _, _, headers = await call(
+            session, server, "GET", "/models", headers={"X-Request-Id": "req_mine"}
+        )
+        assert "X-Request-Id" not in headers
 
 
 # -- outcomes ------------------------------------------------------------------------------
@@ -422,11 +534,28 @@ async def test_insufficient_balance_is_402_until_topped_up(session: aiohttp.Clie
         status, answer = await submit(session, server)
         assert status == 402
         assert answer["error"]["type"] == "insufficient_quota"
-        assert answer["error"]["code"] == "402"
+        assert answer["error"]["code"] == "insufficient_quota"
         assert answer["error"]["message"].startswith("Insufficient balance: ")
         assert server.counters.payment_required == 1
         assert server.counters.generations_created == 1
         server.balance = Decimal("10")
+        assert (await submit(session, server))[0] == 200
+
+
+async def test_daily_limit_is_403_once_the_days_spend_would_pass_it(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeChuizi(daily_limit="0.40") as server:  # $0.15 a clip: two fit
+        assert [(await submit(session, server))[0] for _ in range(2)] == [200, 200]
+        status, answer = await submit(session, server)
+        assert status == 403
+        assert answer["error"]["type"] == "permission_error"
+        assert answer["error"]["code"] == "daily_limit_exceeded"
+        assert "0.30000000" in answer["error"]["message"]
+        assert server.counters.generations_created == 2
+        _, info, _ = await call(session, server, "GET", "/key/info")
+        assert info["data"]["daily_limit"] == "0.40000000"
+        server.daily_limit = Decimal("1")  # raised by the account owner
         assert (await submit(session, server))[0] == 200
 
 

@@ -105,18 +105,40 @@ def test_video_that_is_not_a_url_is_refused() -> None:
         validate(request(model="bailian/happyhorse-1.0-video-edit", video="/tmp/clip.mp4"))
 
 
-@pytest.mark.parametrize("ratio", ["4:3", "16x9", "", "21:9"])
-def test_bad_aspect_ratio_is_refused(ratio: str) -> None:
-    with pytest.raises(ca.InvalidRequest, match="aspect_ratio") as info:
+@pytest.mark.parametrize(
+    "ratio", ["16x9", "", "wide", "16:0", "0:9", "-16:9", "16:9:1", " 16:9", "1.5:1", 169]
+)
+def test_an_aspect_ratio_that_is_not_width_height_is_refused(ratio: object) -> None:
+    with pytest.raises(ca.InvalidRequest, match="aspect_ratio must be width:height") as info:
         validate(request(aspect_ratio=ratio))
     assert "16:9" in str(info.value)
 
 
-@pytest.mark.parametrize("ratio", ["16:9", "9:16", "1:1"])
-async def test_documented_aspect_ratios_are_sent(ratio: str) -> None:
+@pytest.mark.parametrize("ratio", ["16:9", "9:16", "1:1", "4:3", "21:9", "2:1"])
+async def test_any_width_height_aspect_ratio_is_sent_for_the_server_to_decide(ratio: str) -> None:
     body = await build_body(request(aspect_ratio=ratio, resolution="720p"))
     assert body["aspect_ratio"] == ratio
     assert body["resolution"] == "720p"
+
+
+@pytest.mark.parametrize("watermark", [True, False])
+async def test_watermark_is_a_known_field_sent_as_given(watermark: bool) -> None:
+    body = await build_body(request(watermark=watermark))
+    assert body["watermark"] is watermark
+
+
+@pytest.mark.parametrize("watermark", ["no", 0, 1, None])
+async def test_watermark_must_be_a_boolean(watermark: object) -> None:
+    if watermark is None:  # not given: not sent
+        assert "watermark" not in await build_body(request(watermark=watermark))
+        return
+    with pytest.raises(ca.InvalidRequest, match="watermark must be True or False"):
+        validate(request(watermark=watermark))
+
+
+def test_a_request_mapping_may_name_watermark() -> None:
+    coerced = ca.GenerationRequest.coerce({"model": "veo-3.1", "prompt": "a", "watermark": True})
+    assert coerced.watermark is True
 
 
 async def test_minimal_body() -> None:

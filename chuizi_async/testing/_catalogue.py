@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ __all__ = ["BUILTIN_MODELS", "Catalogue", "SimModel", "Submission", "validate_su
 
 _EXTRA_MODEL_PRICE = Decimal("0.05")
 _EXTRA_MODEL_TIME = (30.0, 90.0)
-_ASPECT_RATIOS = frozenset({"16:9", "9:16", "1:1"})
+_ASPECT_RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")
 _DEFAULT_DURATION = 5
 
 
@@ -156,8 +157,11 @@ def _check_inputs(body: Mapping[str, Any], model: SimModel) -> None:
     if model.id.endswith("-video-edit") and not _is_text(body.get("video_url")):
         raise _invalid(f"{model.id} requires a source video: 'video_url'")
     ratio = body.get("aspect_ratio")
-    if ratio is not None and ratio not in _ASPECT_RATIOS:
-        raise _invalid("'aspect_ratio' must be one of '16:9', '9:16', '1:1'")
+    if ratio is not None and not (isinstance(ratio, str) and _ASPECT_RATIO.fullmatch(ratio)):
+        raise _invalid("'aspect_ratio' must be width:height, for example '16:9', '9:16' or '1:1'")
+    watermark = body.get("watermark")
+    if watermark is not None and not isinstance(watermark, bool):
+        raise _invalid("'watermark' must be a boolean")
 
 
 def validate_submission(
@@ -172,10 +176,15 @@ def validate_submission(
     assert isinstance(name, str)
     model = catalogue.resolve(name)
     if model is None:
-        raise ApiError(404, f"The model '{name}' was not found", "not_found")
+        raise ApiError(
+            404, f"The model '{name}' was not found", "not_found", code="model_not_found"
+        )
     if allowed_models is not None and model.id not in allowed_models:
         raise ApiError(
-            403, f"This key is not allowed to use model '{model.id}'", "permission_error"
+            403,
+            f"This key is not allowed to use model '{model.id}'",
+            "permission_error",
+            code="model_not_allowed",
         )
     prompt = body.get("prompt")
     if not _is_text(prompt):

@@ -6,7 +6,17 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-__all__ = ["ApiError", "error_response"]
+__all__ = ["DEFAULT_CODES", "ApiError", "error_response"]
+
+DEFAULT_CODES: Mapping[int, str] = {
+    400: "invalid_request",
+    401: "invalid_api_key",
+    402: "insufficient_quota",
+    403: "permission_denied",
+    404: "not_found",
+    429: "rate_limit_exceeded",
+}
+"""The ``code`` of an error answer that names none more precisely."""
 
 
 def error_response(
@@ -17,8 +27,13 @@ def error_response(
     code: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """Render the API's error body, ``{"error": {"message", "type", "code"}}``."""
-    body = {"error": {"message": message, "type": type, "code": code or str(status)}}
+    """Render the API's error body, ``{"error": {"message", "type", "code"}}``.
+
+    Without a ``code``, the documented one of the status (``invalid_api_key``,
+    ``insufficient_quota``, ``rate_limit_exceeded``...), else the ``type``.
+    """
+    code = code or DEFAULT_CODES.get(status) or type
+    body = {"error": {"message": message, "type": type, "code": code}}
     return web.json_response(body, status=status, headers=headers)
 
 

@@ -54,6 +54,7 @@ class Ledger:
                     f"Insufficient balance: {format_money(self.balance)} is less than the "
                     f"estimated cost {format_money(cost)}",
                     "insufficient_quota",
+                    code="insufficient_quota",
                 )
             self.balance -= cost
         now = time.monotonic()
@@ -87,6 +88,10 @@ class Ledger:
                 suffix = "".join(self.rng.choices(_REFERENCE_ID_CHARS, k=24))
             if f"gen-{suffix}" not in self.generations:
                 return f"gen-{suffix}"
+
+    def spent(self) -> Decimal:
+        """What the key's generations cost, refunds deducted: the day's spend."""
+        return sum((generation.charged for generation in self.generations.values()), Decimal(0))
 
     def lookup(self, generation_id: str) -> SimGeneration:
         """The generation with this id, or a 404 :class:`ApiError`."""

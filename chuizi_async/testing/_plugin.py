@@ -1,7 +1,8 @@
-"""pytest plugin: the ``chuizi_server`` fixture, a started :class:`FakeChuizi`.
+"""pytest plugin: ``chuizi_server`` (a started :class:`FakeChuizi`) and ``chuizi_client``.
 
-Registered through the ``pytest11`` entry point. The fixture needs pytest-asyncio; without it
-the plugin defines nothing.
+Registered through the ``pytest11`` entry point. The fixtures need pytest-asyncio; without it
+the plugin defines nothing. As with any async fixture of pytest-asyncio, the tests that use
+them are async tests: mark them ``@pytest.mark.asyncio`` or set ``asyncio_mode = "auto"``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from .._client import Client
 from ._server import FakeChuizi
 
 __all__ = ["FIXTURE_DEFAULTS"]
@@ -40,3 +42,15 @@ else:
         overrides: Mapping[str, Any] = getattr(request, "param", {})
         async with FakeChuizi(**{**FIXTURE_DEFAULTS, **overrides}) as server:
             yield server
+
+    @pytest_asyncio.fixture
+    async def chuizi_client(chuizi_server: FakeChuizi) -> AsyncIterator[Client]:
+        """An open ``Client`` of ``chuizi_server``, on its clock (``time_scale=speed``)::
+
+        @pytest.mark.asyncio
+        async def test_generate(chuizi_client: chuizi_async.Client) -> None:
+            video = await chuizi_client.generate("google/veo-3.1-fast", "a cat")
+            assert video.url.endswith(".mp4")
+        """
+        async with chuizi_server.client() as client:
+            yield client

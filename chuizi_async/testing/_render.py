@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ __all__ = [
     "Dialect",
     "StatusOptions",
     "billing_body",
+    "check_video_url_at",
     "format_money",
     "key_info_body",
     "model_list_body",
@@ -43,6 +45,38 @@ class StatusOptions:
     media_base_url: str
     wrap_data: bool = False
     top_level_video_url: bool = False
+    video_url_at: str = "output.video_url"
+    cost_in_status: bool = True
+
+
+# a dotted path of names, each maybe ``[0]`` (the first element of a one-element list)
+_PATH = re.compile(r"[A-Za-z_]\w*(\[0\])?(\.[A-Za-z_]\w*(\[0\])?)*")
+
+
+def check_video_url_at(path: str) -> str:
+    """``path`` if it is a dotted path such as ``output.videos[0].url``, else ``ValueError``."""
+    if not isinstance(path, str) or not _PATH.fullmatch(path):
+        raise ValueError(
+            f"video_url_at must be a dotted path like 'output.videos[0].url': {path!r}"
+        )
+    return path
+
+
+def _put(body: dict[str, Any], path: str, value: str) -> None:
+    """Set ``value`` at ``path`` in ``body``; ``name[0]`` makes a one-element list."""
+    *parents, leaf = path.split(".")
+    node = body
+    for part in parents:
+        name, listed = part.removesuffix("[0]"), part.endswith("[0]")
+        child: dict[str, Any] = {}
+        if listed:
+            node[name] = [child]
+        else:
+            existing = node.get(name)
+            node[name] = child = existing if isinstance(existing, dict) else child
+        node = child
+    name = leaf.removesuffix("[0]")
+    node[name] = [value] if leaf.endswith("[0]") else value
 
 
 def submit_body(generation: SimGeneration, dialect: Dialect) -> dict[str, Any]:
@@ -82,16 +116,15 @@ def status_body(generation: SimGeneration, options: StatusOptions, now: float) -
     if generation.status == "completed":
         body["model"] = generation.model
         url = f"{options.media_base_url}/videos/{generation.id}.mp4"
-        if options.top_level_video_url:
-            body["video_url"] = url
-        else:
-            body["output"] = {"video_url": url}
+        _put(body, "video_url" if options.top_level_video_url else options.video_url_at, url)
         body["usage"] = {"duration_seconds": generation.duration}
         body["x_chuizi"] = {
             "generation_id": generation.id,
             "cost": format_money(generation.cost),
             "latency_ms": generation.latency_ms,
         }
+        if options.dialect == "reference" and not options.cost_in_status:
+            del body["x_chuizi"]["cost"]  # "billing is recorded after the task completes"
     elif generation.status == "failed":
         body["error"] = dict(generation.error or {})
     return {"data": body} if options.wrap_data else body
@@ -139,6 +172,7 @@ def key_info_body(
     allowed_models: list[str] | None,
     requests_today: int,
     generations: Iterable[SimGeneration],
+    daily_limit: Decimal | None = None,
 ) -> dict[str, Any]:
     """The answer of ``GET /v1/key/info`` in either documented shape."""
     if shape == "legacy":
@@ -160,7 +194,7 @@ def key_info_body(
             "name": "simulator",
             "balance": format_money(balance),
             "rpm_limit": rpm,
-            "daily_limit": None,
+            "daily_limit": None if daily_limit is None else format_money(daily_limit),
             "allowed_models": allowed_models,
             "is_active": True,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import os
 import random
 import re
 import string
@@ -17,6 +18,8 @@ from typing import Any, Literal
 import attrs
 from aiohttp import web
 
+from .._client import Client
+from .._policy import PollPolicy
 from ._catalogue import Catalogue, Submission, validate_submission
 from ._errors import ApiError, error_response
 from ._faults import BAD_GATEWAY_HTML, FaultKind, Faults, pick_fault
@@ -28,16 +31,20 @@ from ._render import (
     Dialect,
     StatusOptions,
     billing_body,
+    check_video_url_at,
+    format_money,
     key_info_body,
     model_list_body,
     status_body,
     submit_body,
 )
 
-__all__ = ["FakeChuizi"]
+__all__ = ["DEFAULT_FAIL_PATTERN", "FakeChuizi"]
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HOST = "127.0.0.1"
+DEFAULT_FAIL_PATTERN = "(?i)forbidden"
+"""Prompts matching it fail with a content-policy error, everywhere the simulator runs."""
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _UNLIMITED_BALANCE = Decimal("1000000")
 _SHUTDOWN_TIMEOUT = 0.25
@@ -90,6 +97,26 @@ class FakeChuizi:
     reports ``latency_ms = T * 1000``. Rate-limit windows and ``Faults.slow_seconds`` are real
     seconds. ``faults``, ``balance``, ``auto_complete``, ``failure_rate`` and the answer-shape
     knobs can be changed at runtime; the other arguments are fixed at construction.
+
+    A prompt matching ``fail_pattern`` (by default, one containing "forbidden") fails with a
+    content-policy error, as the real API would; ``fail_pattern=None`` turns that off.
+    ``server.client()`` is a ``Client`` matched to the server (its URL, key and clock).
+
+    ``video_url_at``: where a finished answer puts the video URL, a dotted path such as
+    ``"output.videos[0].url"`` (``[0]``: a one-element list); an unknown place such as
+    ``"result.media.src"`` is a server the client cannot read. ``echo_request_id``: answer
+    with the request's ``X-Request-Id`` (one made up when it has none), or with none.
+    ``daily_limit``: a daily spend cap in dollars; a submission that would pass it gets 403
+    ``daily_limit_exceeded`` (a model outside ``allowed_models`` gets 403
+    ``model_not_allowed``). Every error body carries its documented ``code``.
+
+    Where the API reference allows a less helpful answer: ``cost_in_status=False`` leaves the
+    cost out of the ``reference`` dialect's status answers, so that it lives only in the
+    billing record on the guide's route (the guide's own status answer keeps it, as its
+    example does); ``billing_after_completion=True`` has that record answer 404 until the
+    generation has finished; ``not_found_grace`` (server seconds) has both status routes
+    answer 404 for an id younger than that; ``daily_limit`` (dollars) answers 403
+    ``daily_limit_exceeded`` to a submission that would take the day's spend past it.
     """
 
     _given_key: str | None = attrs.field(default=None, alias="api_key", on_setattr=_FIXED)
@@ -100,7 +127,7 @@ class FakeChuizi:
     default_completion_time: tuple[float, float] | None = attrs.field(
         default=None, on_setattr=_FIXED
     )
-    fail_pattern: str | None = attrs.field(default=None, on_setattr=_FIXED)
+    fail_pattern: str | None = attrs.field(default=DEFAULT_FAIL_PATTERN, on_setattr=_FIXED)
     failure_rate: float = 0.0
     auto_complete: bool = True
     seed: int | None = attrs.field(default=None, on_setattr=_FIXED)
@@ -108,10 +135,22 @@ class FakeChuizi:
     guide_route_on_reference: Literal["billing", "404"] = "billing"
     wrap_data: bool = False
     top_level_video_url: bool = False
+    video_url_at: str = attrs.field(
+        default="output.video_url",
+        validator=lambda _, __, value: check_video_url_at(value),
+        on_setattr=attrs.setters.validate,
+    )
     key_info_shape: Literal["data", "legacy"] = "data"
     extra_models: Mapping[str, int] = attrs.field(factory=dict, on_setattr=_FIXED)
     allowed_models: Collection[str] | None = attrs.field(default=None, on_setattr=_FIXED)
     honour_idempotency: bool = True
+    echo_request_id: bool = True
+    daily_limit: Decimal | None = attrs.field(
+        default=None, converter=_to_decimal, on_setattr=attrs.setters.convert
+    )
+    cost_in_status: bool = True
+    billing_after_completion: bool = False
+    not_found_grace: float = 0.0
     _initial_balance: Decimal | None = attrs.field(
         default=None, converter=_to_decimal, alias="balance"
     )
@@ -231,17 +270,27 @@ class FakeChuizi:
     ) -> None:
         await self.aclose()
 
-    async def start(self) -> None:
-        """Start the API and media servers on random ports."""
+    async def start(self, *, port: int = 0, media_port: int = 0) -> None:
+        """Start the API and media servers on ``127.0.0.1`` (port 0: a free one)."""
         if self._state is not _State.UNOPENED:
             raise RuntimeError("A FakeChuizi can only be started once")
         self._state = _State.OPENED
         self._api_runner = await self._setup_runner(self._api_app())
         self._media_runner = await self._setup_runner(self._media_app())
-        media_site = web.TCPSite(self._media_runner, _HOST, 0)
+        media_site = web.TCPSite(self._media_runner, _HOST, media_port)
         await media_site.start()
         self._media_port = media_site.port
+        self._port = port
         await self.start_listening()
+
+    def client(self, **options: Any) -> Client:
+        """A ``Client`` of this server: its URL and key, its clock (``time_scale=speed``).
+
+        Keyword arguments go to ``Client`` (``poll=`` replaces the matched policy).
+        """
+        options.setdefault("base_url", self.base_url)
+        options.setdefault("poll", PollPolicy(time_scale=self.speed))
+        return Client(options.pop("api_key", self.api_key), **options)
 
     async def aclose(self) -> None:
         """Stop both servers, closing every connection."""
@@ -324,6 +373,9 @@ class FakeChuizi:
             kind = "not_found" if exc.status == 404 else "invalid_request_error"
             response = error_response(exc.status, exc.reason, kind)
         response.headers.update(headers)
+        if self.echo_request_id:
+            sent = request.headers.get("X-Request-Id")
+            response.headers["X-Request-Id"] = sent or f"req_{os.urandom(8).hex()}"
         self._count_answer(response.status)
         return response
 
@@ -348,9 +400,9 @@ class FakeChuizi:
         scheme, _, token = authorization.partition(" ")
         key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
         if not key:
-            raise ApiError(401, "Missing API key", "authentication_error")
+            raise ApiError(401, "Missing API key", "authentication_error", code="invalid_api_key")
         if key != self._key:
-            raise ApiError(401, "Invalid API key", "authentication_error")
+            raise ApiError(401, "Invalid API key", "authentication_error", code="invalid_api_key")
         return key
 
     def _admit(self, request: web.Request, key: str, body: Any, now: float) -> dict[str, str]:
@@ -380,9 +432,15 @@ class FakeChuizi:
             headers = {}
             if faults.retry_after is not None:
                 headers["Retry-After"] = format_seconds(faults.retry_after)
-            raise ApiError(429, "Rate limit exceeded", "rate_limit_error", headers=headers)
+            raise ApiError(
+                429,
+                "Rate limit exceeded",
+                "rate_limit_error",
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
         if fault == "server_error":
-            raise ApiError(500, "Internal server error", "server_error")
+            raise ApiError(500, "Internal server error", "server_error", code="internal_error")
         if fault == "bad_gateway_html":
             return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
         if fault == "connection_reset":
@@ -418,8 +476,10 @@ class FakeChuizi:
             raise ApiError(400, "The 'id' query parameter is required", "invalid_request_error")
         if self.dialect == "reference" and self.guide_route_on_reference == "404":
             raise ApiError(404, "Not found", "not_found")
-        generation = self._ledger.lookup(generation_id)
+        generation = self._visible(generation_id)
         if self.dialect == "reference":
+            if self.billing_after_completion and generation.status == "processing":
+                raise ApiError(404, "Generation not found", "not_found")
             return web.json_response(billing_body(generation))
         return web.json_response(self._status(generation))
 
@@ -427,7 +487,7 @@ class FakeChuizi:
         generation_id = request.match_info["id"]
         if self.dialect == "guide":
             raise ApiError(404, "Not found", "not_found")
-        return web.json_response(self._status(self._ledger.lookup(generation_id)))
+        return web.json_response(self._status(self._visible(generation_id)))
 
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         allowed = self._allowed
@@ -453,9 +513,33 @@ class FakeChuizi:
 
     # -- generations ----------------------------------------------------------------------
 
+    def _visible(self, generation_id: str) -> SimGeneration:
+        """The generation, or a 404 while it is younger than ``not_found_grace``."""
+        generation = self._ledger.lookup(generation_id)
+        if time.monotonic() < generation.submitted_at + self.not_found_grace / self.speed:
+            raise ApiError(404, "Generation not found", "not_found")
+        return generation
+
+    def _check_daily_limit(self, submission: Submission) -> None:
+        """403 when the estimated cost would take the day's spend past ``daily_limit``."""
+        limit = self.daily_limit
+        if limit is None:
+            return
+        spent = self._ledger.spent()
+        cost = submission.model.cost(submission.duration)
+        if spent + cost > limit:
+            raise ApiError(
+                403,
+                f"Daily spend limit reached: {format_money(spent)} of {format_money(limit)} "
+                f"spent today; this request is estimated at {format_money(cost)}",
+                "permission_error",
+                code="daily_limit_exceeded",
+            )
+
     def _create(
         self, submission: Submission, key: str, idempotency_key: str | None
     ) -> SimGeneration:
+        self._check_daily_limit(submission)
         generation = self._ledger.create(
             submission,
             key=key,
@@ -482,6 +566,8 @@ class FakeChuizi:
             media_base_url=self.media_base_url,
             wrap_data=self.wrap_data,
             top_level_video_url=self.top_level_video_url,
+            video_url_at=self.video_url_at,
+            cost_in_status=self.cost_in_status,
         )
         return status_body(generation, options, time.monotonic())
 
@@ -495,6 +581,7 @@ class FakeChuizi:
             rpm=round(limit.limit * 60 / limit.window) if limit else None,
             allowed_models=sorted(self._allowed) if self._allowed is not None else None,
             requests_today=self.counters.requests,
+            daily_limit=self.daily_limit,
             generations=self._ledger.generations.values(),
         )
 
