@@ -13,6 +13,7 @@ from aiohttp import web
 
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi
+from chuizi_async.testing._realism import REALISMS, Realism
 
 SPEED = 1000.0
 """Simulator time compression: a 45 s generation takes 45 ms."""
@@ -20,9 +21,23 @@ SPEED = 1000.0
 ClientFactory = Callable[..., ca.Client]
 
 
+@pytest.fixture
+def realism(request: pytest.FixtureRequest) -> Realism:
+    """The simulator's realism: "kind", or both in modules marked ``both_realisms``."""
+    return getattr(request, "param", "kind")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_realisms`` that use the simulator run against its harsh preset too."""
+    if "realism" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_realisms"
+    ):
+        metafunc.parametrize("realism", REALISMS, indirect=True)
+
+
 @pytest_asyncio.fixture
-async def server() -> AsyncIterator[FakeChuizi]:
-    async with FakeChuizi(speed=SPEED, seed=7, fail_pattern="(?i)forbidden") as sim:
+async def server(realism: Realism) -> AsyncIterator[FakeChuizi]:
+    async with FakeChuizi(speed=SPEED, seed=7, realism=realism) as sim:
         yield sim
 
 

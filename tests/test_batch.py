@@ -16,6 +16,8 @@ from chuizi_async.testing import FakeChuizi
 
 from .conftest import ClientFactory, wait_until
 
+pytestmark = pytest.mark.both_realisms  # the core runs against the harsh simulator too
+
 VEO = "google/veo-3.1-fast"
 MIXED = ("google/veo-3.1-fast", "bedrock/nova-reel-1.1", "bailian/wan2.6-t2v", "google/veo-3.1")
 

@@ -10,15 +10,16 @@ import collections
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import anyio
 import attrs
 import pytest
 
 import chuizi_async as ca
-from chuizi_async.testing import FakeChuizi, Faults
+from chuizi_async.testing import FakeChuizi, Faults, SimGeneration
 from chuizi_async.testing._faults import FAULT_KINDS
+from chuizi_async.testing._realism import REALISMS, Realism
 
 from .conftest import wait_until
 
@@ -127,6 +128,32 @@ def _check_campaign(server: FakeChuizi, outcomes: list[Outcome]) -> None:
             assert error.message == "Content policy violation"
 
 
+def _check_safe_campaign(
+    generations: Mapping[str, SimGeneration], outcomes: list[Outcome]
+) -> list[ca.SubmissionUncertain]:
+    """Safe mode: none paid twice, every accepted one to its true outcome, every generation no
+    handle knows of behind a request reported uncertain; returns those."""
+    per_key = collections.Counter(g.idempotency_key for g in generations.values())
+    assert set(per_key.values()) == {1}  # no request created two generations
+    uncertain = [o.error for o in outcomes if isinstance(o.error, ca.SubmissionUncertain)]
+    others = [o.error for o in outcomes if o.error is not None and o.error not in uncertain]
+    assert others == []
+    accepted = [o for o in outcomes if o.handle is not None]
+    assert len(accepted) + len(uncertain) == len(outcomes)
+    for outcome in accepted:  # each accepted one resolved once, to its true outcome
+        handle = outcome.handle
+        assert handle is not None and handle.id is not None
+        assert generations[handle.id].prompt == outcome.prompt
+        assert outcome.resolutions == 1
+        assert (handle.exception() is None) == (generations[handle.id].status == "completed")
+    accepted_ids = {o.handle.id for o in accepted if o.handle is not None}
+    uncertain_keys = {error.idempotency_key for error in uncertain}
+    # every generation no handle knows of belongs to a request reported uncertain
+    unknown = [g for g in generations.values() if g.id not in accepted_ids]
+    assert {g.idempotency_key for g in unknown} <= uncertain_keys
+    return uncertain
+
+
 def _lags(server: FakeChuizi, outcomes: list[Outcome]) -> list[float]:
     """Per generation, real seconds from the server having its outcome to the client's."""
     lags = []
@@ -211,13 +238,18 @@ async def test_every_generation_resolves_once_to_its_true_outcome_under_every_fa
 
 
 @pytest.mark.slow
-async def test_pending_generations_resolve_after_the_server_was_down_a_while() -> None:
+@pytest.mark.parametrize("realism", REALISMS)
+async def test_pending_generations_resolve_after_the_server_was_down_a_while(
+    realism: Realism,
+) -> None:
     size = SIZE // 2
     down: list[ca.Generation] = []
+    # against a server that ignores Idempotency-Key only safe mode never pays twice
+    mode = "safe" if realism == "harsh" else "idempotent"
     async with (
-        FakeChuizi(speed=SPEED, seed=5, fail_pattern="forbidden") as sim,
+        FakeChuizi(speed=SPEED, seed=5, realism=realism) as sim,
         # enough retries (backoff compressed like the server) to outlast the outage
-        _client(sim, max_retries=40) as client,
+        _client(sim, max_retries=40, retry_submissions=mode) as client,
     ):
 
         async def outage() -> None:
@@ -230,7 +262,10 @@ async def test_pending_generations_resolve_after_the_server_was_down_a_while() -
         async with anyio.create_task_group() as tg:
             tg.start_soon(outage)
             outcomes = await _run(client, size)
-        _check_campaign(sim, outcomes)
+        if mode == "safe":
+            _check_safe_campaign(sim.generations, outcomes)
+        else:
+            _check_campaign(sim, outcomes)
         assert down and all(h.done() for h in down)
         assert client.poller_stats.transient_failures > 0  # the outage was felt
         assert client.pending == []
@@ -238,29 +273,14 @@ async def test_pending_generations_resolve_after_the_server_was_down_a_while() -
 
 @pytest.mark.slow
 async def test_safe_mode_under_every_fault_never_creates_a_generation_twice() -> None:
-    """The same campaign against a server that ignores ``Idempotency-Key``."""
+    """The same campaign against the harsh simulator: ``Idempotency-Key`` ignored, the API
+    reference's routes and words, answers wrapped, the video in a list, no cost in the status,
+    404s for fresh ids."""
     async with FakeChuizi(
-        speed=SPEED, seed=11, fail_pattern="forbidden", faults=FAULTS, honour_idempotency=False
+        speed=SPEED, seed=11, fail_pattern="forbidden", faults=FAULTS, realism="harsh"
     ) as sim:
         async with _client(sim, retry_submissions="safe") as client:
             outcomes = await _run(client, SIZE // 2)
         generations = sim.generations
-    per_key = collections.Counter(g.idempotency_key for g in generations.values())
-    assert set(per_key.values()) == {1}  # no request created two generations
-    uncertain = [o.error for o in outcomes if isinstance(o.error, ca.SubmissionUncertain)]
-    others = [o.error for o in outcomes if o.error is not None and o.error not in uncertain]
-    assert others == []
+    uncertain = _check_safe_campaign(generations, outcomes)
     assert uncertain  # answers were lost, and those requests were not sent again
-    accepted = [o for o in outcomes if o.handle is not None]
-    assert len(accepted) + len(uncertain) == len(outcomes)
-    for outcome in accepted:  # each accepted one resolved once, to its true outcome
-        handle = outcome.handle
-        assert handle is not None and handle.id is not None
-        assert generations[handle.id].prompt == outcome.prompt
-        assert outcome.resolutions == 1
-        assert (handle.exception() is None) == (generations[handle.id].status == "completed")
-    accepted_ids = {o.handle.id for o in accepted if o.handle is not None}
-    uncertain_keys = {error.idempotency_key for error in uncertain}
-    # every generation no handle knows of belongs to a request reported uncertain
-    unknown = [g for g in generations.values() if g.id not in accepted_ids]
-    assert {g.idempotency_key for g in unknown} <= uncertain_keys

@@ -13,6 +13,8 @@ from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, fast_policy, wait_until
 
+pytestmark = pytest.mark.both_realisms  # against the harsh simulator too
+
 VEO = "google/veo-3.1-fast"
 
 
@@ -89,6 +91,8 @@ async def test_429_pauses_all_polling_until_retry_after(
 async def test_transient_faults_never_fail_a_generation(
     make_client: ClientFactory, server: FakeChuizi
 ) -> None:
+    # the status checks' faults are under test: resent submissions are test_exactly_once's
+    server.honour_idempotency = True
     server.faults = Faults(
         rate_limited=0.03,
         server_error=0.03,

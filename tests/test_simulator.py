@@ -18,6 +18,7 @@ import pytest
 
 import chuizi_async.testing
 from chuizi_async.testing import FakeChuizi, Faults, RateLimit
+from chuizi_async.testing._realism import HARSH
 
 FAST = {"google/veo-3.1-fast": (30.0, 30.0)}  # 30 server seconds: 30 ms at speed=1000
 JsonBody = Any
@@ -884,3 +885,19 @@ async def test_closing_with_a_slow_request_in_flight_is_clean(
     await server.aclose()  # idempotent
     with pytest.raises(RuntimeError):
         await server.start()
+
+
+def test_the_harsh_preset_turns_on_every_unkind_choice() -> None:
+    harsh = FakeChuizi(realism="harsh")
+    for name, value in HARSH.items():
+        assert getattr(harsh, name) == value, name
+    kind = FakeChuizi()
+    assert all(getattr(kind, name) != value for name, value in HARSH.items())
+
+
+def test_the_harsh_preset_keeps_a_knob_given_another_value() -> None:
+    server = FakeChuizi(realism="harsh", not_found_grace=1.0, video_url_at="url")
+    assert server.not_found_grace == 1.0 and server.video_url_at == "url"
+    assert server.dialect == "reference"
+    with pytest.raises(ValueError, match="realism"):
+        FakeChuizi(realism="gentle")  # type: ignore[arg-type]

@@ -26,6 +26,7 @@ from ._faults import BAD_GATEWAY_HTML, FaultKind, Faults, pick_fault
 from ._ledger import Ledger
 from ._media import fake_mp4
 from ._ratelimit import RateLimit, RateLimiter, format_seconds
+from ._realism import REALISMS, Realism, harsh_changes
 from ._records import Counters, RecordedRequest, SimGeneration
 from ._render import (
     Dialect,
@@ -102,6 +103,12 @@ class FakeChuizi:
     content-policy error, as the real API would; ``fail_pattern=None`` turns that off.
     ``server.client()`` is a ``Client`` matched to the server (its URL, key and clock).
 
+    ``realism="harsh"`` turns on, at once, every unkind answer the provider's pages allow
+    (the API reference's routes and words, wrapped answers, the video in a list, no cost in
+    the status, a billing record only after completion, 404s for fresh ids, no request-id
+    echo, ``Idempotency-Key`` ignored, the older key-info shape, and with a ``rate_limit`` its
+    reset in epoch milliseconds): see ``chuizi_async.testing._realism``.
+
     ``video_url_at``: where a finished answer puts the video URL, a dotted path such as
     ``"output.videos[0].url"`` (``[0]``: a one-element list); an unknown place such as
     ``"result.media.src"`` is a server the client cannot read. ``echo_request_id``: answer
@@ -156,6 +163,7 @@ class FakeChuizi:
     )
     rate_limit: RateLimit | None = attrs.field(default=None, on_setattr=_FIXED)
     _faults: Faults | None = None
+    realism: Realism = attrs.field(default="kind", on_setattr=_FIXED)
 
     counters: Counters = attrs.field(init=False, factory=Counters)
     requests_log: list[RecordedRequest] = attrs.field(init=False, factory=list)
@@ -176,6 +184,11 @@ class FakeChuizi:
     _state: _State = attrs.field(init=False, default=_State.UNOPENED)
 
     def __attrs_post_init__(self) -> None:
+        if self.realism not in REALISMS:
+            raise ValueError(f"realism must be one of {', '.join(REALISMS)}, not {self.realism!r}")
+        if self.realism == "harsh":
+            for name, value in harsh_changes(self).items():
+                object.__setattr__(self, name, value)  # before anything is built from them
         if self.speed <= 0:
             raise ValueError("speed must be positive")
         self._rng = random.Random(self.seed)

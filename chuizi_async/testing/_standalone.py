@@ -94,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     shape = parser.add_argument_group("which answers (the provider's pages allow each)")
     shape.add_argument(
+        "--realism",
+        choices=("kind", "harsh"),
+        default="kind",
+        help="harsh: every unkind answer the pages allow (the reference's routes, wrapped "
+        "answers, no cost in the status, 404s for fresh ids, Idempotency-Key ignored...)",
+    )
+    shape.add_argument(
         "--dialect",
         choices=("guide", "reference"),
         default="guide",
@@ -129,15 +136,20 @@ def server_from_args(args: argparse.Namespace) -> FakeChuizi:
     """The ``FakeChuizi`` the options describe (not started)."""
     options: dict[str, Any] = {
         "api_key": args.api_key,
+        "realism": args.realism,
         "speed": args.speed,
         "seed": args.seed,
         "fail_pattern": args.fail_pattern or None,
         "failure_rate": args.failure_rate,
         "balance": args.balance,
-        "dialect": args.dialect,
-        "wrap_data": args.wrap_data,
-        "honour_idempotency": not args.ignore_idempotency,
     }
+    # given only when asked for: under --realism harsh, a default means "the preset's value"
+    if args.dialect != "guide":
+        options["dialect"] = args.dialect
+    if args.wrap_data:
+        options["wrap_data"] = True
+    if args.ignore_idempotency:
+        options["honour_idempotency"] = False
     if args.rate_limit is not None:
         options["rate_limit"] = RateLimit(
             limit=args.rate_limit, window=args.window, per_model=args.per_model
