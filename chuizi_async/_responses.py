@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import urlsplit
 
 from ._exceptions import APIError, ResponseFormatError, error_for_status
 from ._retries import header
-from ._transport import Response
+from ._transport import Response, redact
 
 __all__ = ["decode_json", "error_from_response", "request_id_note"]
 
@@ -44,10 +46,31 @@ def error_from_response(response: Response) -> APIError:
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
         what = "an empty answer" if not response.content else f"a {kind} answer"
         message = f"HTTP {response.status} with {what} (a proxy or gateway error?)"
+    if response.status == 404 and (not isinstance(error, dict) or not _versioned(response.url)):
+        message = f"{message} {_base_url_hint(response.url)}"
     request_id = header(response.headers, "X-Request-Id") or response.request_id
     return error_for_status(
         response.status, message, error_type, code=code, request_id=request_id or None
     )
+
+
+_VERSION = re.compile(r"/v\d+(?:/|$)")
+
+
+def _versioned(url: str) -> bool:
+    """Whether a URL's path has an API version segment (``/v1/``)."""
+    return _VERSION.search(urlsplit(url).path) is not None
+
+
+def _base_url_hint(url: str) -> str:
+    """What a 404 that is not the API's own says about ``base_url``."""
+    where = redact(url) if url else "the server"
+    if url and not _versioned(url):
+        return (
+            f"(from {where}: the API's routes are under /v1 — does base_url end in /v1, "
+            "as in https://api.chuizi.ai/v1?)"
+        )
+    return f"(from {where}: not the chuizi API's answer — is base_url the API's?)"
 
 
 def request_id_note(exc: BaseException) -> str:

@@ -13,11 +13,12 @@ from typing import Literal
 import anyio
 import attrs
 import pytest
+from aiohttp import web
 
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, fast_policy
+from .conftest import ClientFactory, Loopback, fast_policy
 
 pytestmark = pytest.mark.both_realisms  # the core runs against the harsh simulator too
 
@@ -540,3 +541,27 @@ async def test_debug_logs_never_contain_the_key(
     assert caplog.records
     assert all(server.api_key not in r.getMessage() for r in caplog.records)
     assert any("->" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_base_url_without_v1_is_named_in_the_404(server: FakeChuizi) -> None:
+    root = server.base_url.removesuffix("/v1")
+    async with ca.Client(server.api_key, base_url=root, poll=fast_policy()) as client:
+        with pytest.raises(ca.NotFoundError) as info:
+            await client.generate(VEO, "a cat")
+    message = str(info.value)
+    assert f"{root}/videos/generations" in message
+    assert "does base_url end in /v1" in message
+    assert server.counters.generations_created == 0
+
+
+async def test_a_404_that_is_not_the_apis_says_so() -> None:
+    class NotTheApi(Loopback):
+        async def handle(self, request: web.Request) -> web.StreamResponse:
+            return web.Response(status=404, text="<h1>Not Found</h1>", content_type="text/html")
+
+    async with NotTheApi() as other:
+        base = f"{other.base_url}/v1"
+        async with ca.Client("ck-" + "a" * 32, base_url=base, max_retries=0) as client:
+            with pytest.raises(ca.NotFoundError, match="is base_url the API's") as info:
+                await client.list_models()
+    assert f"{base}/models" in str(info.value)
