@@ -31,6 +31,7 @@ from ._exceptions import (
     APIConnectError,
     APIConnectionError,
     APIError,
+    APITimeoutError,
     ChuiziError,
     InsufficientBalanceError,
     InvalidRequest,
@@ -116,13 +117,14 @@ def unreachable(error: BaseException, *, answered: bool, failures_in_a_row: int)
     """Whether a submission's final error (after its retries) says no request of the batch
     can get through, so that the batch stops submitting.
 
-    Before the server has answered any submission of the batch: any failure with no answer
-    (no connection made — refused, DNS, TLS —, a timeout, a reset, an answer that is not the
-    API's). After: only ``UNREACHABLE_AFTER`` submissions in a row (this one included) that
-    made no connection at all; a slow answer then is the server's load, not its absence.
+    Before the server has answered any submission of the batch: no connection was made
+    (refused, DNS, TLS, a connect timeout) or no answer came in time. A reset or an answer cut
+    short is not: something answered, and the next request may get through. After an answer:
+    only ``UNREACHABLE_AFTER`` submissions in a row (this one included) that made no
+    connection at all; a slow answer then is the server's load, not its absence.
     """
     if not answered:
-        return isinstance(error, APIConnectionError)
+        return isinstance(error, (APIConnectError, APITimeoutError))
     return isinstance(error, APIConnectError) and failures_in_a_row >= UNREACHABLE_AFTER
 
 

@@ -80,7 +80,7 @@ command again to resume without paying twice; on a finished batch it sends and
 downloads nothing and writes the same results. A request the server refused for good
 (400, 422, 404 for the model) is not sent again; a 402 or 403 is.
 
-If the server cannot be reached (connection refused, DNS, TLS, no answer), the batch
+If the server cannot be reached (connection refused, DNS, TLS, no answer in time), the batch
 stops after the first request's retries: the rest are not_submitted, one line says why.
 
 Ctrl-C or SIGTERM once: no new submissions, the results written, the clips already

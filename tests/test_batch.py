@@ -317,6 +317,9 @@ def test_unreachable_rule() -> None:
         ca.APIConnectTimeout("timed out connecting"), answered=False, failures_in_a_row=1
     )
     assert unreachable(silent, answered=False, failures_in_a_row=1)
+    reset = ca.APIConnectionError("the server closed the connection without an answer")
+    assert not unreachable(reset, answered=False, failures_in_a_row=0)  # something answered
+    assert not unreachable(ca.ResponseFormatError("<html>"), answered=False, failures_in_a_row=0)
     assert not unreachable(answer, answered=False, failures_in_a_row=0)
     assert not unreachable(ca.InvalidRequest("no such file"), answered=False, failures_in_a_row=0)
     # once the server answered: only UNREACHABLE_AFTER connections in a row that failed
@@ -382,4 +385,17 @@ async def test_a_server_that_answers_an_error_is_reachable_and_the_batch_goes_on
     async with make_client() as client:
         results = await client.generate_many(requests, return_exceptions=True)
     assert isinstance(results[0], ca.NotFoundError)
+    assert all(isinstance(r, ca.Video) for r in results[1:])
+
+
+async def test_a_lost_answer_to_the_first_submission_does_not_stop_the_batch(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    from chuizi_async.testing import Faults
+
+    server.faults = Faults(drop_after_create_at={1})  # created, then the connection is cut
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(4)]
+    async with make_client(retry_submissions="safe") as client:
+        results = await client.generate_many(requests, return_exceptions=True)
+    assert isinstance(results[0], ca.SubmissionUncertain)  # the server was reached
     assert all(isinstance(r, ca.Video) for r in results[1:])
