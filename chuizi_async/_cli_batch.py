@@ -12,7 +12,9 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
+import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -194,26 +196,19 @@ def error_info(exc: BaseException) -> dict[str, str]:
 
 
 def _why_unreachable(exc: BaseException) -> str:
-    """Why no connection was made, in a few words (what the OS or TLS said)."""
-    import ssl
-
-    import aiohttp  # the client depends on it; imported here, as the client does
-
+    """Why no connection was made, in a few words: what the OS or TLS said, found among the
+    causes of the library's error (the transport raises it ``from`` the original)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, aiohttp.ClientConnectorDNSError):
-            return "its host name does not resolve (DNS)"
-        if isinstance(seen, (aiohttp.ClientSSLError, ssl.SSLError)):
-            return f"the TLS handshake failed ({seen})"
+        if isinstance(seen, socket.gaierror):
+            return f"its host name does not resolve ({seen.strerror or seen})"
+        if isinstance(seen, ssl.SSLError):
+            return f"the TLS handshake failed ({getattr(seen, 'reason', None) or seen})"
         if isinstance(seen, ConnectionRefusedError):
             return "connection refused"
-        if isinstance(seen, aiohttp.ClientConnectorError):
-            if isinstance(seen.os_error, ConnectionRefusedError):
-                return "connection refused"
-            return seen.os_error.strerror or str(seen.os_error)
-        if isinstance(seen, TimeoutError):
-            return f"no answer in time ({exc})"
-        seen = seen.__cause__
+        if isinstance(seen, TimeoutError) and not isinstance(seen, ChuiziError):
+            return "no answer in time"
+        seen = seen.__cause__ or seen.__context__
     return str(exc)
 
 
@@ -498,8 +493,8 @@ class _Batch:
                 self.tally.waited += 1
         if isinstance(error, CostLimitExceeded):
             self.cost_limited += 1
-        elif isinstance(error, NotSubmitted):
-            self.interrupted += 1
+        elif isinstance(error, NotSubmitted) and error.reason == "interrupted":
+            self.interrupted += 1  # Ctrl-C, SIGTERM (the unreachable server has its own note)
         record = _record(
             line,
             status=status,

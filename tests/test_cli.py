@@ -400,7 +400,9 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert json.loads(source.read_text())["prompt"] == "x"
     assert not (tmp_path / "out.jsonl").exists()
     assert main(["batch", "--help"]) == 0
-    assert "not_submitted" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "not_submitted" in help_text and "SIGTERM" in help_text
+    assert "blank lines included" in help_text and "1-based input line number" in help_text
 
 
 # -- generate, status, models ----------------------------------------------------------------
@@ -649,6 +651,7 @@ async def test_an_unreachable_server_stops_the_batch_with_one_line_that_says_why
     assert results[0]["error"]["type"] == "connection_error"
     assert [r["status"] for r in results[1:]] == ["not_submitted"] * 29
     assert {r["error"]["type"] for r in results[1:]} == {"not_submitted"}
+    assert "interrupted" not in stream.getvalue()
     why = [line for line in stream.getvalue().splitlines() if "cannot reach" in line]
     assert why == [
         f"chuizi: cannot reach {server.base_url}: connection refused; nothing more was sent. "
@@ -757,3 +760,30 @@ def test_clip_lines_have_fixed_columns_and_costs_for_people() -> None:
     details = {line.index("nope") for line in lines if "nope" in line}
     details |= {line.index("https") for line in lines if "https" in line}
     assert len(details) == 1  # the details start in one column
+
+
+def test_why_a_server_cannot_be_reached_is_said_in_a_few_words() -> None:
+    import socket
+    import ssl
+
+    from chuizi_async._cli_batch import _why_unreachable
+
+    def raised_from(cause: BaseException, error: BaseException) -> BaseException:
+        try:
+            raise error from cause
+        except BaseException as exc:
+            return exc
+
+    dns = socket.gaierror(-2, "Name or service not known")
+    assert _why_unreachable(raised_from(dns, ca.APIConnectError("x"))) == (
+        "its host name does not resolve (Name or service not known)"
+    )
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    assert _why_unreachable(raised_from(refused, ca.APIConnectError("x"))) == "connection refused"
+    tls = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert _why_unreachable(raised_from(tls, ca.APIConnectError("x"))).startswith(
+        "the TLS handshake failed"
+    )
+    silent = raised_from(TimeoutError(), ca.APITimeoutError("the server did not answer in time"))
+    assert _why_unreachable(silent) == "no answer in time"
+    assert _why_unreachable(ca.APIConnectError("something else")) == "something else"
