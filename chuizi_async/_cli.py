@@ -1,7 +1,8 @@
 """The ``chuizi`` command line: ``batch``, ``generate``, ``status``, ``models``, ``report``...
 
 ``main(argv)`` returns the exit status: 0 when everything asked for was done, 1 when some
-of it failed, 2 for a usage error, 130 when interrupted. Expected errors are one line on
+of it failed, 2 for a usage error, 130 when interrupted (a batch: 128 + the signal's number
+after a second Ctrl-C or SIGTERM, so 130 or 143). Expected errors are one line on
 stderr, never a traceback. The API key is read from ``CHUIZI_API_KEY`` (or ``--api-key``)
 and is never printed, logged or written to any file.
 """

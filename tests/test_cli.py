@@ -139,6 +139,8 @@ def test_batch_on_the_built_in_simulator(
     assert main(["batch", str(source), "-o", str(out), "--simulate", "--speed", "2000"]) == 1
     check_mixed(read_results(out))
     assert (tmp_path / "out.jsonl.journal").exists()
+    page = (tmp_path / "out.html").read_text(encoding="utf-8")
+    assert page.count('<article class="card') == 8 and "s-blank" not in page  # a card a clip
     err = capsys.readouterr().err
     assert "line 2 failed" in err
     assert "8 clips: 2 completed, 1 failed, 5 invalid, 0 not submitted; cost $0.25;" in err
