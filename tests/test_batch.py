@@ -399,3 +399,63 @@ async def test_a_lost_answer_to_the_first_submission_does_not_stop_the_batch(
         results = await client.generate_many(requests, return_exceptions=True)
     assert isinstance(results[0], ca.SubmissionUncertain)  # the server was reached
     assert all(isinstance(r, ca.Video) for r in results[1:])
+
+
+class _Outage:
+    """A transport in front of the simulator whose submissions of the given numbers (from 1)
+    make no connection, as during a network outage: nothing reaches the server."""
+
+    def __init__(self, down: set[int]) -> None:
+        self._inner = ca.AiohttpTransport()
+        self._down = down
+        self.posts = 0
+
+    async def send(self, request: ca.Request) -> ca.Response:
+        if request.method == "POST":
+            self.posts += 1
+            if self.posts in self._down:
+                raise ca.APIConnectError(
+                    f"could not connect to the server (outage) [{request.url}]"
+                )
+        return await self._inner.send(request)
+
+    async def download(self, request: ca.Request, path: Any) -> ca.Response:
+        return await self._inner.download(request, path)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.mark.parametrize(
+    ("down", "statuses"),
+    [
+        # three in a row after an answer: the batch stops, the rest is held back
+        (
+            {2, 3, 4},
+            ["Video", "APIConnectError", "APIConnectError", "APIConnectError"]
+            + ["NotSubmitted"] * 4,
+        ),
+        # an answer in between starts the count again: nothing held back
+        (
+            {2, 3, 5, 6},
+            [
+                "Video",
+                "APIConnectError",
+                "APIConnectError",
+                "Video",
+                "APIConnectError",
+                "APIConnectError",
+                "Video",
+                "Video",
+            ],
+        ),
+    ],
+    ids=["stops", "goes-on"],
+)
+async def test_a_server_that_goes_away_mid_batch_stops_it_after_failed_connections_in_a_row(
+    make_client: ClientFactory, down: set[int], statuses: list[str]
+) -> None:
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(8)]
+    async with make_client(transport=_Outage(down), max_retries=0) as client:
+        results = await client.generate_many(requests, concurrency=1, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == statuses
