@@ -9,6 +9,7 @@ tested on a real subprocess.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -789,3 +790,41 @@ def test_why_a_server_cannot_be_reached_is_said_in_a_few_words() -> None:
     silent = raised_from(TimeoutError(), ca.APITimeoutError("the server did not answer in time"))
     assert _why_unreachable(silent) == "no answer in time"
     assert _why_unreachable(ca.APIConnectError("something else")) == "something else"
+
+
+def _accepted_in(journal: Path) -> int:
+    """How many requests the journal of a running batch (another process) has accepted."""
+    import sqlite3
+
+    if not journal.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(journal, timeout=1)) as conn:
+            row = conn.execute("SELECT count(*) FROM requests WHERE state = 'accepted'").fetchone()
+    except sqlite3.Error:  # not created yet
+        return 0
+    return int(row[0])
+
+
+async def test_sigterm_on_a_simulated_batch_writes_the_results_of_what_was_accepted(
+    tmp_path: Path,
+) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(6)),
+    )
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "chuizi_async", "batch", str(source), "-o", str(out)]
+    options = ["--simulate", "--speed", "60", "--concurrency", "2", "--poll-interval", "0.05"]
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = await anyio.open_process([*command, *options], stderr=stderr)
+    async with process:
+        await wait_until(lambda: _accepted_in(tmp_path / "out.jsonl.journal") >= 2, timeout=15)
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(15):
+            assert await process.wait() == 1
+    results = read_results(out)
+    statuses = [r["status"] for r in results]
+    assert statuses[:2] == ["completed", "completed"]  # accepted: followed to the end
+    assert set(statuses[2:]) <= {"completed", "not_submitted"} and "not_submitted" in statuses
+    assert all(r["key"] for r in results)
