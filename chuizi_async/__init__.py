@@ -41,6 +41,7 @@ from ._exceptions import ServerError as ServerError
 from ._exceptions import SubmissionUncertain as SubmissionUncertain
 from ._exceptions import UnreadableVideo as UnreadableVideo
 from ._exceptions import UnusableVideo as UnusableVideo
+from ._exceptions import error_type as error_type
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
@@ -105,5 +106,6 @@ __all__ = [
     "UnreadableVideo",
     "UnusableVideo",
     "Video",
+    "error_type",
     "remove_partial_downloads",
 ]

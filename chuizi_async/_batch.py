@@ -5,8 +5,11 @@ Both stand on one submitter that sends requests in input order and keeps at most
 ``max_cost`` (``CostLimitExceeded``, see ``_cost``) or after ``stop()`` (``NotSubmitted``).
 It stops submitting at the first 402 or 403 ``daily_limit_exceeded``: the requests not yet sent
 then resolve with the same kind of error without a request; another 403 does the same for
-the requests of its model only. Every generation already accepted is tracked to its end. With
-a journal, each request is looked up before anything is sent (see ``_journal``).
+the requests of its model only. It stops too when the server cannot be reached at all (see
+``unreachable``): until one submission has been answered, one goes out at a time, so that an
+unreachable server costs one request's retries, not every request's. Every generation already
+accepted is tracked to its end. With a journal, each request is looked up before anything is
+sent (see ``_journal``), and a submission refused for good is journaled as failed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ import anyio
 
 from ._cost import WAIT, CostGuard, Prices, model_key
 from ._exceptions import (
+    APIConnectError,
+    APIConnectionError,
     APIError,
+    APITimeoutError,
     ChuiziError,
     InsufficientBalanceError,
     InvalidRequest,
@@ -45,7 +51,16 @@ if TYPE_CHECKING:
 
     from ._client import Client
 
-__all__ = ["AsCompleted", "BatchSubmitter", "generate_many", "stops_batch", "stops_model"]
+__all__ = [
+    "UNREACHABLE_AFTER",
+    "AsCompleted",
+    "BatchSubmitter",
+    "generate_many",
+    "request_keys",
+    "stops_batch",
+    "stops_model",
+    "unreachable",
+]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -93,11 +108,57 @@ def stops_model(exc: BaseException) -> bool:
     return isinstance(exc, PermissionDeniedError) and not _is_daily_cap(exc)
 
 
-def _not_sent(first: APIError) -> APIError:
-    """The error of a request held back by the refusal ``first``: its kind, with no request."""
+UNREACHABLE_AFTER = 3
+"""Submissions in a row that made no connection, once the server had answered one, that
+stop a batch (a server that answered may be away for a moment: one failure is not enough)."""
+
+
+def unreachable(error: BaseException, *, answered: bool, failures_in_a_row: int) -> bool:
+    """Whether a submission's final error (after its retries) says no request of the batch
+    can get through, so that the batch stops submitting.
+
+    Before the server has answered any submission of the batch: no connection was made
+    (refused, DNS, TLS, a connect timeout) or no answer came in time. A reset or an answer cut
+    short is not: something answered, and the next request may get through. After an answer:
+    only ``UNREACHABLE_AFTER`` submissions in a row (this one included) that made no
+    connection at all; a slow answer then is the server's load, not its absence.
+    """
+    if not answered:
+        return isinstance(error, (APIConnectError, APITimeoutError))
+    return isinstance(error, APIConnectError) and failures_in_a_row >= UNREACHABLE_AFTER
+
+
+def _not_sent(first: APIError | APIConnectionError) -> APIError | NotSubmitted:
+    """The error of a request held back by ``first``: a refusal's kind, with no request; or,
+    held back because the server cannot be reached, ``NotSubmitted`` (reason
+    ``"unreachable"``)."""
+    if isinstance(first, APIConnectionError):
+        message = f"not submitted: the server could not be reached ({first})"
+        return NotSubmitted(message, reason="unreachable")
     return type(first)(
         first.status_code, f"not submitted: {first.message}", first.error_type, code=first.code
     )
+
+
+class _Keys:
+    """The journal's key of each request, in input order: its ``key``, else a digest of what
+    it asks for and which occurrence of that it is (``<digest>-1``, ``<digest>-2``)."""
+
+    def __init__(self) -> None:
+        self._occurrences: collections.Counter[str] = collections.Counter()
+
+    def key(self, request: GenerationRequest) -> str:
+        if request.key is not None:
+            return request.key
+        fingerprint = request_fingerprint(request)
+        self._occurrences[fingerprint] += 1
+        return f"{fingerprint}-{self._occurrences[fingerprint]}"
+
+
+def request_keys(requests: Iterable[GenerationRequest]) -> list[str]:
+    """The key a journaled batch of ``requests`` gives each (see ``_Keys``)."""
+    keys = _Keys()
+    return [keys.key(request) for request in requests]
 
 
 class BatchSubmitter:
@@ -133,12 +194,15 @@ class BatchSubmitter:
         self._prices_read = anyio.Lock()
         self._active = 0
         self._changed = anyio.Event()
-        self._occurrences: collections.Counter[str] = collections.Counter()
-        self.stopped_by: APIError | None = None
+        self._keys = _Keys()
+        self.stopped_by: APIError | APIConnectionError | None = None
         self.stopped_models: dict[str, APIError] = {}
         self.stop_reason: NotSubmitted | None = None
         self.accepted: list[Generation] = []
         self.emitted = 0
+        self._answered = False  # the server answered a submission of this batch
+        self._probing = False  # a submission is out, and none has been answered yet
+        self._connect_failures = 0  # submissions in a row that made no connection
 
     @property
     def in_flight(self) -> int:
@@ -165,17 +229,33 @@ class BatchSubmitter:
                 tg.start_soon(self._work, items, tg)
 
     async def _work(self, items: Iterator[tuple[int, RequestLike]], tg: TaskGroup) -> None:
-        for index, item in items:
+        while True:
+            # Until the server has answered a submission, one goes out at a time: the
+            # next request is not even taken while one is out (so input order holds).
+            while self._probing and not self._answered:
+                await self._changed.wait()
+            item_of = next(items, None)
+            if item_of is None:
+                return
+            index, item = item_of
             request, key, error = self._prepare(item)
-            if error is None:
-                error = await self._wait_for_room(request, sent=self._sent_before(key))
-            if error is not None:
-                self._emit(_unsent(index, request, error, key))
-                continue
-            assert request is not None
-            self._active += 1
-            self.cost.start(index, request)
-            await self._one(index, request, key, tg)
+            sent = self._sent_before(key)
+            probe = error is None and not sent and not self._answered
+            self._probing = self._probing or probe
+            try:
+                if error is None:
+                    error = await self._wait_for_room(request, sent=sent)
+                if error is not None:
+                    self._emit(_unsent(index, request, error, key))
+                    continue
+                assert request is not None
+                self._active += 1
+                self.cost.start(index, request)
+                await self._one(index, request, key, tg)
+            finally:
+                if probe:  # it ended: the next one may go (or be held back)
+                    self._probing = False
+                    self._wake()
 
     def _prepare(
         self, item: RequestLike
@@ -184,12 +264,8 @@ class BatchSubmitter:
             request = GenerationRequest.coerce(item)
         except InvalidRequest as exc:
             return None, None, exc
-        if request.key is not None or self.journal is None:
-            key = request.key  # a digest names a request only for a journal
-        else:
-            fingerprint = request_fingerprint(request)
-            self._occurrences[fingerprint] += 1
-            key = f"{fingerprint}-{self._occurrences[fingerprint]}"
+        # a digest names a request only for a journal
+        key = request.key if self.journal is None else self._keys.key(request)
         return request, key, None
 
     def _sent_before(self, key: str | None) -> bool:
@@ -253,6 +329,26 @@ class BatchSubmitter:
             except ChuiziError as exc:
                 logger.info("no model prices for max_cost (%s): estimating from costs seen", exc)
                 self.cost.prices = Prices()
+
+    def _contact(self, error: BaseException | None) -> None:
+        """Learn from a submission's end (``error`` None: accepted) whether the server can be
+        reached at all; stop the batch if it cannot."""
+        if isinstance(error, SubmissionUncertain):  # no answer to it: judge by why
+            error = error.__cause__
+        if error is None or isinstance(error, APIError):  # an answer came back
+            self._answered, self._connect_failures = True, 0
+            return
+        if not isinstance(error, APIConnectionError):  # refused before sending
+            return
+        if isinstance(error, APIConnectError):
+            self._connect_failures += 1
+        answered, failures = self._answered, self._connect_failures
+        if self.stopped_by is None and unreachable(
+            error, answered=answered, failures_in_a_row=failures
+        ):
+            logger.warning("%s: no further submissions in this batch", error)
+            self.stopped_by = error
+            self._wake()
 
     def _stop_for(self, model: str, exc: APIError) -> None:
         """Learn from a refused submission what else not to send."""
@@ -348,17 +444,24 @@ class BatchSubmitter:
                 before_wire=before_wire if journal is not None and safe else None,
             )
         except SubmissionUncertain as exc:
+            self._contact(exc)
             if journal is not None and key is not None:
                 with anyio.CancelScope(shield=True):  # never sent again without being asked
                     await journal.record_uncertain(key, exc)
             return _unsent(index, request, exc, key)
         except ChuiziError as exc:
+            self._contact(exc)
             if went_out and journal is not None and key is not None:
                 with anyio.CancelScope(shield=True):  # answered: nothing was created
                     await journal.record_not_created(key)
             if isinstance(exc, APIError):
                 self._stop_for(request.model, exc)
+                final = Journal.is_final_refusal(exc, request.model)
+                if final and journal is not None and key is not None:
+                    with anyio.CancelScope(shield=True):  # a rerun would be refused too
+                        await journal.record_refused(key, exc)
             return _unsent(index, request, exc, key)
+        self._contact(None)
         if journal is not None and key is not None and handle.id is not None:
             with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
                 await journal.record_accepted(key, handle.id)
@@ -512,9 +615,10 @@ class AsCompleted:
         self._error: BaseException | None = None
 
     @property
-    def stopped_by(self) -> APIError | None:
-        """The refusal that stopped submissions, if one did: a 402, or a 403 for the key's
-        daily spending cap (``code == "daily_limit_exceeded"``)."""
+    def stopped_by(self) -> APIError | APIConnectionError | None:
+        """What stopped submissions, if anything did: a 402, a 403 for the key's daily
+        spending cap (``code == "daily_limit_exceeded"``), or an ``APIConnectionError`` when
+        the server could not be reached (see ``unreachable``)."""
         return self._submitter.stopped_by
 
     @property

@@ -1,7 +1,8 @@
 """The ``chuizi`` command line: ``batch``, ``generate``, ``status``, ``models``, ``report``...
 
 ``main(argv)`` returns the exit status: 0 when everything asked for was done, 1 when some
-of it failed, 2 for a usage error, 130 when interrupted. Expected errors are one line on
+of it failed, 2 for a usage error, 130 when interrupted (a batch: 128 + the signal's number
+after a second Ctrl-C or SIGTERM, so 130 or 143). Expected errors are one line on
 stderr, never a traceback. The API key is read from ``CHUIZI_API_KEY`` (or ``--api-key``)
 and is never printed, logged or written to any file.
 """
@@ -20,7 +21,7 @@ from typing import Any
 
 from . import MODELS, __version__, remove_partial_downloads
 from ._cli_batch import BatchOptions, InputLine, parse_line, read_input, report_path, run_batch
-from ._cli_commands import cmd_generate, cmd_models, cmd_status
+from ._cli_commands import cmd_balance, cmd_generate, cmd_models, cmd_status
 from ._cli_common import (
     UsageError,
     check_key,
@@ -50,33 +51,45 @@ Known fields: model, prompt, duration, image, key, aspect_ratio, resolution,
 reference_images, video, watermark, extra_body; any other field is sent as is in the
 request body.
 With --model, a line that is not a JSON object is a prompt (plain text, one a line);
---model and --duration are also the defaults of JSON lines that give none. Blank lines
-are skipped.
+--model and --duration are also the defaults of JSON lines that give none.
 
-RESULTS gets one JSON line per input line, in input order: line, key, model, prompt,
-status, id, video_url, cost (a decimal string), file (with --download-dir) and error
-({"message", "type"} and, for an error answer, the "request_id" to quote to support;
-or null). status is one of:
+RESULTS gets one JSON line per input line, blank lines included, in input order (row n
+is line n of INPUT): line (the 1-based input line number), key (the line's "key", else
+the key the journal derives from the request's content; null for a blank line and an
+invalid line without one), model, prompt, status, id, video_url, cost (a decimal
+string, full precision), file (with --download-dir) and error ({"message", "type"} and,
+for an error answer, the "request_id" to quote to support; or null). The error types
+are listed in the README (the server's error.type where it gave one, else e.g.
+connection_error, timeout, not_submitted, max_cost). status is one of:
   completed      the video is ready (a failed download is reported in error; the
                  status stays completed)
-  failed         the server failed or refused it (content policy, 403...)
+  failed         the server failed or refused it (content policy, 403, unknown model)
   invalid        refused before sending (bad JSON, wrong field type, a duration over
-                 the model's maximum, a missing image...): never sent, never billed
-  not_submitted  never sent: Ctrl-C, --max-cost reached, or the balance ran out (402)
+                 the model's maximum, a missing image...) or by the server as malformed
+                 (400, 422): never billed
+  not_submitted  never sent: Ctrl-C or SIGTERM, --max-cost reached, the balance ran
+                 out (402), the daily cap (403), or the server could not be reached
   uncertain      (--retry-submissions safe) sent, but no answer came back: it may or
                  may not have created a billed generation; error names its
                  Idempotency-Key. Not sent again unless --resend-uncertain
-A results file written before the end (a second Ctrl-C, a fatal error) says `pending`
-for the lines still in flight.
+  blank          an empty input line: nothing sent, not counted as a clip
+A results file written before the end (a second Ctrl-C or SIGTERM, a fatal error) says
+pending for the lines still in flight, with their id and key.
 
 Every state change is recorded in the journal (default RESULTS.journal): run the same
 command again to resume without paying twice; on a finished batch it sends and
-downloads nothing and writes the same results.
+downloads nothing and writes the same results. A request the server refused for good
+(400, 422, 404 for the model) is not sent again; a 402 or 403 is.
 
-Ctrl-C once: no new submissions, the clips already accepted are followed to the end and
-the results written. Ctrl-C twice: quit at once (exit 130); the journal keeps everything.
+If the server cannot be reached (connection refused, DNS, TLS, no answer in time), the batch
+stops after the first request's retries: the rest are not_submitted, one line says why.
 
-Exit status: 0 all completed (and downloaded), 1 otherwise, 2 usage error.
+Ctrl-C or SIGTERM once: no new submissions, the results written, the clips already
+accepted followed to the end and the results written again. Twice: quit at once (exit
+130 for Ctrl-C, 143 for SIGTERM); the journal keeps everything.
+
+Exit status: 0 all completed (and downloaded; blank lines aside), 1 otherwise, 2 usage
+error.
 """
 
 
@@ -116,7 +129,9 @@ def _money(text: str) -> Decimal:
 # -- the parser ------------------------------------------------------------------------------
 
 
-def _connection_options(parser: argparse.ArgumentParser, *, simulate: bool = True) -> None:
+def _connection_options(
+    parser: argparse.ArgumentParser, *, simulate: bool = True, polling: bool = True
+) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument(
         "--api-key",
@@ -136,6 +151,8 @@ def _connection_options(parser: argparse.ArgumentParser, *, simulate: bool = Tru
             help="run on the built-in simulator (in-process, no key, no network); prompts "
             "containing 'forbidden' fail with a content-policy error",
         )
+        parser.set_defaults(speed=_DEFAULT_SPEED)
+    if simulate and polling:
         group.add_argument(
             "--speed",
             type=_positive_float,
@@ -247,11 +264,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser(
         "models",
-        help="the model catalogue",
-        description="The models the library knows and checks before sending.",
+        help="the models: live from the API with a key, else the built-in catalogue",
+        description="With a key ($CHUIZI_API_KEY, --api-key) or --simulate: the models this "
+        "key may call, live from GET /v1/models, with their prices. Without one (or with "
+        "--builtin): the built-in catalogue the library checks requests against before "
+        "sending. The first line says which it is. Exit 1 if the live list cannot be read.",
     )
     models.add_argument("--json", action="store_true", help="print a JSON list")
+    models.add_argument(
+        "--builtin", action="store_true", help="the built-in catalogue, even with a key"
+    )
+    _connection_options(models, polling=False)
     models.set_defaults(run=cmd_models)
+
+    balance = commands.add_parser(
+        "balance",
+        aliases=["key"],
+        help="the key's balance and limits",
+        description="The key's balance, rate limit, daily limits and allowed models, from "
+        "GET /v1/key/info. Exit 1 if they cannot be read.",
+    )
+    balance.add_argument("--json", action="store_true", help="print a JSON object")
+    _connection_options(balance, polling=False)
+    balance.set_defaults(run=cmd_balance)
 
     simulate = commands.add_parser(
         "simulate",
@@ -385,7 +420,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not output.parent.is_dir():
         raise UsageError(f"the folder of --output {str(output)!r} does not exist")
     try:
-        write_report(records, output, title=f"chuizi batch: {results.name}")
+        cards = [r for r in records if r.get("status") != "blank"]  # a card per request
+        write_report(cards, output, title=f"chuizi batch: {results.name}")
     except OSError as exc:
         raise UsageError(f"cannot write {str(output)!r}: {exc.strerror}") from None
     out(str(output))
@@ -431,15 +467,41 @@ def _demo_lines() -> list[InputLine]:
     return lines
 
 
+def _demo_as_designed(output: Path) -> bool:
+    """Whether the demo went as designed: every clip completed but the prompts that fail on
+    purpose, which failed with the content-policy error."""
+    records = read_results(output)
+    on_purpose = [r for r in records if "forbidden" in str(r.get("prompt"))]
+    others = [r for r in records if r not in on_purpose]
+    return (
+        len(records) == len(_demo_lines())
+        and all(r.get("status") == "failed" for r in on_purpose)
+        and all(r.get("status") == "completed" for r in others)
+    )
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """The batch's exit status, except that the failures on purpose are expected: 0 when
+    exactly they failed. The results and the report are kept (a fresh folder, or ``-o``)."""
     args.simulate, args.poll_interval, args.api_key, args.base_url = True, None, None, None
+    if args.output is not None and not args.output.parent.is_dir():
+        raise UsageError(f"the folder of --output {str(args.output)!r} does not exist")
     console = rich_console()
     display = make_display(console)
-    with tempfile.TemporaryDirectory(prefix="chuizi-demo-") as folder:
-        output = args.output or Path(folder) / "results.jsonl"
-        if not output.parent.is_dir():
-            raise UsageError(f"the folder of --output {str(output)!r} does not exist")
-        options = BatchOptions(output=output, journal=Path(folder) / "journal.sqlite")
+    with tempfile.TemporaryDirectory(prefix="chuizi-demo-journal-") as scratch:
+        if args.output is not None:  # a new simulator each run: no journal to resume from
+            options = BatchOptions(output=args.output, journal=Path(scratch) / "journal.sqlite")
+        else:  # kept: the summary prints the paths of the results and the report
+            folder = Path(tempfile.mkdtemp(prefix="chuizi-demo-"))
+            output = folder / "results.jsonl"
+            options = BatchOptions(output=output, journal=folder / "results.jsonl.journal")
         with library_logging(args.verbose, console):
-            asyncio.run(_batch(args, _demo_lines(), options, display, True))
+            status = asyncio.run(_batch(args, _demo_lines(), options, display, True))
+    if status == 0 or status != 1 or not _demo_as_designed(options.output):
+        return status
+    on_purpose = sum("forbidden" in (line.prompt or "") for line in _demo_lines())
+    err(
+        f"chuizi demo: as designed: every clip completed but the {on_purpose} that fail on "
+        "purpose (content policy, as the real API would)"
+    )
     return 0

@@ -12,7 +12,9 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sqlite3
+import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -24,6 +26,7 @@ import anyio.abc
 import attrs
 
 from . import (
+    APIConnectionError,
     AsCompleted,
     BadRequestError,
     ChuiziError,
@@ -38,9 +41,10 @@ from . import (
     SubmissionUncertain,
     Video,
 )
-from ._batch import stops_batch
+from ._batch import request_keys, stops_batch
 from ._cli_common import UsageError
 from ._cli_progress import Display, Tally, format_duration, format_money
+from ._exceptions import error_type
 from ._report import write_report
 from ._validation import validate
 
@@ -57,16 +61,18 @@ __all__ = [
 _FIELDS = frozenset(attrs.fields_dict(GenerationRequest))
 _TEXT_FIELDS = ("model", "prompt", "image", "key", "aspect_ratio", "resolution", "video")
 _DOWNLOADS_AT_ONCE = 4
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # SIGTERM: docker stop, systemd, kill
 _REFRESH_SECONDS = 0.25
 
 
 @attrs.frozen(kw_only=True)
 class InputLine:
-    """One non-blank input line: a request to send, or the reason it is never sent."""
+    """One input line: a request to send, the reason it is never sent, or a blank line."""
 
     line: int
     request: GenerationRequest | None = None
     invalid: str | None = None
+    blank: bool = False
     key: str | None = None
     model: str | None = None
     prompt: str | None = None
@@ -156,7 +162,8 @@ def parse_line(text: str, line: int, *, model: str | None, duration: int | None)
 
 
 def read_input(path: Path, *, model: str | None, duration: int | None) -> list[InputLine]:
-    """Every non-blank line of ``path``, parsed and checked (blank lines are skipped)."""
+    """Every line of ``path``, parsed and checked; a blank one is kept as such (``blank``),
+    so that the results have one line per input line."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -169,13 +176,10 @@ def read_input(path: Path, *, model: str | None, duration: int | None) -> list[I
         raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
     return [
         parse_line(raw, number, model=model, duration=duration)
-        for number, raw in enumerate(text.splitlines(), start=1)
         if raw.strip()
+        else InputLine(line=number, blank=True)
+        for number, raw in enumerate(text.splitlines(), start=1)
     ]
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
@@ -184,12 +188,28 @@ def error_info(exc: BaseException) -> dict[str, str]:
     message = getattr(exc, "message", None)
     if not isinstance(message, str) or not message:
         message = str(exc) or type(exc).__name__
-    kind = getattr(exc, "error_type", None) or getattr(exc, "reason", None)
-    info = {"message": message, "type": str(kind) if kind else _snake(type(exc).__name__)}
+    info = {"message": message, "type": error_type(exc)}
     request_id = getattr(exc, "request_id", None)
     if isinstance(request_id, str) and request_id:
         info["request_id"] = request_id
     return info
+
+
+def _why_unreachable(exc: BaseException) -> str:
+    """Why no connection was made, in a few words: what the OS or TLS said, found among the
+    causes of the library's error (the transport raises it ``from`` the original)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return f"its host name does not resolve ({seen.strerror or seen})"
+        if isinstance(seen, ssl.SSLError):
+            return f"the TLS handshake failed ({getattr(seen, 'reason', None) or seen})"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, TimeoutError) and not isinstance(seen, ChuiziError):
+            return "no answer in time"
+        seen = seen.__cause__ or seen.__context__
+    return str(exc)
 
 
 def classify(handle: Generation) -> str:
@@ -220,7 +240,7 @@ def _record(
 ) -> dict[str, Any]:
     record: dict[str, Any] = {
         "line": line.line,
-        "key": key if key is not None else line.key,
+        "key": key,
         "model": line.model,
         "prompt": line.prompt,
         "status": status,
@@ -280,6 +300,9 @@ class _Batch:
     tally: Tally = attrs.field(init=False)
     records: list[dict[str, Any] | None] = attrs.field(init=False)
     positions: list[int] = attrs.field(init=False)
+    keys: list[str | None] = attrs.field(init=False)
+    """Each line's request key: its ``key``, else the one the journal derives (see
+    ``request_keys``); a blank line's is None, an invalid one's its ``key`` if it has one."""
     batch: AsCompleted | None = None
     interrupts: int = 0
     cost_limited: int = 0
@@ -287,9 +310,16 @@ class _Batch:
     _downloads: anyio.Semaphore = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self.tally = Tally(total=len(self.lines))
+        self.tally = Tally(
+            total=sum(not line.blank for line in self.lines),
+            last_line=max((line.line for line in self.lines), default=0),
+        )
         self.records = [None] * len(self.lines)
         self.positions = [i for i, line in enumerate(self.lines) if line.request is not None]
+        self.keys = [line.key for line in self.lines]
+        requests = [r for p in self.positions if (r := self.lines[p].request) is not None]
+        for position, key in zip(self.positions, request_keys(requests), strict=True):
+            self.keys[position] = key
         self._downloads = anyio.Semaphore(_DOWNLOADS_AT_ONCE)
 
     # -- results -------------------------------------------------------------------------
@@ -319,6 +349,7 @@ class _Batch:
                 record = _record(
                     line,
                     status="pending",
+                    key=self.keys[position],
                     gen_id=ids.get(position),
                     downloads=self.options.download_dir is not None,
                 )
@@ -330,20 +361,24 @@ class _Batch:
         write_results(self.options.output, records)
         output = self.options.output
         write_report(
-            records,
+            [r for r in records if r["status"] != "blank"],  # a card per request
             report_path(output),
             title=f"chuizi batch: {output.name}",
             elapsed=self.tally.elapsed,
         )
 
-    # -- Ctrl-C --------------------------------------------------------------------------
+    # -- Ctrl-C and SIGTERM ----------------------------------------------------------------
 
-    def on_sigint(self) -> None:
+    def on_signal(self, signum: int) -> None:
+        """SIGINT (Ctrl-C) or SIGTERM (docker stop, systemd): the first stops submitting and
+        writes the results (again at the end); the second writes them and quits at once
+        (exit status 128 + the signal's number: 130, 143)."""
         self.interrupts += 1
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         if self.interrupts == 1:
             self.display.note(
-                "Ctrl-C: no new submissions; waiting for the clips already accepted "
-                "(Ctrl-C again to quit at once, the journal keeps them)"
+                f"{name}: no new submissions; waiting for the clips already accepted "
+                "(Ctrl-C or SIGTERM again to quit at once, the journal keeps them)"
             )
             if self.batch is not None:
                 self.batch.stop_submitting()
@@ -352,12 +387,12 @@ class _Batch:
         self.display.stop()
         self._try_write()
         sys.stderr.write(
-            f"chuizi: interrupted; results so far in {self.options.output}, "
+            f"chuizi: interrupted ({name}); results so far in {self.options.output}, "
             "run the same command again to resume\n"
         )
         sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(130)
+        os._exit(128 + signum)
 
     def _try_write(self) -> None:
         try:
@@ -369,20 +404,20 @@ class _Batch:
 
     async def run(self) -> None:
         self.display.start(self.tally)
+        files = self.options.download_dir is not None
         for position, line in enumerate(self.lines):
-            if line.invalid is not None:
-                error = {"message": line.invalid, "type": "invalid_request"}
-                self._finish(position, self._invalid_record(line, error))
+            if line.blank:  # a row, to keep one per input line; not a clip
+                self.records[position] = _record(line, status="blank", downloads=files)
+            elif line.invalid is not None:
+                error = {"message": line.invalid, "type": error_type(InvalidRequest(line.invalid))}
+                record = _record(line, status="invalid", key=line.key, error=error, downloads=files)
+                self._finish(position, record)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._refresh)
             async with anyio.create_task_group() as downloads:
                 await self._consume(downloads)
             outer.cancel_scope.cancel()
         self.display.refresh(self.tally)
-
-    def _invalid_record(self, line: InputLine, error: dict[str, str]) -> dict[str, Any]:
-        downloads = self.options.download_dir is not None
-        return _record(line, status="invalid", error=error, downloads=downloads)
 
     async def _refresh(self) -> None:
         while True:
@@ -408,7 +443,13 @@ class _Batch:
             async for handle in batch:
                 self._handle(handle, downloads)
         stopped = batch.stopped_by
-        if isinstance(stopped, InsufficientBalanceError):
+        if isinstance(stopped, APIConnectionError):
+            self.display.note(
+                f"cannot reach {self.client.base_url}: {_why_unreachable(stopped)}; nothing more "
+                "was sent. Check the network and the base URL (--base-url, $CHUIZI_BASE_URL), "
+                "then run the same command again"
+            )
+        elif isinstance(stopped, InsufficientBalanceError):
             self.display.note(
                 f"the balance ran out ({stopped.message}): top up, then run the same "
                 "command again to submit the rest"
@@ -452,12 +493,12 @@ class _Batch:
                 self.tally.waited += 1
         if isinstance(error, CostLimitExceeded):
             self.cost_limited += 1
-        elif isinstance(error, NotSubmitted):
-            self.interrupted += 1
+        elif isinstance(error, NotSubmitted) and error.reason == "interrupted":
+            self.interrupted += 1  # Ctrl-C, SIGTERM (the unreachable server has its own note)
         record = _record(
             line,
             status=status,
-            key=handle.key,
+            key=handle.key or self.keys[position],
             gen_id=handle.id if handle.id is not None else (video.id if video else None),
             video=video,
             error=error_info(error) if error is not None else None,
@@ -518,11 +559,13 @@ async def _run_batch(
             )
     run = _Batch(client, lines, options, display, journal)
     loop = asyncio.get_running_loop()
-    try:
-        loop.add_signal_handler(signal.SIGINT, run.on_sigint)
-        handler_installed = True
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
-        handler_installed = False
+    handled: list[signal.Signals] = []
+    for signum in _SIGNALS:
+        try:
+            loop.add_signal_handler(signum, run.on_signal, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            break
+        handled.append(signum)
     try:
         await run.run()
     except ChuiziError as exc:
@@ -535,8 +578,8 @@ async def _run_batch(
         run._try_write()
         raise
     finally:
-        if handler_installed:
-            loop.remove_signal_handler(signal.SIGINT)
+        for signum in handled:
+            loop.remove_signal_handler(signum)
     display.stop()
     try:
         run.write()

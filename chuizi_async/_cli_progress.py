@@ -15,15 +15,13 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from ._report import format_money
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
 __all__ = ["Display", "LiveDisplay", "PlainDisplay", "Tally", "format_duration", "format_money"]
-
-
-def format_money(amount: Decimal) -> str:
-    return f"${amount:.4f}"
 
 
 def format_duration(seconds: float) -> str:
@@ -43,6 +41,7 @@ class Tally:
     """The counts of one batch run."""
 
     total: int
+    last_line: int = 0  # the highest input line number: the width of the line column
     completed: int = 0
     failed: int = 0
     invalid: int = 0
@@ -112,23 +111,36 @@ class Display(Protocol):
     def summary(self, tally: Tally, rows: Mapping[str, str]) -> None: ...
 
 
+_STATUS_WIDTH = len("not_submitted")
+_ID_WIDTH = len("gen-") + 24  # the longest documented id; a longer one pushes the rest
+_COST_WIDTH = len("$0.15") + 3
+
+
 def _detail(record: Mapping[str, Any]) -> str:
     error = record.get("error")
     if record["status"] == "completed":
-        cost = record.get("cost")
-        where = record.get("file") or record.get("video_url") or ""
-        text = f"${cost}  {where}" if cost is not None else str(where)
+        text = str(record.get("file") or record.get("video_url") or "")
         if error:
             text += f"  ({error['message']})"
         return text
     return str(error["message"]) if error else ""
 
 
+def _money(raw: object) -> str:
+    try:
+        return format_money(Decimal(str(raw))) if raw is not None else "-"
+    except ArithmeticError:
+        return str(raw)
+
+
 def clip_line(tally: Tally, record: Mapping[str, Any]) -> str:
+    """``[ 3/30] line 4   completed     gen-...  $0.15  videos/gen-....mp4``: fixed columns."""
     width = len(str(tally.total))
+    line_width = len(str(max(tally.last_line, tally.total)))
     return (
-        f"[{tally.finished:>{width}}/{tally.total}] line {record['line']}  "
-        f"{record['status']:<13} {record.get('id') or '-'}  {_detail(record)}"
+        f"[{tally.finished:>{width}}/{tally.total}] line {record['line']:<{line_width}} "
+        f"{record['status']:<{_STATUS_WIDTH}} {record.get('id') or '-':<{_ID_WIDTH}} "
+        f"{_money(record.get('cost')):>{_COST_WIDTH}}  {_detail(record)}"
     ).rstrip()
 
 

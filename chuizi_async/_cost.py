@@ -19,6 +19,7 @@ from typing import Any
 from ._catalogue import lookup_model
 from ._exceptions import CostLimitExceeded, InvalidRequest
 from ._models import GenerationRequest, RemoteModel, Video, _decimal, _int
+from ._report import format_money
 
 __all__ = ["WAIT", "CostGuard", "Prices", "model_key", "price_estimate"]
 
@@ -136,8 +137,8 @@ class CostGuard:
         if in_flight:
             return WAIT  # what is in flight may cost less than estimated: wait for it
         return CostLimitExceeded(
-            f"not submitted: spent ${self.spent} plus ~${estimate} for this one would pass "
-            f"max_cost ${self.max_cost}"
+            f"not submitted: spent {format_money(self.spent)} plus ~{format_money(estimate)} "
+            f"for this one would pass max_cost {format_money(self.max_cost)}"
         )
 
     def start(self, token: int, request: GenerationRequest) -> None:

@@ -30,10 +30,14 @@ The hierarchy::
 
 ``InvalidRequest`` is also raised for a bad ``Client`` configuration (an http base URL to a
 remote host, a missing key), so that ``except ValueError`` and ``except ChuiziError`` both work.
+
+``error_type(exc)`` names what an error means in one word of a fixed vocabulary: the server's
+``error.type`` where it gave one, else the word of ``ERROR_TYPES`` for the error's class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -66,6 +70,7 @@ __all__ = [
     "UnreadableVideo",
     "UnusableVideo",
     "error_for_status",
+    "error_type",
 ]
 
 
@@ -314,3 +319,51 @@ def error_for_status(
     if cls is None:
         cls = ServerError if status_code >= 500 else APIError
     return cls(status_code, message, error_type, code=code, request_id=request_id)
+
+
+# What an error means where the server gave no ``error.type``: the most specific class wins.
+# The server's own words (API reference) for its statuses, then the client's outcomes.
+ERROR_TYPES: Mapping[type[BaseException], str] = {
+    BadRequestError: "invalid_request_error",
+    AuthenticationError: "authentication_error",
+    InsufficientBalanceError: "insufficient_quota",
+    PermissionDeniedError: "permission_error",
+    NotFoundError: "not_found",
+    RateLimitError: "rate_limit_error",
+    ServerError: "server_error",
+    APIError: "api_error",
+    InvalidRequest: "invalid_request_error",  # refused before sending: the same meaning
+    APIConnectError: "connection_error",  # before APITimeoutError: APIConnectTimeout is one
+    APITimeoutError: "timeout",
+    ResponseFormatError: "invalid_response",
+    APIConnectionError: "connection_error",
+    UnreadableVideo: "no_video_url",
+    UnusableVideo: "unusable_video_url",
+    GenerationFailed: "generation_failed",
+    GenerationTimeout: "generation_timeout",
+    GenerationCancelled: "cancelled",
+    ClientClosed: "client_closed",
+    SubmissionUncertain: "submission_uncertain",
+    GenerationError: "generation_failed",
+    CostLimitExceeded: "max_cost",
+    NotSubmitted: "not_submitted",
+    OSError: "file_error",  # a download that could not be written
+    ChuiziError: "error",
+}
+
+
+def error_type(exc: BaseException) -> str:
+    """What ``exc`` means, in one word: the server's ``error.type`` where it gave one
+    (``invalid_request_error``, ``not_found``...), else the word for its class in
+    ``ERROR_TYPES`` (``connection_error``, ``timeout``, ``not_submitted``...), else ``error``.
+    """
+    given = (
+        getattr(exc, "error_type", None) if isinstance(exc, (APIError, GenerationFailed)) else None
+    )
+    if isinstance(given, str) and given.strip():
+        return given.strip()
+    for cls in type(exc).__mro__:
+        word = ERROR_TYPES.get(cls)
+        if word is not None:
+            return word
+    return "error"

@@ -6,7 +6,8 @@ One SQLite file (WAL, ``synchronous=FULL``), one transaction per state change:
     sent      on the wire, no answer yet (recorded only with ``retry_submissions="safe"``)
     accepted  the server's generation id
     completed the video (URL, cost, duration)        -- final
-    failed    the server's error                     -- final
+    failed    the server's error                     -- final: a generation that failed, or
+              a submission the server refused for good (400, 422, 404 for the model)
     uncertain it went out and no answer came back    -- final unless ``resend_uncertain``
               (``retry_submissions="safe"``): it may or may not have created a generation
 
@@ -33,7 +34,15 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from ._exceptions import ChuiziError, GenerationFailed, SubmissionUncertain, UnusableVideo
+from ._exceptions import (
+    APIError,
+    ChuiziError,
+    GenerationFailed,
+    SubmissionUncertain,
+    UnusableVideo,
+    error_for_status,
+    error_type,
+)
 from ._models import GenerationRequest, Video
 
 __all__ = ["Journal", "JournalEntry", "new_idempotency_key", "request_fingerprint"]
@@ -52,9 +61,14 @@ CREATE TABLE IF NOT EXISTS requests (
     duration_seconds REAL,
     error_message TEXT,
     error_type TEXT,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    refusal TEXT
 )
 """
+# a journal written before the column: ``refusal`` (JSON) is what a refused submission's error
+# answer said beyond its message and type (status, code, request id)
+_COLUMNS = {"refusal": "TEXT"}
+_FINAL_REFUSALS = frozenset({400, 422})
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +85,10 @@ class JournalEntry:
     duration_seconds: float | None = None
     error_message: str | None = None
     error_type: str | None = None
+    status_code: int | None = None
+    """The error status of a submission refused for good (no generation was created)."""
+    error_code: str | None = None
+    request_id: str | None = None
 
     @property
     def final(self) -> bool:
@@ -78,8 +96,9 @@ class JournalEntry:
 
     def outcome(
         self, request: GenerationRequest | None = None
-    ) -> Video | GenerationFailed | SubmissionUncertain:
-        """The recorded result of a final (or uncertain) entry."""
+    ) -> Video | GenerationFailed | SubmissionUncertain | APIError:
+        """The recorded result of a final (or uncertain) entry: a refused submission's error
+        comes back as the same kind of ``APIError``."""
         if self.state == "uncertain":
             message = self.error_message or ""
             if message:
@@ -95,6 +114,14 @@ class JournalEntry:
                 model=self.model,
                 cost=self.cost,
                 duration_seconds=self.duration_seconds,
+            )
+        if self.state == "failed" and self.status_code is not None:
+            return error_for_status(
+                self.status_code,
+                self.error_message or "refused",
+                self.error_type,
+                code=self.error_code,
+                request_id=self.request_id,
             )
         return GenerationFailed(
             self.generation_id, self.error_message or "generation failed", self.error_type
@@ -156,6 +183,10 @@ class Journal:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute(_SCHEMA)
+            present = {row[1] for row in self._conn.execute("PRAGMA table_info(requests)")}
+            for column, kind in _COLUMNS.items():
+                if column not in present:
+                    self._conn.execute(f"ALTER TABLE requests ADD COLUMN {column} {kind}")
         except BaseException:
             self._conn.close()  # not a journal (or unwritable): leave no connection behind
             raise
@@ -179,12 +210,13 @@ class Journal:
         """The entry of one request key, or None if it was never recorded."""
         row = self._conn.execute(
             "SELECT key, idempotency_key, state, model, generation_id, video_url, cost, "
-            "duration_seconds, error_message, error_type FROM requests WHERE key = ?",
+            "duration_seconds, error_message, error_type, refusal FROM requests WHERE key = ?",
             (key,),
         ).fetchone()
         if row is None:
             return None
         cost = Decimal(row[6]) if row[6] is not None else None
+        refusal = _refusal(row[10])
         return JournalEntry(
             key=row[0],
             idempotency_key=row[1],
@@ -196,6 +228,9 @@ class Journal:
             duration_seconds=row[7],
             error_message=row[8],
             error_type=row[9],
+            status_code=refusal.get("status_code"),
+            error_code=refusal.get("code"),
+            request_id=refusal.get("request_id"),
         )
 
     def settled(self, entry: JournalEntry) -> bool:
@@ -291,16 +326,46 @@ class Journal:
             )
             return
         message = getattr(outcome, "message", None) or str(outcome)
-        error_type = getattr(outcome, "error_type", None) or type(outcome).__name__
         gen_id = getattr(outcome, "generation_id", None)
         await self._write(
             "UPDATE requests SET state = 'failed', error_message = :message, "
             "error_type = :type, generation_id = COALESCE(:id, generation_id), "
             "updated_at = :now WHERE key = :key",
             message=message,
-            type=error_type,
+            type=error_type(outcome),
             id=gen_id,
             key=key,
+        )
+
+    async def record_refused(self, key: str, error: APIError) -> None:
+        """A submission the server refused for good (see ``is_final_refusal``): final, so that
+        a rerun sends it no more and gives the same error."""
+        refusal = {"status_code": error.status_code, "code": error.code}
+        if error.request_id:
+            refusal["request_id"] = error.request_id
+        await self._write(
+            "UPDATE requests SET state = 'failed', error_message = :message, error_type = :type, "
+            "refusal = :refusal, updated_at = :now "
+            "WHERE key = :key AND state IN ('sending', 'sent')",
+            message=error.message,
+            type=error_type(error),
+            refusal=json.dumps(refusal),
+            key=key,
+        )
+
+    @staticmethod
+    def is_final_refusal(error: BaseException, model: str) -> bool:
+        """Whether the server's refusal of a submission would be the same on every resend:
+        400 or 422 (the request is wrong), or a 404 that names the model (``model_not_found``,
+        or the model's id in the message). A 404 that says neither may be a wrong base URL,
+        and 401, 402, 403, 429 and 5xx may pass later (a new key, a top-up, the daily reset):
+        those are sent again by the next run."""
+        if not isinstance(error, APIError):
+            return False
+        if error.status_code in _FINAL_REFUSALS:
+            return True
+        return error.status_code == 404 and (
+            error.code == "model_not_found" or (bool(model) and model in error.message)
         )
 
     @staticmethod
@@ -316,3 +381,22 @@ class Journal:
         return isinstance(error, GenerationFailed) or (
             isinstance(error, ChuiziError) and getattr(error, "status_code", None) == 404
         )
+
+
+def _refusal(raw: str | None) -> dict[str, Any]:
+    """The ``refusal`` column: what a refused submission's answer said, else nothing."""
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        name: value
+        for name, value in data.items()
+        if name in ("status_code", "code", "request_id")
+        and isinstance(value, int if name == "status_code" else str)
+        and not isinstance(value, bool)
+    }

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 import chuizi_async as ca
-from chuizi_async._batch import stops_batch, stops_model
+from chuizi_async._batch import UNREACHABLE_AFTER, stops_batch, stops_model, unreachable
 from chuizi_async.testing import FakeChuizi
 
 from .conftest import ClientFactory, wait_until
@@ -302,3 +302,160 @@ async def test_300_mixed_generations_resolve_to_their_own_true_outcome(
             assert isinstance(result, ca.Video)
             assert result.id == by_prompt[request["prompt"]].id
             assert result.model == request["model"]
+
+
+# -- a server that cannot be reached -----------------------------------------------------------
+
+
+def test_unreachable_rule() -> None:
+    refused = ca.APIConnectError("could not connect to the server")
+    silent = ca.APITimeoutError("the server did not answer in time")
+    answer = ca.ServerError(503, "busy")
+    # nothing answered yet: any failure with no answer stops the batch
+    assert unreachable(refused, answered=False, failures_in_a_row=1)
+    assert unreachable(
+        ca.APIConnectTimeout("timed out connecting"), answered=False, failures_in_a_row=1
+    )
+    assert unreachable(silent, answered=False, failures_in_a_row=1)
+    reset = ca.APIConnectionError("the server closed the connection without an answer")
+    assert not unreachable(reset, answered=False, failures_in_a_row=0)  # something answered
+    assert not unreachable(ca.ResponseFormatError("<html>"), answered=False, failures_in_a_row=0)
+    assert not unreachable(answer, answered=False, failures_in_a_row=0)
+    assert not unreachable(ca.InvalidRequest("no such file"), answered=False, failures_in_a_row=0)
+    # once the server answered: only UNREACHABLE_AFTER connections in a row that failed
+    assert not unreachable(refused, answered=True, failures_in_a_row=UNREACHABLE_AFTER - 1)
+    assert unreachable(refused, answered=True, failures_in_a_row=UNREACHABLE_AFTER)
+    assert not unreachable(silent, answered=True, failures_in_a_row=UNREACHABLE_AFTER)
+
+
+async def test_a_batch_to_a_closed_port_stops_after_one_request_and_holds_back_the_rest(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    await server.stop_listening()
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(30)]
+    async with make_client(max_retries=2) as client:
+        with anyio.fail_after(10):
+            results = await client.generate_many(requests, return_exceptions=True)
+        assert client.stats.requests == 3  # one submission and its two retries, no more
+    first, *rest = results
+    assert isinstance(first, ca.APIConnectError)
+    assert all(isinstance(r, ca.NotSubmitted) and r.reason == "unreachable" for r in rest)
+    assert all("could not be reached" in str(r) for r in rest)
+
+
+async def test_as_completed_reports_what_stopped_it_when_the_server_cannot_be_reached(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    await server.stop_listening()
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(5)]
+    async with make_client(max_retries=0) as client:
+        batch = client.as_completed(requests)
+        async with batch:
+            handles = [h async for h in batch]
+    assert isinstance(batch.stopped_by, ca.APIConnectError)
+    assert (
+        sorted(type(h.exception()).__name__ for h in handles)
+        == ["APIConnectError"] + ["NotSubmitted"] * 4
+    )
+
+
+async def test_submissions_go_one_at_a_time_only_until_the_server_answers(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    from chuizi_async.testing import Faults
+
+    server.faults = Faults(drop_after_create_at={1})  # the first answer is lost: sent again
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(6)]
+    async with make_client() as client:
+        videos = await client.generate_many(requests)
+    assert len(videos) == 6
+    posts = [r.json["prompt"] for r in server.requests_log if r.method == "POST"]
+    # nothing else went out until the first submission was answered (on its second try)
+    assert posts[:3] == ["clip 0", "clip 0", "clip 1"]
+    assert sorted(posts[2:]) == [f"clip {n}" for n in range(1, 6)]
+
+
+async def test_a_server_that_answers_an_error_is_reachable_and_the_batch_goes_on(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    requests = [
+        {"model": "acme/no-such-model", "prompt": "unknown"},
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(3)),
+    ]
+    async with make_client() as client:
+        results = await client.generate_many(requests, return_exceptions=True)
+    assert isinstance(results[0], ca.NotFoundError)
+    assert all(isinstance(r, ca.Video) for r in results[1:])
+
+
+async def test_a_lost_answer_to_the_first_submission_does_not_stop_the_batch(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    from chuizi_async.testing import Faults
+
+    server.faults = Faults(drop_after_create_at={1})  # created, then the connection is cut
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(4)]
+    async with make_client(retry_submissions="safe") as client:
+        results = await client.generate_many(requests, return_exceptions=True)
+    assert isinstance(results[0], ca.SubmissionUncertain)  # the server was reached
+    assert all(isinstance(r, ca.Video) for r in results[1:])
+
+
+class _Outage:
+    """A transport in front of the simulator whose submissions of the given numbers (from 1)
+    make no connection, as during a network outage: nothing reaches the server."""
+
+    def __init__(self, down: set[int]) -> None:
+        self._inner = ca.AiohttpTransport()
+        self._down = down
+        self.posts = 0
+
+    async def send(self, request: ca.Request) -> ca.Response:
+        if request.method == "POST":
+            self.posts += 1
+            if self.posts in self._down:
+                raise ca.APIConnectError(
+                    f"could not connect to the server (outage) [{request.url}]"
+                )
+        return await self._inner.send(request)
+
+    async def download(self, request: ca.Request, path: Any) -> ca.Response:
+        return await self._inner.download(request, path)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@pytest.mark.parametrize(
+    ("down", "statuses"),
+    [
+        # three in a row after an answer: the batch stops, the rest is held back
+        (
+            {2, 3, 4},
+            ["Video", "APIConnectError", "APIConnectError", "APIConnectError"]
+            + ["NotSubmitted"] * 4,
+        ),
+        # an answer in between starts the count again: nothing held back
+        (
+            {2, 3, 5, 6},
+            [
+                "Video",
+                "APIConnectError",
+                "APIConnectError",
+                "Video",
+                "APIConnectError",
+                "APIConnectError",
+                "Video",
+                "Video",
+            ],
+        ),
+    ],
+    ids=["stops", "goes-on"],
+)
+async def test_a_server_that_goes_away_mid_batch_stops_it_after_failed_connections_in_a_row(
+    make_client: ClientFactory, down: set[int], statuses: list[str]
+) -> None:
+    requests = [{"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(8)]
+    async with make_client(transport=_Outage(down), max_retries=0) as client:
+        results = await client.generate_many(requests, concurrency=1, return_exceptions=True)
+    assert [type(r).__name__ for r in results] == statuses

@@ -9,6 +9,7 @@ tested on a real subprocess.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -25,6 +26,7 @@ import pytest
 import pytest_asyncio
 
 import chuizi_async as ca
+from chuizi_async._batch import request_keys
 from chuizi_async._cli import main
 from chuizi_async._cli_batch import parse_line
 from chuizi_async._cli_progress import LiveDisplay, Tally, format_duration
@@ -82,6 +84,7 @@ MIXED = (
 MIXED_STATUSES = [
     "completed",
     "failed",
+    "blank",
     "invalid",
     "invalid",
     "invalid",
@@ -93,8 +96,21 @@ MIXED_STATUSES = [
 
 def check_mixed(results: list[dict[str, Any]]) -> None:
     assert [r["status"] for r in results] == MIXED_STATUSES
-    assert [r["line"] for r in results] == [1, 2, 4, 5, 6, 7, 8, 9]  # the blank line skipped
+    assert [r["line"] for r in results] == list(range(1, 10))  # one row per input line
+    assert results[2] == {
+        "line": 3,
+        "key": None,
+        "model": None,
+        "prompt": None,
+        "status": "blank",
+        "id": None,
+        "video_url": None,
+        "cost": None,
+        "error": None,
+    }
+    results = results[:2] + results[3:]
     done, failed = results[0], results[1]
+    assert done["key"] == request_keys([ca.GenerationRequest.coerce(MIXED[0])])[0]
     assert done["id"].startswith("gen-") and done["video_url"].endswith(".mp4")
     assert Decimal(done["cost"]) > 0 and done["error"] is None
     assert done["model"] == "google/veo-3.1-fast" and done["prompt"] == "a cat watching rain"
@@ -103,6 +119,7 @@ def check_mixed(results: list[dict[str, Any]]) -> None:
         "message": "Content policy violation",
         "type": "invalid_request_error",
     }
+    assert {r["error"]["type"] for r in results[2:7]} == {"invalid_request_error"}
     reasons = [r["error"]["message"] for r in results[2:7]]
     assert reasons[0].startswith("invalid JSON")
     assert "out of range" in reasons[1] and "1..8" in reasons[1]
@@ -123,9 +140,11 @@ def test_batch_on_the_built_in_simulator(
     assert main(["batch", str(source), "-o", str(out), "--simulate", "--speed", "2000"]) == 1
     check_mixed(read_results(out))
     assert (tmp_path / "out.jsonl.journal").exists()
+    page = (tmp_path / "out.html").read_text(encoding="utf-8")
+    assert page.count('<article class="card') == 8 and "s-blank" not in page  # a card a clip
     err = capsys.readouterr().err
-    assert "line 2  failed" in err
-    assert "8 clips: 2 completed, 1 failed, 5 invalid, 0 not submitted" in err
+    assert "line 2 failed" in err
+    assert "8 clips: 2 completed, 1 failed, 5 invalid, 0 not submitted; cost $0.25;" in err
 
 
 def test_a_simulated_batch_resends_what_an_earlier_simulator_accepted(
@@ -184,12 +203,12 @@ async def test_plain_text_prompts_with_model_and_duration(
     argv = ["batch", str(source), "-o", str(out), "--model", "google/veo-3.1-lite"]
     assert await cli(*argv, "--duration", "4", "--concurrency", "2", *FAST) == 0
     results = read_results(out)
-    assert [r["prompt"] for r in results] == ["a cat", "a dog", "a fox"]
-    assert {r["status"] for r in results} == {"completed"}
-    assert {r["model"] for r in results} == {"google/veo-3.1-lite"}
+    assert [r["prompt"] for r in results] == ["a cat", None, "a dog", "a fox"]
+    assert [r["status"] for r in results] == ["completed", "blank", "completed", "completed"]
+    assert {r["model"] for r in results} == {"google/veo-3.1-lite", None}
     bodies = [r.json for r in sim.requests_log if r.method == "POST"]
     assert [b["duration"] for b in bodies] == [4, 4, 4]
-    assert capsys.readouterr().err.count("  completed ") == 3  # one line per clip
+    assert capsys.readouterr().err.count(" completed ") == 3  # one line per clip
 
 
 async def test_a_finished_batch_run_again_sends_and_downloads_nothing(
@@ -242,6 +261,36 @@ async def test_a_402_reports_the_rest_as_not_submitted(sim: FakeChuizi, tmp_path
     results = read_results(out)
     assert [r["status"] for r in results] == ["completed", "not_submitted", "not_submitted"]
     assert {r["error"]["type"] for r in results[1:]} == {"insufficient_quota"}
+
+    sim.balance = Decimal(100)  # topped up: a rerun sends the rest
+    assert await cli("batch", str(source), "-o", str(out), "--concurrency", "1", *FAST) == 0
+    assert [r["status"] for r in read_results(out)] == ["completed"] * 3
+
+
+async def test_a_request_the_server_refused_for_good_is_not_sent_again(
+    sim: FakeChuizi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        {"model": "acme/no-such-model", "prompt": "unknown model: 404"},
+        {
+            "model": "google/veo-3.1-fast",
+            "prompt": "a bad body: 400",
+            "extra_body": {"aspect_ratio": "wide"},
+        },
+        {"model": "google/veo-3.1-fast", "prompt": "a good one"},
+    )
+    out = tmp_path / "out.jsonl"
+    assert await cli("batch", str(source), "-o", str(out), *FAST) == 1
+    first = read_results(out)
+    assert [r["status"] for r in first] == ["failed", "invalid", "completed"]
+    assert [r["error"]["type"] for r in first[:2]] == ["not_found", "invalid_request_error"]
+    assert all(r["error"]["request_id"].startswith("req_") for r in first[:2])
+    assert sim.counters.submissions == 3
+
+    assert await cli("batch", str(source), "-o", str(out), *FAST) == 1  # a rerun
+    assert sim.counters.submissions == 3  # nothing sent again
+    assert read_results(out) == first
 
 
 async def test_an_uncertain_clip_is_reported_and_resent_only_with_resend_uncertain(
@@ -354,7 +403,9 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert json.loads(source.read_text())["prompt"] == "x"
     assert not (tmp_path / "out.jsonl").exists()
     assert main(["batch", "--help"]) == 0
-    assert "not_submitted" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert "not_submitted" in help_text and "SIGTERM" in help_text
+    assert "blank lines included" in help_text and "1-based input line number" in help_text
 
 
 # -- generate, status, models ----------------------------------------------------------------
@@ -472,7 +523,8 @@ async def test_first_ctrl_c_stops_submitting_and_finishes_the_accepted(tmp_path:
         err = (tmp_path / "stderr.txt").read_text()
         results = read_results(out)
         assert [r["status"] for r in results] == ["completed"] * 2 + ["not_submitted"] * 4
-        assert {r["error"]["type"] for r in results[2:]} == {"interrupted"}
+        assert {r["error"]["type"] for r in results[2:]} == {"not_submitted"}
+        assert all("interrupted" in r["error"]["message"] for r in results[2:])
         assert server.counters.submissions == 2
         assert "Ctrl-C" in err
 
@@ -490,6 +542,12 @@ async def test_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
         assert [r["status"] for r in results[:2]] == ["pending", "pending"]
         assert all(r["id"] and r["id"].startswith("gen-") for r in results[:2])
         assert server.counters.submissions == 2
+        with ca.Journal(out.with_name("out.jsonl.journal")) as journal:
+            assert all(r["key"] for r in results)  # every row has its request key
+            entries = [journal.get(r["key"]) for r in results[:2]]
+            assert [e.generation_id for e in entries if e is not None] == [
+                r["id"] for r in results[:2]
+            ]
 
 
 # -- the live display ------------------------------------------------------------------------
@@ -531,3 +589,242 @@ def test_the_displays_count_uncertain_clips_only_when_there_are_some() -> None:
     display.summary(tally, {})
     text = buffer.getvalue()
     assert "uncertain" in text and "no answer" in text
+
+
+# -- SIGTERM (docker stop, systemd) ----------------------------------------------------------
+
+
+async def test_sigterm_stops_submitting_finishes_the_accepted_and_writes_the_results(
+    tmp_path: Path,
+) -> None:
+    async with FakeChuizi(speed=60) as server:  # a clip takes 0.5 to 1 s
+        process, out = await _start_batch(server, tmp_path, clips=6)
+        async with process:
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(15):
+                assert await process.wait() == 1  # not all completed
+        results = read_results(out)
+        assert [r["status"] for r in results] == ["completed"] * 2 + ["not_submitted"] * 4
+        assert all(r["key"] for r in results)
+        assert server.counters.submissions == 2
+        assert "SIGTERM: no new submissions" in (tmp_path / "stderr.txt").read_text()
+
+
+async def test_a_second_sigterm_quits_at_once_with_the_results_so_far(tmp_path: Path) -> None:
+    async with FakeChuizi(speed=1) as server:  # a clip takes 30 s or more
+        process, out = await _start_batch(server, tmp_path, clips=4)
+        async with process:
+            process.send_signal(signal.SIGTERM)
+            await anyio.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(5):
+                assert await process.wait() == 128 + signal.SIGTERM
+        results = read_results(out)
+        assert [r["status"] for r in results] == ["pending"] * 2 + ["not_submitted"] * 2
+        assert all(r["key"] for r in results)
+        assert all(r["id"].startswith("gen-") for r in results[:2])
+
+
+# -- a server that cannot be reached ---------------------------------------------------------
+
+
+async def test_an_unreachable_server_stops_the_batch_with_one_line_that_says_why(
+    tmp_path: Path,
+) -> None:
+    from chuizi_async._cli_batch import BatchOptions, read_input, run_batch
+    from chuizi_async._cli_progress import PlainDisplay
+
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(30)),
+    )
+    out = tmp_path / "out.jsonl"
+    options = BatchOptions(output=out, journal=tmp_path / "journal")
+    stream = io.StringIO()
+    async with FakeChuizi(speed=1000) as server:
+        await server.stop_listening()  # the port is closed: connection refused
+        fast = ca.PollPolicy(time_scale=1000)  # retries compressed too
+        async with ca.Client(server.api_key, base_url=server.base_url, poll=fast) as client:
+            with anyio.fail_after(10):
+                lines = read_input(source, model=None, duration=None)
+                assert await run_batch(client, lines, options, PlainDisplay(stream)) == 1
+            assert client.stats.submissions == 1  # one request (and its retries), no more
+    results = read_results(out)
+    assert results[0]["status"] == "failed"
+    assert results[0]["error"]["type"] == "connection_error"
+    assert [r["status"] for r in results[1:]] == ["not_submitted"] * 29
+    assert {r["error"]["type"] for r in results[1:]} == {"not_submitted"}
+    assert "interrupted" not in stream.getvalue()
+    why = [line for line in stream.getvalue().splitlines() if "cannot reach" in line]
+    assert why == [
+        f"chuizi: cannot reach {server.base_url}: connection refused; nothing more was sent. "
+        "Check the network and the base URL (--base-url, $CHUIZI_BASE_URL), then run the "
+        "same command again"
+    ]
+
+
+# -- demo, models, balance -------------------------------------------------------------------
+
+
+def test_the_demo_exits_0_when_only_the_failures_on_purpose_failed_and_keeps_its_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the demo keeps its folder
+    assert main(["demo", "--speed", "5000"]) == 0
+    err = capsys.readouterr().err
+    assert "as designed" in err and "2 that fail on purpose" in err
+    summary = next(line for line in err.splitlines() if line.startswith("24 clips: "))
+    printed = [
+        Path(part.split(" ", 1)[1])
+        for part in summary.split("; ")
+        if part.startswith(("results ", "report "))
+    ]
+    assert len(printed) == 2 and all(path.is_file() for path in printed)  # kept, not deleted
+    assert printed[0].parent.parent == tmp_path
+    results = read_results(printed[0])
+    assert [r["status"] for r in results].count("failed") == 2
+
+    out = tmp_path / "demo.jsonl"
+    assert main(["demo", "--speed", "5000", "-o", str(out)]) == 0
+    assert len(read_results(out)) == 24 and out.with_suffix(".html").is_file()
+
+
+async def test_models_with_a_key_lists_the_live_models_and_says_so(
+    sim: FakeChuizi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await cli("models") == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == f"12 models, live from {sim.base_url}/models"
+    assert "$0.10/s" in text  # veo-3.1's price from the list
+    assert [r for r in sim.requests_log if r.path == "/v1/models"]
+    assert await cli("models", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["pricing"] and {"id", "owned_by", "aliases", "pricing"} <= rows[0].keys()
+    assert await cli("models", "--builtin") == 0
+    assert "built-in catalogue" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_models_without_a_key_is_the_built_in_catalogue_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "12 models, built-in catalogue (no key): the models the library checks before sending"
+    )
+
+
+async def test_balance_shows_the_keys_balance_and_limits(
+    sim: FakeChuizi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim.balance = Decimal("42.5")
+    sim.daily_limit = Decimal("10")
+    assert await cli("balance") == 0
+    text = capsys.readouterr().out
+    assert "balance:         $42.50" in text and "daily limit:     $10.00" in text
+    assert await cli("key", "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert Decimal(info["balance"]) == Decimal("42.5")  # full precision in JSON
+    assert KEY not in text
+
+
+# -- money and columns -----------------------------------------------------------------------
+
+
+def test_clip_lines_have_fixed_columns_and_costs_for_people() -> None:
+    from chuizi_async._cli_progress import clip_line
+
+    tally = Tally(total=30, last_line=31)
+    records: list[dict[str, Any]] = [
+        {"line": 4, "status": "failed", "id": None, "cost": None, "error": {"message": "nope"}},
+        {
+            "line": 31,
+            "status": "completed",
+            "id": "gen-0123456789abcdef",
+            "cost": "0.15000000",
+            "video_url": "https://media.chuizi.ai/videos/a.mp4",
+            "error": None,
+        },
+        {"line": 5, "status": "not_submitted", "id": None, "error": {"message": "nope"}},
+        {
+            "line": 12,
+            "status": "completed",
+            "id": "gen-" + "x" * 24,
+            "cost": "11.2",
+            "video_url": "https://media.chuizi.ai/videos/b.mp4",
+            "error": None,
+        },
+    ]
+    lines = [clip_line(tally, r) for r in records]
+    assert "$0.15 " in lines[1] and "$11.20 " in lines[3] and "0.1500" not in lines[1]
+    assert len({line.index("line ") for line in lines}) == 1
+    assert len({line.index(r["status"]) for line, r in zip(lines, records, strict=True)}) == 1
+    details = {line.index("nope") for line in lines if "nope" in line}
+    details |= {line.index("https") for line in lines if "https" in line}
+    assert len(details) == 1  # the details start in one column
+
+
+def test_why_a_server_cannot_be_reached_is_said_in_a_few_words() -> None:
+    import socket
+    import ssl
+
+    from chuizi_async._cli_batch import _why_unreachable
+
+    def raised_from(cause: BaseException, error: BaseException) -> BaseException:
+        try:
+            raise error from cause
+        except BaseException as exc:
+            return exc
+
+    dns = socket.gaierror(-2, "Name or service not known")
+    assert _why_unreachable(raised_from(dns, ca.APIConnectError("x"))) == (
+        "its host name does not resolve (Name or service not known)"
+    )
+    refused = ConnectionRefusedError(111, "Connect call failed")
+    assert _why_unreachable(raised_from(refused, ca.APIConnectError("x"))) == "connection refused"
+    tls = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    assert _why_unreachable(raised_from(tls, ca.APIConnectError("x"))).startswith(
+        "the TLS handshake failed"
+    )
+    silent = raised_from(TimeoutError(), ca.APITimeoutError("the server did not answer in time"))
+    assert _why_unreachable(silent) == "no answer in time"
+    assert _why_unreachable(ca.APIConnectError("something else")) == "something else"
+
+
+def _accepted_in(journal: Path) -> int:
+    """How many requests the journal of a running batch (another process) has accepted."""
+    import sqlite3
+
+    if not journal.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(journal, timeout=1)) as conn:
+            row = conn.execute("SELECT count(*) FROM requests WHERE state = 'accepted'").fetchone()
+    except sqlite3.Error:  # not created yet
+        return 0
+    return int(row[0])
+
+
+async def test_sigterm_on_a_simulated_batch_writes_the_results_of_what_was_accepted(
+    tmp_path: Path,
+) -> None:
+    source = write_lines(
+        tmp_path / "in.jsonl",
+        *({"model": "google/veo-3.1-fast", "prompt": f"clip {n}"} for n in range(6)),
+    )
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "chuizi_async", "batch", str(source), "-o", str(out)]
+    options = ["--simulate", "--speed", "60", "--concurrency", "2", "--poll-interval", "0.05"]
+    with (tmp_path / "stderr.txt").open("wb") as stderr:
+        process = await anyio.open_process([*command, *options], stderr=stderr)
+    async with process:
+        await wait_until(lambda: _accepted_in(tmp_path / "out.jsonl.journal") >= 2, timeout=15)
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(15):
+            assert await process.wait() == 1
+    results = read_results(out)
+    statuses = [r["status"] for r in results]
+    assert statuses[:2] == ["completed", "completed"]  # accepted: followed to the end
+    assert set(statuses[2:]) <= {"completed", "not_submitted"} and "not_submitted" in statuses
+    assert all(r["key"] for r in results)

@@ -266,3 +266,82 @@ def test_submission_uncertain_pickles_with_its_key_and_request() -> None:
     assert copy.idempotency_key == "chuizi-0123"
     assert copy.request is not None and copy.request.prompt == "a cat"
     assert str(copy) == str(ca.SubmissionUncertain("chuizi-0123", request))
+
+
+# -- error_type: one vocabulary --------------------------------------------------------------
+
+
+def _instance(cls: type[BaseException]) -> BaseException:
+    """An instance of an exported error class, as the library would raise it (no server type)."""
+    if issubclass(cls, ca.APIError):
+        return cls(418 if cls is ca.APIError else 0, "refused")
+    if issubclass(cls, ca.SubmissionUncertain):
+        return cls("chuizi-key")
+    if issubclass(cls, ca.GenerationError):
+        return cls(None, "failed")
+    return cls("message")
+
+
+EXPORTED_ERRORS = [
+    value
+    for name in ca.__all__
+    if isinstance(value := getattr(ca, name), type) and issubclass(value, BaseException)
+]
+EXPECTED_TYPES = {
+    ca.ChuiziError: "error",
+    ca.InvalidRequest: "invalid_request_error",
+    ca.APIError: "api_error",
+    ca.BadRequestError: "invalid_request_error",
+    ca.AuthenticationError: "authentication_error",
+    ca.InsufficientBalanceError: "insufficient_quota",
+    ca.PermissionDeniedError: "permission_error",
+    ca.NotFoundError: "not_found",
+    ca.RateLimitError: "rate_limit_error",
+    ca.ServerError: "server_error",
+    ca.APIConnectionError: "connection_error",
+    ca.APIConnectError: "connection_error",
+    ca.APIConnectTimeout: "connection_error",  # no connection was made
+    ca.APITimeoutError: "timeout",
+    ca.ResponseFormatError: "invalid_response",
+    ca.GenerationError: "generation_failed",
+    ca.GenerationFailed: "generation_failed",
+    ca.UnusableVideo: "unusable_video_url",
+    ca.UnreadableVideo: "no_video_url",
+    ca.GenerationTimeout: "generation_timeout",
+    ca.GenerationCancelled: "cancelled",
+    ca.ClientClosed: "client_closed",
+    ca.SubmissionUncertain: "submission_uncertain",
+    ca.NotSubmitted: "not_submitted",
+    ca.CostLimitExceeded: "max_cost",
+}
+
+
+def test_every_exported_error_class_has_its_documented_type() -> None:
+    assert set(EXPORTED_ERRORS) == set(EXPECTED_TYPES)
+    got = {cls: ca.error_type(_instance(cls)) for cls in EXPORTED_ERRORS}
+    assert got == EXPECTED_TYPES
+
+
+def test_the_readme_lists_every_error_type() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Error types") :]
+    missing = [word for word in set(EXPECTED_TYPES.values()) if f"`{word}`" not in section]
+    assert missing == []
+    assert "`file_error`" in section
+
+
+def test_error_type_is_the_servers_where_it_gave_one() -> None:
+    content_policy = ca.GenerationFailed(
+        "gen-1", "Content policy violation", "invalid_request_error"
+    )
+    assert ca.error_type(content_policy) == "invalid_request_error"
+    assert ca.error_type(error_for_status(404, "no such model", "not_found")) == "not_found"
+    assert ca.error_type(error_for_status(503, "busy", "service_unavailable")) == (
+        "service_unavailable"
+    )
+    assert ca.error_type(error_for_status(404, "<html>", None)) == "not_found"
+    assert ca.error_type(error_for_status(502, "Bad Gateway", "")) == "server_error"
+    assert ca.error_type(OSError("disk full")) == "file_error"
+    assert ca.error_type(KeyError("x")) == "error"

@@ -405,3 +405,56 @@ def test_a_request_keeps_the_fingerprint_earlier_versions_gave_it() -> None:
     assert request_fingerprint(old_style) == request_fingerprint(new_style)
     assert request_fingerprint(new_style) == "e59f6692726f875554ed"
     assert request_fingerprint(attrs.evolve(new_style, watermark=True)) != "e59f6692726f875554ed"
+
+
+# -- refusals for good ---------------------------------------------------------------------------
+
+
+def test_which_refusals_of_a_submission_are_final() -> None:
+    from chuizi_async._exceptions import error_for_status
+
+    model = "acme/no-such-model"
+    final = ca.Journal.is_final_refusal
+    assert final(error_for_status(400, "bad aspect_ratio", "invalid_request_error"), model)
+    assert final(error_for_status(422, "unprocessable"), model)
+    unknown = error_for_status(404, "The model was not found", "not_found", code="model_not_found")
+    assert final(unknown, model)
+    assert final(error_for_status(404, f"no model {model}", "not_found"), model)
+    # a 404 that names no model may be a wrong base URL: sent again once it is fixed
+    assert not final(error_for_status(404, "Not Found", None), model)
+    for status, code in [(401, None), (402, None), (403, "daily_limit_exceeded"), (403, None)]:
+        assert not final(error_for_status(status, "no", code=code), model)
+    assert not final(error_for_status(429, "slow down"), model)
+    assert not final(error_for_status(503, "busy"), model)
+    assert not final(ca.APIConnectError("could not connect"), model)
+
+
+async def test_a_refused_submission_comes_back_as_the_same_error(tmp_path: Path) -> None:
+    from chuizi_async._exceptions import error_for_status
+
+    path = tmp_path / "old.journal"
+    with sqlite3.connect(path) as conn:  # a journal written before the refusal column
+        conn.execute(
+            "CREATE TABLE requests (key TEXT PRIMARY KEY, idempotency_key TEXT NOT NULL, "
+            "state TEXT NOT NULL, model TEXT, generation_id TEXT, video_url TEXT, cost TEXT, "
+            "duration_seconds REAL, error_message TEXT, error_type TEXT, "
+            "updated_at REAL NOT NULL)"
+        )
+    conn.close()
+    refused = error_for_status(
+        404, "The model 'x' was not found", "not_found", code="model_not_found", request_id="req_1"
+    )
+    with ca.Journal(path) as journal:
+        await journal.record_sending("k", "chuizi-1", "x")
+        await journal.record_refused("k", refused)
+        entry = journal.get("k")
+    assert entry is not None and entry.final and journal.settled(entry)
+    again = entry.outcome()
+    assert type(again) is ca.NotFoundError
+    assert (again.status_code, again.message, again.code, again.request_id) == (
+        404,
+        "The model 'x' was not found",
+        "model_not_found",
+        "req_1",
+    )
+    assert ca.error_type(again) == "not_found"
