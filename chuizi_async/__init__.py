@@ -45,6 +45,8 @@ from ._exceptions import error_type as error_type
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry
+from ._mock import MockTransport as MockTransport
+from ._mock import json_response as json_response
 from ._models import BillingRecord as BillingRecord
 from ._models import ErrorInfo as ErrorInfo
 from ._models import GenerationRequest as GenerationRequest
@@ -90,6 +92,7 @@ __all__ = [
     "JournalEntry",
     "KeyInfo",
     "MODELS",
+    "MockTransport",
     "ModelInfo",
     "NotFoundError",
     "NotSubmitted",
@@ -107,5 +110,6 @@ __all__ = [
     "UnusableVideo",
     "Video",
     "error_type",
+    "json_response",
     "remove_partial_downloads",
 ]
