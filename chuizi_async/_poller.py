@@ -239,7 +239,12 @@ class Poller:
         handle._failures += 1
         logger.debug("status check of %s failed, checking again later: %s", handle.id, exc)
         if not self._gave_up(handle):
-            self._reschedule(handle, self.schedule.retry_delay(handle._failures))
+            # a 429 delays the check it refused, by its Retry-After; the budget decides
+            # whether the whole client slows down
+            delay = exc.retry_after if isinstance(exc, RateLimitError) else None
+            if delay is None:
+                delay = self.schedule.retry_delay(handle._failures)
+            self._reschedule(handle, delay)
 
     def _gave_up(self, handle: Generation) -> bool:
         waited = now() - handle._submitted_at

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ._exceptions import APIError, ResponseFormatError, error_for_status
+from ._exceptions import APIError, RateLimitError, ResponseFormatError, error_for_status
+from ._retries import parse_retry_after
 from ._transport import Response
 
 __all__ = ["decode_json", "error_from_response"]
@@ -40,4 +41,7 @@ def error_from_response(response: Response) -> APIError:
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
         what = "an empty answer" if not response.content else f"a {kind} answer"
         message = f"HTTP {response.status} with {what} (a proxy or gateway error?)"
-    return error_for_status(response.status, message, error_type, code=code)
+    error = error_for_status(response.status, message, error_type, code=code)
+    if isinstance(error, RateLimitError):
+        error.retry_after = parse_retry_after(response.headers)
+    return error
