@@ -33,7 +33,6 @@ from ._common import (
     Metric,
     Repetition,
     Scenario,
-    at_most,
     at_most_baseline,
     equals,
     side_loops,
