@@ -2,22 +2,33 @@
 
 It paces requests from what the server says and does, never from an invented number:
 
-* ``X-RateLimit-Remaining`` / ``-Reset`` (epoch seconds or seconds from now): spend what the
-  window has left, counting requests still in flight, then wait for the reset and probe;
-* a 429 cuts the whole client's rate to 70% (at the first, of the rate it was sending at over
-  the server's window), then, while that rate holds requests back, climbs back additively
-  within four such windows (AIMD, like botocore's adaptive retry mode; the window's length is
-  the ``Retry-After`` seen), so the client never stays slower than the server allows. The
-  first 429, and a second in a row, also pause the whole client (``Retry-After``, or
-  exponential backoff with full jitter);
+* ``X-RateLimit-Remaining`` / ``-Reset``: spend what the window has left, counting requests
+  still in flight, then wait for the reset and probe. The reset is read in every form
+  gateways use (``parse_reset``: epoch seconds or milliseconds, seconds from now, a duration
+  such as ``1m30s``, an HTTP date); absent or unreadable, it is the documented 60 s window;
+* a 429 delays the request it refused (its ``Retry-After``, or backoff: the retry loop and
+  the poller do that). One 429 is not proof that this client's rate is too high (a gateway,
+  an upstream, another layer may refuse at random), so the whole client slows only on
+  evidence: the window says it is spent, or the 429s come in a burst (far more of the last
+  answers than strays would give). Then it pauses (``Retry-After``, or exponential backoff
+  with full jitter) and cuts its rate to 70% (at the first, of the rate it was sending at
+  over the server's window, whose length the ``Retry-After`` tells);
+* any other 429 cuts the rate *on trial*: if the share of 429s among the answers to the
+  next requests does not fall, the 429s are not ours to pace, the cut is undone, and only a
+  share above that one cuts again;
+* a kept rate, while it holds requests back, climbs back additively within four server
+  windows (AIMD), so the client never stays slower than the server allows;
 * a 429 while the overall window still has room is a narrower limit (per model): the scope
-  learns how many requests its window holds, from our own history, and keeps under it;
+  learns how many requests its window holds, from our own history, and keeps under it (a
+  429 showing the overall window spent is that window, spent by others sharing the key);
 * ``max_requests_per_second``, when the user knows a cap up front, spaces requests evenly.
 
-Until the first answer arrives, one request at a time: it tells whether the server sends a
-rate window at all, before a burst could overrun one. Status checks have priority over
-submissions: a flood of submissions never starves the
-checks of generations that are already running (and paid for).
+``saturated()`` (requests are scarce: the schedule spends few checks) is set only by a
+limit the server has shown: a window, a scope, a pause, a rate confirmed by a burst or a
+spent window, the user's cap; never by a cut on trial. Until the first answer arrives, one
+request at a time: it tells whether the server sends a rate window at all, before a burst
+could overrun one. Status checks have priority over submissions: a flood of submissions
+never starves the checks of generations that are already running (and paid for).
 """
 
 from __future__ import annotations

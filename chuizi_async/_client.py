@@ -58,6 +58,7 @@ T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+_STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout)
 _USER_AGENT = "chuizi-async/0.1.0"
 _NO_HEADERS: Mapping[str, str] = {}
 
@@ -158,6 +159,7 @@ class Client:
             schedule=self._schedule,
             give_up_after=self.poll_policy.give_up_after / self.poll_policy.time_scale,
             max_in_flight=self.poll_policy.max_in_flight,
+            check_timeout=self.timeout / _STUCK_CHECK,
         )
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)

@@ -22,6 +22,7 @@ from ._clock import now
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APITimeoutError,
     ChuiziError,
     GenerationFailed,
     GenerationTimeout,
@@ -66,6 +67,8 @@ class Poller:
     schedule: Schedule
     give_up_after: float
     max_in_flight: int
+    check_timeout: float = math.inf
+    """Seconds after which a status check is abandoned and tried again later."""
     stats: PollerStats = attrs.field(factory=PollerStats)
     _heap: list[tuple[float, int, Generation]] = attrs.field(factory=list, init=False)
     _tracked: dict[str, Generation] = attrs.field(factory=dict, init=False)
@@ -193,14 +196,21 @@ class Poller:
     async def _check(self, handle: Generation) -> None:
         """One status check, then resolve or reschedule; never raises but for cancellation."""
         self.stats.checks += 1
-        try:
-            status = await self.fetch(handle)
-        except ChuiziError as exc:
-            self._on_error(handle, exc)
-            return
-        except Exception as exc:  # a bug must not kill the poller nor hang the handle
-            logger.exception("unexpected error checking %s", handle.id)
-            self._resolve(handle, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
+        with anyio.move_on_after(self.check_timeout) as stuck:
+            try:
+                status = await self.fetch(handle)
+            except ChuiziError as exc:
+                self._on_error(handle, exc)
+                return
+            except Exception as exc:  # a bug must not kill the poller nor hang the handle
+                logger.exception("unexpected error checking %s", handle.id)
+                self._resolve(handle, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
+                return
+        if stuck.cancelled_caught:
+            # a GET is cheap to send again: a stuck answer must not hold one of the
+            # max_in_flight places (and every check queued behind it) for a whole timeout
+            message = f"{handle.id}: no status after {self.check_timeout:.3g} s"
+            self._on_error(handle, APITimeoutError(message))
             return
         handle.status = status
         handle._failures = 0

@@ -64,6 +64,25 @@ async def test_a_slow_answer_does_not_hold_the_other_checks(
         stuck.cancel()
 
 
+async def test_a_stuck_status_check_is_abandoned_and_sent_again(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    # timeout 0.8 s: a status check is given up after 0.1 s, not after the whole timeout
+    async with make_client(timeout=0.8) as client:
+        handle = await client.submit(VEO, "its first check hangs")
+        assert handle.id is not None
+        server.faults = Faults(slow=1.0, slow_seconds=2.0)
+        await wait_until(lambda: server.counters.status_checks)  # the first check hangs
+        server.faults = None
+        server.complete(handle.id)
+        with anyio.fail_after(0.5):  # well before the client's timeout (0.8 s)
+            video = await handle.wait()
+    assert video.id == handle.id
+    assert server.counters.status_checks_by_id[handle.id] >= 2
+    assert client.poller_stats.transient_failures >= 1
+
+
 async def test_a_burst_of_429s_pauses_all_polling_until_retry_after(
     make_client: ClientFactory, server: FakeChuizi
 ) -> None:
