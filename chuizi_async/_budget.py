@@ -33,6 +33,7 @@ never starves the checks of generations that are already running (and paid for).
 
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime
 import email.utils
@@ -472,7 +473,7 @@ class RequestBudget:
             self.rate_limited += 1
             retry_after = parse_retry_after(headers)
             if retry_after is None:
-                retry_after = self._reset_in(window) if window is not None else 1.0
+                retry_after = self._reset_in(window, now) if window is not None else 1.0
             self._scopes[ticket.scope].learn(now, retry_after)
         else:
             self.rate_limited += 1
@@ -486,7 +487,7 @@ class RequestBudget:
             self._record(ticket, refused=True)
             retry_after = parse_retry_after(headers)
             if retry_after is None and window is not None and spent:
-                retry_after = self._reset_in(window)  # the spent window says when it resets
+                retry_after = self._reset_in(window, now)  # the spent window says when
             self._on_429(now, ticket.sent_at, retry_after, spent=spent)
         self._notify()
 
@@ -516,21 +517,33 @@ class RequestBudget:
             tolerance = max(0.05 * (current_reset - self._window_seen_at), 0.005)
             if (
                 now < current_reset
-                and now + self._reset_in(window) <= current_reset + tolerance
+                and now + self._reset_in(window, now) <= current_reset + tolerance
                 and window.remaining > current.remaining
             ):
                 return
         self._windows_seen += 1
         self._window = window
         self._window_seen_at = now
-        self._window_reset_at = now + self._reset_in(window)
+        self._window_reset_at = now + self._reset_in(window, now)
         self._probes = 0
 
-    def _reset_in(self, window: RateWindow) -> float:
-        """Seconds until the window resets; without a readable reset, the documented window."""
+    def _reset_in(self, window: RateWindow, now: float) -> float:
+        """Seconds until the window resets; without a readable reset, the documented window.
+
+        A sliding window that says it is spent frees its first slot when its oldest request
+        leaves it: no later than our own oldest request of the last window (others sharing
+        the key may have sent older ones, which leave earlier).
+        """
         if window.reset_in is not None:
             return window.reset_in
-        return DOCUMENTED_WINDOW / self.time_scale
+        length = DOCUMENTED_WINDOW / self.time_scale
+        if window.remaining > 0:
+            return length  # the count holds for a window at most
+        sent = self._sent
+        oldest = bisect.bisect_right(sent, now - length)
+        if oldest == len(sent):
+            return length
+        return max(sent[oldest] + length - now, 0.0)
 
     def _record(self, ticket: Ticket, *, refused: bool) -> None:
         """Keep the share of 429s among recent answers, and feed a cut on trial."""
