@@ -202,9 +202,15 @@ def _run_workers(
                 )
             )
         results = []
-        for process in processes:
-            out, _ = process.communicate(timeout=SHARED_TIMEOUT + 30)
-            results.append(json.loads(out.strip().splitlines()[-1]))
+        try:
+            for process in processes:
+                out, _ = process.communicate(timeout=SHARED_TIMEOUT + 30)
+                results.append(json.loads(out.strip().splitlines()[-1]))
+        finally:
+            for process in processes:  # a worker that hangs or failed is not left behind
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
         dump = sim.dump()
     counters = dump["counters"]
     figures = {
