@@ -86,14 +86,22 @@ class OursRun:
 
 
 async def generate_many(
-    info: SimulatorInfo, requests: Sequence[Mapping[str, Any]], policy: ca.PollPolicy
+    info: SimulatorInfo,
+    requests: Sequence[Mapping[str, Any]],
+    policy: ca.PollPolicy,
+    client_options: Mapping[str, Any] | None = None,
 ) -> OursRun:
-    """A cold client, unconfigured but for the compressed policy; ``generate_many`` timed."""
+    """A cold client, unconfigured but for the compressed policy (and ``client_options``);
+    ``generate_many`` timed."""
     recorder = Recorder()
     transport = RecordingTransport(recorder, max_connections=POOL_SIZE)
     batch = [ca.GenerationRequest(**request) for request in requests]
     async with ca.Client(
-        info.api_key, base_url=info.base_url, poll=policy, transport=transport
+        info.api_key,
+        base_url=info.base_url,
+        poll=policy,
+        transport=transport,
+        **(client_options or {}),
     ) as client:
         cpu0, t0 = time.process_time(), time.monotonic()
         results = await client.generate_many(batch, return_exceptions=True)
@@ -176,12 +184,13 @@ def side_ours(
     speed: float,
     window: float | None = None,
     learning: float | None = None,
+    client_options: Mapping[str, Any] | None = None,
 ) -> Figures:
     """A cold client's ``generate_many`` against a fresh simulator; ``window``: count the 429s
     after the first window; ``learning``: the share of 429s among requests sent after it."""
     n = len(requests)
     with SimulatorProcess(settings) as sim:
-        run = asyncio.run(generate_many(sim.info, requests, policy))
+        run = asyncio.run(generate_many(sim.info, requests, policy, client_options))
         dump = sim.dump()
     recorder = run.recorder
     figures = {

@@ -8,6 +8,8 @@ simulator process (or in a fresh subprocess), and returns one repetition's figur
 * ``check-cpu`` (issue 4, first cost target): client CPU of one status check through the
   poller vs raw aiohttp doing the same GET, JSON parse and future resolution.
 * ``adaptive-*`` and ``paced-40rps`` (issue 4, scheduling and budget): see ``_scheduling``.
+* ``stray-429``, ``fault-campaign-lag`` and ``shared-key-4proc`` (issue 11, 429s not ours
+  to pace and resets in every format): see ``_rate_limits``.
 * ``submit-5000`` and ``memory-100k`` (issue 4, cost of the machinery): see ``_costs``.
 """
 
@@ -35,6 +37,7 @@ from ._common import (
     side_ours,
 )
 from ._costs import MEMORY, SUBMIT
+from ._rate_limits import CAMPAIGN_LAG, SHARED_KEY, STRAY
 from ._scheduling import ADAPTIVE, PACED
 from ._sim_process import SimulatorInfo, SimulatorProcess
 from .baselines import raw_status_checks, raw_submissions
@@ -255,5 +258,17 @@ CHECK_CPU = Scenario(
 
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (CORE, RATE_LIMITED, CHECK_CPU, *ADAPTIVE, PACED, SUBMIT, MEMORY)
+    s.name: s
+    for s in (
+        CORE,
+        RATE_LIMITED,
+        CHECK_CPU,
+        *ADAPTIVE,
+        PACED,
+        STRAY,
+        CAMPAIGN_LAG,
+        SHARED_KEY,
+        SUBMIT,
+        MEMORY,
+    )
 }

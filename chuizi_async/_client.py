@@ -78,6 +78,7 @@ T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+_STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout)
 _USER_AGENT = "chuizi-async/0.1.0"
 _NO_HEADERS: Mapping[str, str] = {}
 _BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
@@ -200,6 +201,7 @@ class Client:
             max_in_flight=self.poll_policy.max_in_flight,
             not_found_grace=self.poll_policy.not_found_grace / self.poll_policy.time_scale,
             billed_cost=self._billed_cost,
+            check_timeout=self.timeout / _STUCK_CHECK,
         )
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)

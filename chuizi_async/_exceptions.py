@@ -133,6 +133,14 @@ class NotFoundError(APIError):
 class RateLimitError(APIError):
     """429: a rate limit was hit and the retries ran out."""
 
+    retry_after: float | None = None
+    """Seconds the server asked to wait before the next try (``Retry-After``), if it said."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        cls, args, state = super().__reduce__()
+        assert isinstance(state, dict)
+        return (cls, args, {**state, "retry_after": self.retry_after})
+
 
 class ServerError(APIError):
     """5xx: the gateway or the upstream provider failed."""

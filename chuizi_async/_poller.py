@@ -29,6 +29,7 @@ from ._clock import now
 from ._exceptions import (
     APIConnectionError,
     APIError,
+    APITimeoutError,
     ChuiziError,
     GenerationFailed,
     GenerationTimeout,
@@ -82,6 +83,8 @@ class Poller:
     max_in_flight: int
     not_found_grace: float = 0.0
     billed_cost: CostFetcher | None = None
+    check_timeout: float = math.inf
+    """Seconds after which a status check is abandoned and tried again later."""
     stats: PollerStats = attrs.field(factory=PollerStats)
     _heap: list[tuple[float, int, Generation]] = attrs.field(factory=list, init=False)
     _tracked: dict[str, Generation] = attrs.field(factory=dict, init=False)
@@ -217,14 +220,21 @@ class Poller:
     async def _check(self, handle: Generation) -> None:
         """One status check, then resolve or reschedule; never raises but for cancellation."""
         self.stats.checks += 1
-        try:
-            status = await self.fetch(handle)
-        except ChuiziError as exc:
-            self._on_error(handle, exc)
-            return
-        except Exception as exc:  # a bug must not kill the poller nor hang the handle
-            logger.exception("unexpected error checking %s", handle.id)
-            self._resolve(handle, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
+        with anyio.move_on_after(self.check_timeout) as stuck:
+            try:
+                status = await self.fetch(handle)
+            except ChuiziError as exc:
+                self._on_error(handle, exc)
+                return
+            except Exception as exc:  # a bug must not kill the poller nor hang the handle
+                logger.exception("unexpected error checking %s", handle.id)
+                self._resolve(handle, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
+                return
+        if stuck.cancelled_caught:
+            # a GET is cheap to send again: a stuck answer must not hold one of the
+            # max_in_flight places (and every check queued behind it) for a whole timeout
+            message = f"{handle.id}: no status after {self.check_timeout:.3g} s"
+            self._on_error(handle, APITimeoutError(message))
             return
         handle.status = status
         handle._failures = 0
@@ -297,7 +307,12 @@ class Poller:
             request_id_note(exc),
         )
         if not self._gave_up(handle):
-            self._reschedule(handle, self.schedule.retry_delay(handle._failures))
+            # a 429 delays the check it refused, by its Retry-After; the budget decides
+            # whether the whole client slows down
+            delay = exc.retry_after if isinstance(exc, RateLimitError) else None
+            if delay is None:
+                delay = self.schedule.retry_delay(handle._failures)
+            self._reschedule(handle, delay)
 
     def _reread(self, handle: Generation, exc: UnusableVideo) -> bool:
         """Whether a done answer without a usable video is read again before it is final."""

@@ -6,8 +6,8 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from ._exceptions import APIError, ResponseFormatError, error_for_status
-from ._retries import header
+from ._exceptions import APIError, RateLimitError, ResponseFormatError, error_for_status
+from ._retries import header, parse_retry_after
 from ._transport import Response, redact
 
 __all__ = ["decode_json", "error_from_response", "request_id_note"]
@@ -49,9 +49,12 @@ def error_from_response(response: Response) -> APIError:
     if response.status == 404 and (not isinstance(error, dict) or not _versioned(response.url)):
         message = f"{message} {_base_url_hint(response.url)}"
     request_id = header(response.headers, "X-Request-Id") or response.request_id
-    return error_for_status(
+    error = error_for_status(
         response.status, message, error_type, code=code, request_id=request_id or None
     )
+    if isinstance(error, RateLimitError):
+        error.retry_after = parse_retry_after(response.headers)
+    return error
 
 
 _VERSION = re.compile(r"/v\d+(?:/|$)")

@@ -14,13 +14,20 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+import chuizi_async as ca
 from chuizi_async._budget import (
+    MAX_RESET,
     Priority,
     RateWindow,
     RequestBudget,
     Ticket,
     parse_rate_window,
+    parse_reset,
 )
+from chuizi_async.testing import FakeChuizi, Faults, RateLimit
+from chuizi_async.testing._ratelimit import RESET_FORMATS, ResetFormat
+
+from .conftest import SPEED, ClientFactory
 
 WALL_NOW = 1_800_000_000.0
 SLACK = 0.02  # timers may fire a little early or late
@@ -39,30 +46,61 @@ def test_rate_window_with_a_delta_reset() -> None:
     assert parse_rate_window(headers) == RateWindow(limit=60, remaining=12, reset_in=30.0)
 
 
-def test_rate_window_with_a_seconds_suffix() -> None:
-    window = parse_rate_window({"x-ratelimit-remaining": "3", "x-ratelimit-reset": "1.5s"})
-    assert window == RateWindow(limit=None, remaining=3, reset_in=1.5)
+# Every way a gateway writes X-RateLimit-Reset, read at WALL_NOW (2027-01-15 08:00:00 UTC).
+RESETS = [
+    ("30", 30.0),  # seconds from now
+    ("0", 0.0),
+    ("0.25", 0.25),  # seconds from now, decimal
+    ("1.5s", 1.5),  # a duration...
+    ("250ms", 0.25),
+    ("1m30s", 90.0),
+    ("6m0s", 360.0),  # ... as OpenAI writes it
+    ("1h", 3600.0),
+    ("1h0m0.5s", 3600.0),  # capped at MAX_RESET
+    ("734ms", 0.734),
+    (".5s", 0.5),
+    ("1800000012", 12.0),  # epoch seconds
+    ("1800000012.25", 12.25),
+    ("1800000012250", 12.25),  # epoch milliseconds: not an hour's wait
+    ("1800000012250000", 12.25),  # epoch microseconds
+    ("Fri, 15 Jan 2027 08:00:12 GMT", 12.0),  # an HTTP date
+    ("2027-01-15T08:00:12Z", 12.0),  # an ISO 8601 date
+    ("1799999900", 0.0),  # a date in the past: the window has reset
+    ("1799999900000", 0.0),
+    ("Fri, 15 Jan 2027 07:00:00 GMT", 0.0),
+    ("-5", 0.0),
+    ("86400", MAX_RESET),  # a day: capped
+    (" 30 ", 30.0),
+    ("", None),  # unreadable: the budget assumes the documented 60 s window
+    ("soon", None),
+    ("nan", None),
+    ("inf", None),
+    ("1e400", None),
+    ("ms", None),
+    ("30 seconds", None),
+    ("1m30", None),
+    ("Fri, 99 Foo 2027", None),
+]
+
+
+@pytest.mark.parametrize(("raw", "seconds"), RESETS, ids=[raw or "empty" for raw, _ in RESETS])
+def test_reset_is_read_in_every_format_a_gateway_uses(raw: str, seconds: float | None) -> None:
+    reset = parse_reset(raw, wall_now=WALL_NOW)
+    if seconds is None:
+        assert reset is None
+    else:
+        assert reset == pytest.approx(seconds, abs=1e-6)
 
 
 def test_rate_window_with_an_epoch_reset() -> None:
     headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(WALL_NOW) + 12)}
     window = parse_rate_window(headers, wall_now=WALL_NOW)
-    assert window is not None
-    assert window.reset_in == pytest.approx(12.0)
-    assert window.remaining == 0
+    assert window == RateWindow(limit=None, remaining=0, reset_in=12.0)
 
 
-def test_rate_window_with_an_epoch_reset_in_the_past_resets_now() -> None:
-    headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(WALL_NOW) - 100)}
-    window = parse_rate_window(headers, wall_now=WALL_NOW)
-    assert window is not None
-    assert window.reset_in == 0.0
-
-
-def test_rate_window_reset_is_capped_at_an_hour() -> None:
-    window = parse_rate_window({"X-RateLimit-Remaining": "1", "X-RateLimit-Reset": "86400"})
-    assert window is not None
-    assert window.reset_in == 3600.0
+def test_rate_window_without_a_reset_has_none() -> None:
+    headers = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "12"}
+    assert parse_rate_window(headers) == RateWindow(limit=60, remaining=12, reset_in=None)
 
 
 @pytest.mark.parametrize(
@@ -89,14 +127,7 @@ def test_rate_window_with_garbage_limit_and_reset_keeps_remaining() -> None:
         "X-RateLimit-Remaining": "7",
         "X-RateLimit-Reset": "soon",
     }
-    assert parse_rate_window(headers) == RateWindow(limit=None, remaining=7, reset_in=0.0)
-
-
-@pytest.mark.parametrize("reset", ["nan", "inf", "-5"])
-def test_rate_window_with_unusable_reset_resets_now(reset: str) -> None:
-    window = parse_rate_window({"X-RateLimit-Remaining": "7", "X-RateLimit-Reset": reset})
-    assert window is not None
-    assert window.reset_in == 0.0
+    assert parse_rate_window(headers) == RateWindow(limit=None, remaining=7, reset_in=None)
 
 
 def test_rate_window_negative_remaining_is_zero() -> None:
@@ -158,10 +189,30 @@ async def test_without_limits_requests_go_at_once() -> None:
     assert budget.rate_limited == 0
 
 
-async def test_429_with_retry_after_pauses_every_acquirer() -> None:
+def refuse_in_a_burst(budget: RequestBudget, ticket: Ticket, headers: dict[str, str]) -> None:
+    """Four 429s in a row: far more than stray 429s (5% of answers) would give."""
+    for _ in range(4):
+        budget.observe(ticket, 429, headers)
+
+
+async def test_a_lone_429_delays_nobody_else() -> None:
     budget = RequestBudget()
     async with budget.slot() as ticket:
-        budget.observe(ticket, 429, {"Retry-After": "0.3"})
+        budget.observe(ticket, 200, {})
+    async with budget.slot() as ticket:
+        budget.observe(ticket, 429, {"Retry-After": "5"})
+        refused_at = now()
+    async with budget.slot() as other:
+        pass
+    assert other.sent_at - refused_at < LATE  # not 5 s: Retry-After is for the refused one
+    assert budget.paused_until == 0.0
+    assert budget.rate_limited == 1
+
+
+async def test_a_burst_of_429s_pauses_every_acquirer_for_retry_after() -> None:
+    budget = RequestBudget()
+    async with budget.slot() as ticket:
+        refuse_in_a_burst(budget, ticket, {"Retry-After": "0.3"})
         refused_at = now()
     assert budget.paused_until == pytest.approx(refused_at + 0.3, abs=SLACK)
     sent: list[float] = []
@@ -177,41 +228,41 @@ async def test_429_with_retry_after_pauses_every_acquirer() -> None:
         tg.start_soon(one, Priority.POLL, "bailian/wan2.6-t2v")
     assert len(sent) == 4
     assert all(0.3 - SLACK <= s - refused_at < 0.3 + LATE for s in sent)
-    assert budget.rate_limited == 1
+    assert budget.rate_limited == 4
 
 
-async def test_429_without_retry_after_pauses_with_a_jittered_backoff() -> None:
-    budget = RequestBudget(rng=random.Random(14))
+async def test_a_burst_of_429s_without_retry_after_pauses_with_a_jittered_backoff() -> None:
+    # time compressed 100 times: the backoff of the fourth 429 in a row is at most 16 s / 100
+    budget = RequestBudget(rng=random.Random(14), time_scale=100.0)
     async with budget.slot() as ticket:
-        budget.observe(ticket, 429, {})
+        refuse_in_a_burst(budget, ticket, {})
         refused_at = now()
     pause = budget.paused_until - refused_at
-    # first backoff: full jitter within [0, 2 s]; seed 14 draws about 0.21 s
-    assert 0.0 < pause <= 2.0
+    assert 0.0 < pause <= 0.16
     async with budget.slot() as t:
         waited = t.sent_at - refused_at
     assert pause - SLACK <= waited < pause + LATE
-    assert budget.rate_limited == 1
+    assert budget.rate_limited == 4
 
 
-async def test_consecutive_429s_without_retry_after_keep_the_client_paused() -> None:
+async def test_more_429s_in_a_row_without_retry_after_keep_the_client_paused() -> None:
     budget = RequestBudget(rng=random.Random(1))
     pauses = []
     async with budget.slot() as ticket:
-        pass
+        refuse_in_a_burst(budget, ticket, {})
     for _ in range(6):
         before = budget.paused_until
         budget.observe(ticket, 429, {})
         pauses.append(budget.paused_until - now())
         assert budget.paused_until >= before  # a later 429 never shortens the pause
     assert all(0.0 <= p <= 60.0 for p in pauses)
-    assert budget.rate_limited == 6
+    assert budget.rate_limited == 10
 
 
 async def test_polls_go_before_waiting_submissions_after_a_pause() -> None:
     budget = RequestBudget()
     async with budget.slot() as ticket:
-        budget.observe(ticket, 429, {"Retry-After": "0.2"})
+        refuse_in_a_burst(budget, ticket, {"Retry-After": "0.2"})
     order: list[str] = []
 
     async def one(priority: Priority, name: str) -> None:
@@ -363,6 +414,25 @@ async def test_scoped_429_with_room_in_the_window_only_slows_that_scope(
     assert budget.rate_limited == 1
 
 
+async def test_a_window_spent_by_others_sharing_the_key_is_not_a_narrower_limit() -> None:
+    # another process of the same service spent the key's window: the 429 of a submission
+    # shows the overall window (same limit) empty, although our last answer showed room
+    budget = RequestBudget()
+    room = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "40", "X-RateLimit-Reset": "30"}
+    spent = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.2"}
+    async with budget.slot(Priority.POLL) as ticket:
+        budget.observe(ticket, 200, room)
+    async with budget.slot(Priority.SUBMIT, "google/veo-3.1") as ticket:
+        budget.observe(ticket, 429, spent)
+        refused_at = now()
+    async with budget.slot(Priority.POLL) as other:
+        pass
+    assert other.sent_at - refused_at >= 0.2 - SLACK  # everyone waits for the reset
+    async with budget.slot(Priority.SUBMIT, "google/veo-3.1") as same:
+        pass
+    assert same.sent_at - refused_at < 0.2 + LATE  # and no narrower limit was made up
+
+
 async def burst(budget: RequestBudget, stack: contextlib.AsyncExitStack, n: int) -> list[Ticket]:
     """``n`` requests about 10 ms apart, all still in flight (after a first answer)."""
     async with budget.slot() as first:
@@ -379,12 +449,19 @@ async def test_learned_rate_decreases_once_per_burst() -> None:
     async with contextlib.AsyncExitStack() as stack:
         first_burst = await burst(budget, stack, 10)
         budget.observe(first_burst[0], 429, {"Retry-After": "0"})
+        # one 429 may be a stray: a cut on trial, to just under the rate sent at now
+        # (11 requests in about 0.1 s)
+        on_trial = budget.rate
+        assert on_trial is not None
+        assert 0.7 * 11 / 0.2 < on_trial <= 0.7 * 11 / 0.1
+        for ticket in first_burst[1:4]:  # more 429s answering the same burst
+            budget.observe(ticket, 429, {"Retry-After": "0"})
+        # a burst: 70% of the rate the server's window saw (a second without a Retry-After):
+        # 11 requests in the last second
         decreased = budget.rate
         assert decreased is not None
-        # 70% of the rate it was sent at over the server's window (a second without a
-        # Retry-After): 11 requests in the last second
         assert decreased == pytest.approx(0.7 * 11)
-        for ticket in first_burst[1:6]:  # more 429s answering the same burst
+        for ticket in first_burst[4:6]:  # and more, still answering the same burst
             budget.observe(ticket, 429, {"Retry-After": "0"})
         assert budget.rate == decreased
         assert budget.rate_limited == 6
@@ -403,7 +480,7 @@ async def test_the_rate_that_met_a_429_is_measured_over_the_servers_window() -> 
     async with contextlib.AsyncExitStack() as stack:
         tickets = await burst(budget, stack, 10)  # ~100/s for 0.1 s
         await anyio.sleep(0.3)  # then nothing: 11 requests in the last 0.5 s window
-        budget.observe(tickets[0], 429, {"Retry-After": "0.5"})
+        refuse_in_a_burst(budget, tickets[0], {"Retry-After": "0.5"})
     assert budget.rate == pytest.approx(0.7 * 11 / 0.5, rel=0.1)
 
 
@@ -411,27 +488,26 @@ async def test_a_lone_429_after_learning_slows_the_client_without_pausing_it() -
     budget = RequestBudget()
     async with contextlib.AsyncExitStack() as stack:
         tickets = await burst(budget, stack, 10)
-        budget.observe(tickets[0], 429, {"Retry-After": "0.3"})  # the first: a pause
+        for ticket in tickets[:5]:
+            budget.observe(ticket, 429, {"Retry-After": "0.3"})  # a burst: a pause, a cut
         first_pause = budget.paused_until
+        assert first_pause > now()
         await anyio.sleep(0.35)
-        for ticket in tickets[1:]:
-            budget.observe(ticket, 200, {})  # the 429 was alone: the rest got through
+        for ticket in tickets[5:] * 4:
+            budget.observe(ticket, 200, {})  # then a run of answers without 429s
         late = await stack.enter_async_context(budget.slot())
         rate = budget.rate
         assert rate is not None
         budget.observe(late, 429, {"Retry-After": "0.3"})
         assert budget.paused_until == first_pause  # slowed down, not paused
         assert budget.rate == pytest.approx(0.7 * rate)
-        again = await stack.enter_async_context(budget.slot())
-        budget.observe(again, 429, {"Retry-After": "0.3"})  # a second in a row: a pause
-        assert budget.paused_until > now() + 0.2
 
 
 async def test_learned_rate_climbs_back_additively_on_success() -> None:
     budget = RequestBudget()
     async with contextlib.AsyncExitStack() as stack:
         tickets = await burst(budget, stack, 10)
-        budget.observe(tickets[0], 429, {"Retry-After": "0"})
+        refuse_in_a_burst(budget, tickets[0], {"Retry-After": "0"})
         halved = budget.rate
         assert halved is not None
         rate = halved
@@ -492,3 +568,148 @@ async def test_a_429_with_an_empty_window_pauses_until_its_reset() -> None:
         waited = t.sent_at - refused_at
     assert max(0.2, budget.paused_until - refused_at) - SLACK <= waited < 0.2 + LATE
     assert budget.rate_limited == 1
+
+
+# -- stray 429s: one 429 is not proof that this client's rate is too high -----------------------
+
+
+async def refuse_one(budget: RequestBudget, stack: contextlib.AsyncExitStack) -> float:
+    """A burst of 11 requests, one of them refused: a cut on trial. Returns the rate on trial."""
+    tickets = await burst(budget, stack, 10)
+    budget.observe(tickets[0], 429, {"Retry-After": "0.05"})
+    for ticket in tickets[1:]:
+        budget.observe(ticket, 200, {})
+    rate = budget.rate
+    assert rate is not None
+    return rate
+
+
+async def answer_after_the_cut(budget: RequestBudget, answers: int, refused_every: int) -> None:
+    """``answers`` answers to a request sent after the cut, every ``refused_every``-th a 429."""
+    async with budget.slot() as ticket:
+        for i in range(1, answers + 1):
+            refused = refused_every and i % refused_every == 0
+            budget.observe(ticket, 429 if refused else 200, {"Retry-After": "0.05"})
+
+
+async def test_stray_429_does_not_mark_saturated() -> None:
+    budget = RequestBudget()
+    async with contextlib.AsyncExitStack() as stack:
+        await refuse_one(budget, stack)
+        for _ in range(3):  # these wait for the rate on trial
+            async with budget.slot():
+                pass
+    assert budget.paused_until == 0.0
+    assert not budget.saturated()  # a cut on trial does not make requests scarce
+
+
+async def test_a_cut_that_does_not_lower_the_share_of_429s_is_undone() -> None:
+    budget = RequestBudget()
+    async with contextlib.AsyncExitStack() as stack:
+        await refuse_one(budget, stack)
+        await answer_after_the_cut(budget, 100, refused_every=20)  # still 5% at the lower rate
+        assert budget.rate is None  # as before the cut: the 429s are not ours to pace
+        # ... and 429s at that share no longer cut anything
+        await answer_after_the_cut(budget, 100, refused_every=20)
+        assert budget.rate is None
+    assert not budget.saturated()
+    assert budget.rate_limited == 11
+
+
+async def test_a_cut_that_lowers_the_share_of_429s_is_kept() -> None:
+    budget = RequestBudget()
+    async with contextlib.AsyncExitStack() as stack:
+        rate = await refuse_one(budget, stack)
+        await answer_after_the_cut(budget, 100, refused_every=0)  # none at the lower rate
+        assert budget.rate is not None
+        assert budget.rate >= rate  # kept (and climbing back while it holds requests back)
+
+
+async def test_a_share_of_429s_above_the_strays_cuts_the_rate_again() -> None:
+    budget = RequestBudget()
+    async with contextlib.AsyncExitStack() as stack:
+        await refuse_one(budget, stack)
+        await answer_after_the_cut(budget, 100, refused_every=20)
+        assert budget.rate is None  # strays at 5%
+        for i in range(100):  # then 20%, at full speed: news
+            async with budget.slot() as ticket:
+                budget.observe(ticket, 429 if i % 5 == 4 else 200, {"Retry-After": "0.05"})
+        assert budget.rate is not None
+
+
+async def test_spent_window_429s_still_cut_the_rate() -> None:
+    budget = RequestBudget()
+    spent = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.1", "Retry-After": "0.1"}
+    async with contextlib.AsyncExitStack() as stack:
+        tickets = await burst(budget, stack, 10)
+        budget.observe(tickets[0], 429, spent)
+        refused_at = now()
+    assert budget.paused_until == pytest.approx(refused_at + 0.1, abs=SLACK)  # all paused
+    assert budget.rate is not None  # and slowed down
+    async with budget.slot() as ticket:
+        assert ticket.sent_at - refused_at >= 0.1 - SLACK
+    assert budget.saturated()  # requests are scarce: the server said so
+
+
+async def test_absent_reset_assumes_a_60s_sliding_window() -> None:
+    budget = RequestBudget(time_scale=300.0)  # the documented 60 s window is 0.2 s
+    async with contextlib.AsyncExitStack() as stack:
+        first = await stack.enter_async_context(budget.slot())
+        budget.observe(first, 200, {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "3"})
+        seen_at = now()
+        # room for three: not one at a time (no probes waiting for each other's answer)
+        more = [await stack.enter_async_context(budget.slot()) for _ in range(2)]
+        assert all(t.sent_at - seen_at < 0.1 and not t.probe for t in more)
+        budget.observe(more[-1], 200, {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"})
+        spent_at = now()
+    async with budget.slot() as ticket:
+        assert 0.2 - SLACK <= ticket.sent_at - spent_at < 0.2 + LATE  # the window, not a stall
+        assert ticket.probe
+
+
+# -- against the simulator ---------------------------------------------------------------------
+
+VEO = "google/veo-3.1-fast"
+
+
+def clips(n: int) -> list[dict[str, str]]:
+    return [{"model": VEO, "prompt": f"clip {i}: a heron at dawn"} for i in range(n)]
+
+
+async def test_stray_429s_do_not_slow_the_whole_client(make_client: ClientFactory) -> None:
+    # 5% of all requests refused at random, as a gateway or an upstream does
+    faults = Faults(rate_limited=0.05, retry_after=0.02)
+    async with (
+        FakeChuizi(speed=SPEED, seed=3, faults=faults) as sim,
+        make_client(sim=sim) as client,
+    ):
+        videos = await client.generate_many(clips(80))
+        assert client.budget.paused_until == 0.0  # never paused as a whole
+        assert not client.budget.saturated()  # nor short of requests
+    assert len(videos) == 80
+    assert sim.counters.generations_created == 80
+    assert sim.counters.rate_limited > 0
+
+
+RESET_SPEED = 240.0
+"""The documented 60 s window compressed to 0.25 s, the simulator's window as long."""
+
+
+@pytest.mark.parametrize("reset_format", RESET_FORMATS)
+async def test_a_batch_paces_itself_whatever_the_reset_format(
+    make_client: ClientFactory, reset_format: ResetFormat
+) -> None:
+    limit = RateLimit(limit=20, window=60 / RESET_SPEED, reset_format=reset_format)
+    # every answer takes 20 ms: requests sent one at a time would arrive 20 ms apart
+    slow = Faults(slow=1.0, slow_seconds=0.02)
+    async with (
+        FakeChuizi(speed=RESET_SPEED, rate_limit=limit, faults=slow) as sim,
+        make_client(sim=sim, poll=ca.PollPolicy(time_scale=RESET_SPEED)) as client,
+    ):
+        with anyio.fail_after(20):  # epoch milliseconds once read as an hour's wait
+            videos = await client.generate_many(clips(16))
+    assert len(videos) == 16
+    assert sim.counters.generations_created == 16
+    assert sim.counters.rate_limited <= 2
+    arrivals = sorted(request.time for request in sim.requests_log)
+    assert min(b - a for a, b in itertools.pairwise(arrivals)) < 0.02  # never one at a time

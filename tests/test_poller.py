@@ -66,19 +66,41 @@ async def test_a_slow_answer_does_not_hold_the_other_checks(
         stuck.cancel()
 
 
-async def test_429_pauses_all_polling_until_retry_after(
+async def test_a_stuck_status_check_is_abandoned_and_sent_again(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    # timeout 0.8 s: a status check is given up after 0.1 s, not after the whole timeout
+    async with make_client(timeout=0.8) as client:
+        handle = await client.submit(VEO, "its first check hangs")
+        assert handle.id is not None
+        server.faults = Faults(slow=1.0, slow_seconds=2.0)
+        await wait_until(lambda: server.counters.status_checks)  # the first check hangs
+        server.faults = None
+        server.complete(handle.id)
+        with anyio.fail_after(0.5):  # well before the client's timeout (0.8 s)
+            video = await handle.wait()
+    assert video.id == handle.id
+    assert server.counters.status_checks_by_id[handle.id] >= 2
+    assert client.poller_stats.transient_failures >= 1
+
+
+async def test_a_burst_of_429s_pauses_all_polling_until_retry_after(
     make_client: ClientFactory, server: FakeChuizi
 ) -> None:
     server.auto_complete = False
     async with make_client(poll=fast_policy(max_in_flight=2)) as client:
         handles = [await client.submit(VEO, f"clip {i}") for i in range(20)]
         server.faults = Faults(rate_limited=1.0, retry_after=0.5)
-        await anyio.sleep(0.15)
+        # one 429 delays only the check it refused; six of the last twelve answers are
+        # no stray 429s: the whole client pauses
+        await wait_until(lambda: server.counters.rate_limited >= 6)
+        await anyio.sleep(0.05)
         during = server.counters.requests
         await anyio.sleep(0.3)
         # paused: nothing was sent while Retry-After ran
         assert server.counters.requests == during
-        assert server.counters.rate_limited <= 2  # only the checks already in flight
+        assert server.counters.rate_limited <= 8  # the burst and the checks in flight
         server.faults = None
         for handle in handles:
             assert handle.id is not None

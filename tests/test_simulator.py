@@ -18,6 +18,7 @@ import pytest
 
 import chuizi_async.testing
 from chuizi_async.testing import FakeChuizi, Faults, RateLimit
+from chuizi_async.testing._ratelimit import ResetFormat, format_reset
 from chuizi_async.testing._realism import HARSH
 
 FAST = {"google/veo-3.1-fast": (30.0, 30.0)}  # 30 server seconds: 30 ms at speed=1000
@@ -606,6 +607,37 @@ async def test_rate_limit_epoch_reset_format(session: aiohttp.ClientSession) -> 
         assert float(headers["X-RateLimit-Reset"]) == pytest.approx(time.time() + 10.0, abs=1.0)
 
 
+@pytest.mark.parametrize(
+    ("seconds", "reset_format", "written"),
+    [
+        (0.25, "delta", "0.25"),
+        (90.0, "delta", "90"),
+        (12.25, "epoch", "1800000012.250"),
+        (12.25, "epoch_ms", "1800000012250"),
+        (0.25, "duration", "250ms"),
+        (1.5, "duration", "1.5s"),
+        (90.0, "duration", "1m30s"),
+        (360.0, "duration", "6m0s"),
+        (11.2, "http_date", "Fri, 15 Jan 2027 08:00:12 GMT"),  # whole seconds, rounded up
+        (12.0, "absent", None),
+    ],
+)
+def test_rate_limit_reset_is_written_as_gateways_write_it(
+    seconds: float, reset_format: ResetFormat, written: str | None
+) -> None:
+    assert format_reset(seconds, reset_format, wall_now=1_800_000_000.0) == written
+
+
+async def test_rate_limit_with_an_absent_reset_sends_limit_and_remaining_only(
+    session: aiohttp.ClientSession,
+) -> None:
+    limit = RateLimit(limit=5, window=10.0, reset_format="absent")
+    async with FakeChuizi(rate_limit=limit) as server:
+        _, _, headers = await call(session, server, "GET", "/models")
+        assert (headers["X-RateLimit-Limit"], headers["X-RateLimit-Remaining"]) == ("5", "4")
+        assert "X-RateLimit-Reset" not in headers
+
+
 async def test_rate_limit_without_headers_or_retry_after(session: aiohttp.ClientSession) -> None:
     limit = RateLimit(limit=1, window=10.0, headers=False, retry_after=False)
     async with FakeChuizi(rate_limit=limit) as server:
@@ -901,3 +933,10 @@ def test_the_harsh_preset_keeps_a_knob_given_another_value() -> None:
     assert server.dialect == "reference"
     with pytest.raises(ValueError, match="realism"):
         FakeChuizi(realism="gentle")  # type: ignore[arg-type]
+
+
+def test_the_harsh_preset_writes_a_rate_limits_reset_in_epoch_milliseconds() -> None:
+    server = FakeChuizi(realism="harsh", rate_limit=RateLimit(limit=10))
+    assert server.rate_limit is not None and server.rate_limit.reset_format == "epoch_ms"
+    chosen = FakeChuizi(realism="harsh", rate_limit=RateLimit(limit=10, reset_format="absent"))
+    assert chosen.rate_limit is not None and chosen.rate_limit.reset_format == "absent"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+import math
 import time
 from collections import deque
 from typing import Literal, TypeVar
@@ -10,9 +12,24 @@ import attrs
 
 from ._errors import ApiError
 
-__all__ = ["RateLimit", "RateLimiter", "format_seconds"]
+__all__ = [
+    "RESET_FORMATS",
+    "RateLimit",
+    "RateLimiter",
+    "ResetFormat",
+    "format_reset",
+    "format_seconds",
+]
 
-ResetFormat = Literal["delta", "epoch"]
+ResetFormat = Literal["delta", "epoch", "epoch_ms", "duration", "http_date", "absent"]
+RESET_FORMATS: tuple[ResetFormat, ...] = (
+    "delta",
+    "epoch",
+    "epoch_ms",
+    "duration",
+    "http_date",
+    "absent",
+)
 _K = TypeVar("_K")
 
 
@@ -29,6 +46,12 @@ class RateLimit:
     ``window`` is in real seconds (``speed`` does not compress it). ``limit`` counts every API
     request of the key, status checks included; ``per_model`` counts submissions per model.
     Rejected requests do not count.
+
+    ``reset_format`` is how ``X-RateLimit-Reset`` is written, since the provider does not say:
+    ``"delta"`` seconds from now (``"0.734"``), ``"epoch"`` seconds (``"1764250000.734"``),
+    ``"epoch_ms"`` milliseconds (``"1764250000734"``), ``"duration"`` as OpenAI-compatible
+    gateways do (``"734ms"``, ``"1m30s"``, ``"6m0s"``), ``"http_date"`` (whole seconds, rounded
+    up), or ``"absent"``: no reset header at all (``-Limit`` and ``-Remaining`` only).
     """
 
     limit: int
@@ -111,13 +134,37 @@ class RateLimiter:
     def _headers(self, window: _Window, now: float) -> dict[str, str]:
         if not self.config.headers:
             return {}
-        reset = window.reset_in(now)
-        if self.config.reset_format == "epoch":
-            reset_text = f"{time.time() + reset:.3f}"
-        else:
-            reset_text = format_seconds(reset)
-        return {
+        headers = {
             "X-RateLimit-Limit": str(window.limit),
             "X-RateLimit-Remaining": str(window.remaining()),
-            "X-RateLimit-Reset": reset_text,
         }
+        reset = format_reset(window.reset_in(now), self.config.reset_format, time.time())
+        if reset is not None:
+            headers["X-RateLimit-Reset"] = reset
+        return headers
+
+
+def format_reset(seconds: float, reset_format: ResetFormat, wall_now: float) -> str | None:
+    """``X-RateLimit-Reset`` for a reset ``seconds`` from ``wall_now`` (None: no header)."""
+    seconds = max(seconds, 0.0)
+    if reset_format == "epoch":
+        return f"{wall_now + seconds:.3f}"
+    if reset_format == "epoch_ms":
+        return str(math.ceil((wall_now + seconds) * 1000))
+    if reset_format == "duration":
+        return _duration(seconds)
+    if reset_format == "http_date":
+        return email.utils.formatdate(math.ceil(wall_now + seconds), usegmt=True)
+    if reset_format == "absent":
+        return None
+    return format_seconds(seconds)
+
+
+def _duration(seconds: float) -> str:
+    """Go's duration style, as OpenAI writes it: ``734ms``, ``1.5s``, ``1m30s``, ``6m0s``."""
+    millis = math.ceil(seconds * 1000)
+    if millis < 1000:
+        return f"{millis}ms"
+    minutes, rest = divmod(millis, 60_000)
+    text = format_seconds(rest / 1000) + "s"
+    return f"{minutes}m{text}" if minutes else text

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import attrs
 
-__all__ = ["HARSH", "REALISMS", "Realism", "harsh_changes"]
+__all__ = ["HARSH", "HARSH_RESET_FORMAT", "REALISMS", "Realism", "harsh_changes"]
 
 Realism = Literal["kind", "harsh"]
 REALISMS: tuple[Realism, ...] = ("kind", "harsh")
@@ -54,6 +54,10 @@ HARSH: Mapping[str, Any] = {
 """The knobs the harsh preset sets (unless given explicitly), with their unkind values."""
 
 
+HARSH_RESET_FORMAT = "epoch_ms"
+"""The reset format of a ``rate_limit`` left at its default under the harsh preset."""
+
+
 def harsh_changes(server: Any) -> dict[str, Any]:
     """The harsh values of the knobs ``server`` (an attrs instance) has at their defaults."""
     fields = attrs.fields_dict(type(server))
@@ -61,4 +65,7 @@ def harsh_changes(server: Any) -> dict[str, Any]:
     for name, value in HARSH.items():
         if getattr(server, name) == fields[name].default:
             changes[name] = value
+    limit = getattr(server, "rate_limit", None)
+    if limit is not None and limit.reset_format == attrs.fields(type(limit)).reset_format.default:
+        changes["rate_limit"] = attrs.evolve(limit, reset_format=HARSH_RESET_FORMAT)
     return changes
