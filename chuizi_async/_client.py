@@ -11,7 +11,7 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urljoin
 
 import anyio
@@ -20,6 +20,7 @@ import attrs
 
 from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
+from ._checks import check_count, check_seconds
 from ._clock import now
 from ._config import Secret, check_base_url, origin
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
@@ -169,8 +170,11 @@ class Client:
                 "no API key: pass Client(api_key=...) or set the CHUIZI_API_KEY "
                 "environment variable"
             )
-        if not timeout > 0 or isinstance(max_retries, bool) or max_retries < 0:
-            raise InvalidRequest("timeout must be > 0 and max_retries >= 0")
+        timeout = check_seconds("Client(timeout=...)", timeout)
+        check_count("Client(max_retries=...)", max_retries, minimum=0)
+        check_count("Client(max_connections=...)", max_connections, minimum=1)
+        if poll is not None and not isinstance(poll, PollPolicy):
+            raise InvalidRequest(f"Client(poll=...) must be a PollPolicy, not {poll!r}")
         if retry_submissions not in RETRY_SUBMISSIONS:
             raise InvalidRequest(
                 f"retry_submissions must be 'idempotent' or 'safe', not {retry_submissions!r}"
@@ -675,6 +679,42 @@ class Client:
         )
         return await handle.wait(timeout)
 
+    @overload
+    async def generate_many(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: Literal[False] = False,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
+    ) -> list[Video]: ...
+
+    @overload
+    async def generate_many(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: Literal[True],
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
+    ) -> list[Video | BaseException]: ...
+
+    @overload
+    async def generate_many(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
+    ) -> list[Video | BaseException]: ...
+
     async def generate_many(
         self,
         requests: Iterable[GenerationRequest | Mapping[str, Any]],
@@ -684,8 +724,11 @@ class Client:
         journal: Journal | str | os.PathLike[str] | None = None,
         max_cost: Decimal | None = None,
         fetch_costs: bool = False,
-    ) -> list[Video | BaseException]:
+    ) -> list[Video] | list[Video | BaseException]:
         """Generate all; results in input order.
+
+        ``list[Video]`` without ``return_exceptions`` (the first error raises), else
+        ``list[Video | BaseException]``.
 
         :param concurrency: generations in flight at once (None: all, paced by the budget).
         :param return_exceptions: put each failure in its place instead of raising the first.

@@ -59,6 +59,37 @@ def test_bad_status_route_is_refused() -> None:
         ca.Client("ck-x", status_route="poll")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "named", "allowed"),
+    [
+        ({"max_connections": 0}, "max_connections", ">= 1"),
+        ({"max_connections": -3}, "max_connections", ">= 1"),
+        ({"max_connections": True}, "max_connections", ">= 1"),
+        ({"max_connections": 8.0}, "max_connections", ">= 1"),
+        ({"timeout": 0}, "timeout", "> 0"),
+        ({"timeout": -1}, "timeout", "> 0"),
+        ({"timeout": float("nan")}, "timeout", "> 0"),
+        ({"timeout": float("inf")}, "timeout", "> 0"),
+        ({"timeout": True}, "timeout", "> 0"),
+        ({"timeout": "30"}, "timeout", "> 0"),
+        ({"max_retries": -1}, "max_retries", ">= 0"),
+        ({"max_retries": False}, "max_retries", ">= 0"),
+        ({"max_retries": 2.0}, "max_retries", ">= 0"),
+        ({"poll": {"interval": 5}}, "poll", "PollPolicy"),
+    ],
+)
+def test_nonsense_settings_are_refused_naming_argument_value_and_range(
+    kwargs: dict[str, object], named: str, allowed: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        ca.Client("ck-x", **kwargs)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert f"Client({named}=...)" in message
+    assert allowed in message
+    assert repr(kwargs[named]) in message
+    assert isinstance(info.value, ca.InvalidRequest)
+
+
 def test_repr_and_vars_never_show_the_key() -> None:
     key = "ck-" + "S3cr3t" * 5 + "xy"
     client = ca.Client(key)
