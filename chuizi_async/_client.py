@@ -197,19 +197,14 @@ class Client:
             time_scale=self.poll_policy.time_scale,
         )
         self._schedule = Schedule(self.poll_policy, saturated=self.budget.saturated)
-        self._poller = Poller(
-            fetch=self._fetch_status,
-            schedule=self._schedule,
-            give_up_after=self.poll_policy.give_up_after / self.poll_policy.time_scale,
-            max_in_flight=self.poll_policy.max_in_flight,
-            not_found_grace=self.poll_policy.not_found_grace / self.poll_policy.time_scale,
-            billed_cost=self._billed_cost,
-        )
+        self._poller = self._new_poller(PollerStats())
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._state = _State.UNOPENED
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one it is open in
+        self._opened_once = False
         self._service: asyncio.Task[None] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._started = anyio.Event()
@@ -218,8 +213,25 @@ class Client:
         self._on_the_wire: set[anyio.CancelScope] = set()
         self._stats = ClientStats()
 
+    def _new_poller(self, stats: PollerStats) -> Poller:
+        policy = self.poll_policy
+        return Poller(
+            fetch=self._fetch_status,
+            schedule=self._schedule,
+            give_up_after=policy.give_up_after / policy.time_scale,
+            max_in_flight=policy.max_in_flight,
+            not_found_grace=policy.not_found_grace / policy.time_scale,
+            billed_cost=self._billed_cost,
+            stats=stats,
+        )
+
     def __repr__(self) -> str:
-        return f"<chuizi_async.Client base_url={self.base_url!r} {self._state.name.lower()}>"
+        state = self._state.name.lower()
+        if self._state is _State.OPENED and self._loop is not None and self._loop.is_closed():
+            state += " in an event loop that is closed"
+        elif self._state is _State.UNOPENED and self._opened_once:
+            state += " (its event loop ended; the next use opens it again)"
+        return f"<chuizi_async.Client base_url={self.base_url!r} {state}>"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -233,21 +245,77 @@ class Client:
     async def _ensure_open(self) -> None:
         if self._state is _State.CLOSED:
             raise RuntimeError("this Client is closed; create a new one")
+        loop = asyncio.get_running_loop()
         if self._state is _State.UNOPENED:
-            self._state = _State.OPENED
-            self._service = asyncio.get_running_loop().create_task(
-                self._serve(), name="chuizi-async poller"
-            )
-            self._service.add_done_callback(self._service_ended)
+            self._open_in(loop)
+        elif loop is not self._loop:
+            raise RuntimeError(self._other_loop())
         if not self._started.is_set():
             await self._started.wait()
 
+    def _open_in(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the service task in ``loop``; after an earlier loop ended, with a new poller
+        and budget events (theirs belonged to that loop; what was learned is kept)."""
+        if self._opened_once:
+            self._poller = self._new_poller(self._poller.stats)
+            self.budget.new_event_loop()
+            self._started = anyio.Event()
+        self._opened_once = True
+        self._state = _State.OPENED
+        self._loop = loop
+        self._service = loop.create_task(self._serve(), name="chuizi-async poller")
+        self._service.add_done_callback(self._service_ended)
+
+    def _other_loop(self) -> str:
+        """Why this client cannot serve the running event loop."""
+        running = self._loop is not None and self._loop.is_running()
+        where = (
+            "another event loop, which is still running (in another thread)"
+            if running
+            else "another event loop, which stopped without cancelling the client's task"
+        )
+        return (
+            f"this Client is open in {where}: its connections and poller belong to that loop. "
+            "Use one Client per event loop, or close it (leave `async with Client()`, or "
+            "`await client.aclose()`) in the loop that opened it. A client whose loop ended "
+            "the usual way (asyncio.run returned) opens again in the next one."
+        )
+
     async def _serve(self) -> None:
         """The client's one background task: owns the poller and batch submitters."""
-        async with anyio.create_task_group() as tg:
-            self._task_group = tg
-            tg.start_soon(self._poller.run)
-            self._started.set()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                tg.start_soon(self._poller.run)
+                await anyio.lowlevel.checkpoint()  # the poller runs before the loop can end
+                self._started.set()
+        except asyncio.CancelledError:
+            if self._state is _State.OPENED:  # cancelled by its event loop's end, not aclose()
+                with anyio.CancelScope(shield=True):
+                    await self._loop_ended()
+            raise
+
+    async def _loop_ended(self) -> None:
+        """The event loop is ending under the open client (``asyncio.run`` returns, a test's
+        loop closes): close what belongs to it; the next use, in another loop, reopens.
+
+        Submissions on the wire have completed (the task group waited for them). What is
+        still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
+        """
+        closed = self._poller.close(
+            lambda h: ClientClosed(
+                h.id, "the client's event loop ended before the generation finished; track(id)"
+            )
+        )
+        self._state = _State.UNOPENED
+        self._loop = self._service = self._task_group = None
+        if closed:
+            logger.warning(
+                "the event loop ended with %d generations pending; track() them: %s",
+                len(closed),
+                " ".join(str(h.id) for h in closed),
+            )
+        await self._transport.aclose()
 
     def _service_ended(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
@@ -270,6 +338,8 @@ class Client:
         """
         if self._state is _State.CLOSED:
             return
+        if self._state is _State.OPENED and asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError(self._other_loop())
         self._state = _State.CLOSED
         if self._submitting:
             self._submits_done = done = anyio.Event()
@@ -776,13 +846,22 @@ class Client:
         )
 
     def track(self, generation_id: str, *, model: str | None = None) -> Generation:
-        """Follow an id submitted elsewhere; scheduled like a fresh submission."""
+        """Follow an id submitted elsewhere; scheduled like a fresh submission (opens the
+        client in the running event loop if needed)."""
         if not isinstance(generation_id, str) or not generation_id.strip():
             raise InvalidRequest("track() needs a generation id such as 'gen-0123456789abcdef'")
         if self._state is _State.CLOSED:
             raise RuntimeError("this Client is closed; create a new one")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "track() needs a running event loop (call it from async code)"
+            ) from None
         if self._state is _State.UNOPENED:
-            raise RuntimeError("open the client first: use `async with Client()` before track()")
+            self._open_in(loop)  # the poller starts with the service task, soon
+        elif loop is not self._loop:
+            raise RuntimeError(self._other_loop())
         return self._register(generation_id.strip(), model, None)
 
     # -- status ------------------------------------------------------------------------------

@@ -287,9 +287,10 @@ class AiohttpTransport:
         return Response(status=200, headers=headers, content=b"", url=request.url)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the session; a later request opens a new one (in the running event loop)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 async def _stream_to(resp: aiohttp.ClientResponse, path: Path) -> int:

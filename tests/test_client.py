@@ -438,13 +438,27 @@ async def test_track_follows_an_id_submitted_elsewhere(
     assert server.counters.generations_created == 1
 
 
-async def test_track_needs_an_open_client_and_a_real_id(make_client: ClientFactory) -> None:
+async def test_track_opens_the_client_and_needs_a_real_id(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    submitted = await make_client().submit(VEO, "made elsewhere")
+    assert submitted.id is not None
     client = make_client()
-    with pytest.raises(RuntimeError, match="async with"):
-        client.track("gen-0123456789abcdef")
-    async with client:
-        with pytest.raises(ca.InvalidRequest):
-            client.track("  ")
+    handle = client.track(submitted.id)  # like any other use, opens the client
+    assert "opened" in repr(client)
+    server.complete(submitted.id)
+    assert (await handle).id == submitted.id
+    with pytest.raises(ca.InvalidRequest):
+        client.track("  ")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.track(submitted.id)
+
+
+def test_track_outside_async_code_says_it_needs_a_loop() -> None:
+    with pytest.raises(RuntimeError, match="running event loop"):
+        ca.Client("ck-x").track("gen-0123456789abcdef")
 
 
 @pytest.mark.parametrize(
