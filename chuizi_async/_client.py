@@ -25,8 +25,11 @@ from ._clock import now
 from ._config import Secret, check_base_url, origin
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
+    APIConnectTimeout,
+    APITimeoutError,
     ChuiziError,
     ClientClosed,
+    GenerationTimeout,
     InvalidRequest,
     NotFoundError,
     SubmissionUncertain,
@@ -57,10 +60,12 @@ from ._retries import (
     should_retry,
     should_retry_error,
     should_retry_submission,
+    silent_too_often,
     submission_uncertain,
 )
 from ._status import StatusRoute, StatusRoutes, billing_path
 from ._transport import (
+    DEFAULT_TIMEOUT,
     REQUEST_ID_HEADER,
     AiohttpTransport,
     Request,
@@ -156,7 +161,7 @@ class Client:
         *,
         base_url: str | None = None,
         poll: PollPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 4,
         max_connections: int = 64,
         allow_insecure_http: bool = False,
@@ -442,7 +447,12 @@ class Client:
         url: str,
         retry_if: Callable[[ChuiziError], bool] | None = None,
     ) -> T:
-        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error."""
+        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error.
+
+        At most ``MAX_TIMEOUTS`` attempts may time out: a silent server gets a clear error
+        in ``3 x timeout``, not ``max_retries + 1`` times it.
+        """
+        timeouts = 0
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
@@ -456,7 +466,10 @@ class Client:
                 delay = parse_retry_after(response.headers)
             except ChuiziError as exc:
                 retry = should_retry_error(exc) if retry_if is None else retry_if(exc)
-                if last or not retry:
+                timeouts += isinstance(exc, APITimeoutError)
+                if last or not retry or silent_too_often(exc, timeouts):
+                    if isinstance(exc, APITimeoutError):
+                        exc.args = (self._no_answer(exc, url, attempt + 1),)
                     raise
                 error, delay = exc, None
             if delay is None:
@@ -472,6 +485,13 @@ class Client:
             )
             await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _no_answer(self, exc: APITimeoutError, url: str, attempts: int) -> str:
+        """What a call that ended in a timeout met: where, how long, how many times."""
+        what = "no connection to" if isinstance(exc, APIConnectTimeout) else "no answer from"
+        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "timeout"
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        return f"{what} {redact(url)} within {self.timeout:g} s ({tries}; {cause})"
 
     async def _send_once(
         self,
@@ -732,22 +752,39 @@ class Client:
     ) -> Video:
         """Submit and wait for the video. Cancelling the caller does not stop the tracking.
 
-        ``timeout`` (seconds from submission) raises ``GenerationTimeout``; the generation
-        stays tracked and can be found in ``client.pending``.
+        ``timeout`` (seconds, > 0) bounds the whole call, the submission included, and then
+        raises ``GenerationTimeout``. What the server accepted stays tracked: a submission
+        already on the wire goes on in the client, and its generation, once accepted, is
+        in ``client.pending``.
         """
-        handle = await self.submit(
-            model,
-            prompt,
-            duration=duration,
-            image=image,
-            extra_body=extra_body,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            reference_images=reference_images,
-            video=video,
-            watermark=watermark,
+        if timeout is not None:
+            check_seconds("generate(timeout=...)", timeout, allow_inf=True)
+        handle: Generation | None = None
+        with anyio.move_on_after(timeout):
+            handle = await self.submit(
+                model,
+                prompt,
+                duration=duration,
+                image=image,
+                extra_body=extra_body,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                reference_images=reference_images,
+                video=video,
+                watermark=watermark,
+            )
+            return await handle
+        if handle is None:
+            raise GenerationTimeout(
+                None,
+                f"no answer to the submission within {timeout:g} s; if the server accepts it, "
+                "the generation is tracked (client.pending)",
+            )
+        if handle.done():
+            return handle.result()
+        raise GenerationTimeout(
+            handle.id, f"not finished within {timeout:g} s; still tracked, await it again"
         )
-        return await handle.wait(timeout)
 
     @overload
     async def generate_many(

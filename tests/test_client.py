@@ -8,16 +8,18 @@ import logging
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import attrs
 import pytest
+from aiohttp import web
 
 import chuizi_async as ca
+from chuizi_async._retries import BACKOFF_BASE, BACKOFF_CAP, MAX_TIMEOUTS
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, fast_policy
+from .conftest import ClientFactory, Loopback, fast_policy, wait_until
 
 pytestmark = pytest.mark.both_realisms  # the core runs against the harsh simulator too
 
@@ -371,6 +373,82 @@ async def test_generate_timeout_raises_generation_timeout_and_stays_tracked(
     with pytest.raises(ca.GenerationTimeout):
         await client.generate(VEO, "a cat", timeout=0.05)
     assert len(client.pending) == 1
+
+
+class SilentAPI(Loopback):
+    """Accepts connections and reads requests, answers none (or, with ``answer_after``, a
+    submission late, and every status as processing)."""
+
+    def __init__(self, answer_after: float | None = None) -> None:
+        self.received: list[str] = []
+        self.answer_after = answer_after
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.received.append(f"{request.method} {request.path}")
+        if self.answer_after is None:
+            await asyncio.Event().wait()  # never: the test's end cuts it
+        elif request.method == "POST":
+            await asyncio.sleep(self.answer_after)
+        return web.json_response({"id": "gen-0123456789abcdef", "status": "processing"})
+
+    def client(self, **options: Any) -> ca.Client:
+        options.setdefault("poll", fast_policy())
+        return ca.Client("ck-" + "a" * 32, base_url=f"{self.base_url}/v1", **options)
+
+
+async def test_generate_timeout_bounds_a_submission_the_server_never_answers() -> None:
+    async with SilentAPI() as api, api.client(timeout=1.0) as client:
+        with anyio.fail_after(0.9), pytest.raises(ca.GenerationTimeout) as info:
+            await client.generate(VEO, "a cat", timeout=0.3)  # not the request's 1 s
+        assert "no answer to the submission within 0.3 s" in str(info.value)
+        assert info.value.generation_id is None
+    assert set(api.received) == {"POST /v1/videos/generations"}  # went on until aclose()
+
+
+async def test_a_submission_answered_after_the_timeout_is_tracked() -> None:
+    async with SilentAPI(answer_after=0.4) as api, api.client() as client:
+        with pytest.raises(ca.GenerationTimeout, match=r"client\.pending"):
+            await client.generate(VEO, "a cat", timeout=0.1)
+        await wait_until(lambda: client.pending)  # the POST went on in the client
+        assert [h.id for h in client.pending] == ["gen-0123456789abcdef"]
+    assert api.received.count("POST /v1/videos/generations") == 1  # never sent twice
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, float("nan"), True, "5"])
+async def test_nonsense_generate_timeouts_are_refused_before_anything_is_sent(
+    client: ca.Client, server: FakeChuizi, timeout: Any
+) -> None:
+    with pytest.raises(ca.InvalidRequest, match=r"generate\(timeout=\.\.\.\) must be"):
+        await client.generate(VEO, "a cat", timeout=timeout)
+    with pytest.raises(ca.InvalidRequest, match=r"wait\(timeout=\.\.\.\)"):
+        await ca.Generation("gen-0123456789abcdef").wait(-1 if timeout == 0 else timeout)
+    assert server.counters.requests == 0
+
+
+async def test_wait_with_a_zero_timeout_only_looks(
+    client: ca.Client, manual_server: FakeChuizi
+) -> None:
+    handle = await client.submit(VEO, "a cat")
+    with pytest.raises(ca.GenerationTimeout):
+        await handle.wait(0)
+    assert handle in client.pending
+
+
+async def test_a_silent_server_gets_a_clear_error_after_a_few_attempts() -> None:
+    async with SilentAPI() as api, api.client(timeout=0.2, max_retries=10) as client:
+        with pytest.raises(ca.APITimeoutError) as info:
+            await client.list_models()
+    assert len(api.received) == MAX_TIMEOUTS  # not max_retries + 1
+    message = str(info.value)
+    assert f"no answer from {api.base_url}/v1/models within 0.2 s" in message
+    assert f"({MAX_TIMEOUTS} attempts; " in message
+
+
+def test_by_default_a_silent_server_gets_its_error_well_under_a_minute() -> None:
+    client = ca.Client("ck-x")
+    attempts = min(client.max_retries + 1, MAX_TIMEOUTS)
+    backoff = sum(min(BACKOFF_CAP, BACKOFF_BASE * 2**n) for n in range(attempts - 1))
+    assert client.timeout * attempts + backoff <= 35.0  # was 5 x 60 s + backoff: 307 s
 
 
 async def test_a_cancelled_awaiter_does_not_stop_tracking(
