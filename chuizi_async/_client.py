@@ -289,10 +289,13 @@ class Client:
     async def _serve(self) -> None:
         """The client's one background task: owns the poller and batch submitters."""
         try:
+            # A loop that ends at once (track() and return) then finds no child unstarted;
+            # and the poller runs before anyone is told the client is open.
+            await anyio.lowlevel.checkpoint()
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 tg.start_soon(self._poller.run)
-                await anyio.lowlevel.checkpoint()  # the poller runs before the loop can end
+                await anyio.lowlevel.checkpoint()
                 self._started.set()
         except asyncio.CancelledError:
             if self._state is _State.OPENED:  # cancelled by its event loop's end, not aclose()
@@ -307,6 +310,10 @@ class Client:
         Submissions on the wire have completed (the task group waited for them). What is
         still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
         """
+        self._forget_loop()
+        await self._transport.aclose()
+
+    def _forget_loop(self) -> None:
         closed = self._poller.close(
             lambda h: ClientClosed(
                 h.id, "the client's event loop ended before the generation finished; track(id)"
@@ -320,10 +327,13 @@ class Client:
                 len(closed),
                 " ".join(str(h.id) for h in closed),
             )
-        await self._transport.aclose()
 
     def _service_ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or task.exception() is None:
+        if task.cancelled():
+            if self._service is task and self._state is _State.OPENED:
+                self._forget_loop()  # cancelled before it ran: nothing of the loop to close
+            return
+        if task.exception() is None:
             return
         exc = task.exception()
         logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
@@ -489,9 +499,8 @@ class Client:
     def _no_answer(self, exc: APITimeoutError, url: str, attempts: int) -> str:
         """What a call that ended in a timeout met: where, how long, how many times."""
         what = "no connection to" if isinstance(exc, APIConnectTimeout) else "no answer from"
-        cause = type(exc.__cause__).__name__ if exc.__cause__ is not None else "timeout"
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-        return f"{what} {redact(url)} within {self.timeout:g} s ({tries}; {cause})"
+        return f"{what} {redact(url)} within {self.timeout:g} s ({tries})"  # cause: chained
 
     async def _send_once(
         self,

@@ -154,7 +154,7 @@ def client_timeout(seconds: float, *, stream: bool) -> aiohttp.ClientTimeout:
     connect = connect_timeout(seconds)
     if stream:
         return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=seconds)
-    return aiohttp.ClientTimeout(total=seconds, connect=connect, sock_read=seconds)
+    return aiohttp.ClientTimeout(total=seconds, connect=connect)
 
 
 class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like a function

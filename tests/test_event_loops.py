@@ -102,6 +102,21 @@ def test_a_client_reopens_in_each_new_event_loop(sim: FakeChuizi) -> None:
     assert client.stats.submissions == 3  # one client throughout: its counts go on
 
 
+def test_a_paced_client_runs_a_batch_in_each_loop(sim: FakeChuizi) -> None:
+    # requests wait in the budget: its event of the first loop must not serve the second
+    client = ca.Client(
+        sim.api_key, base_url=sim.base_url, poll=fast_policy(max_requests_per_second=200)
+    )
+
+    async def batch() -> list[ca.Video]:
+        return await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(8)])
+
+    sizes = [len(asyncio.run(batch())) for _ in range(3)]
+    asyncio.run(client.aclose())
+    assert sizes == [8, 8, 8]
+    assert sim.counters.generations_created == 24
+
+
 def test_generations_pending_when_the_loop_ends_resolve_with_their_ids(
     sim: FakeChuizi, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -171,3 +186,23 @@ def test_a_client_open_in_a_running_loop_refuses_another_at_once(
     assert sim.counters.requests == 0
     threaded.run(client.aclose())
     assert client.closed
+
+
+@pytest.mark.parametrize("cancel_at_once", [False, True])
+def test_a_loop_that_ends_right_after_track_leaves_nothing_behind(cancel_at_once: bool) -> None:
+    client = ca.Client("ck-x", base_url="http://127.0.0.1:9/v1")  # never reached
+
+    async def track_and_leave() -> ca.Generation:
+        handle = client.track("gen-0123456789abcdef")
+        if cancel_at_once:  # as a framework's shutdown does: every task, before it ran
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+        return handle
+
+    handle = asyncio.run(track_and_leave())
+    with pytest.raises(ca.ClientClosed, match="event loop ended"):
+        handle.result()
+    assert "next use opens it again" in repr(client)
+    asyncio.run(client.aclose())
+    gc.collect()  # a coroutine never awaited, a session never closed: warnings, here errors
