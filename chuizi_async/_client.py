@@ -316,7 +316,7 @@ class Client:
     def _forget_loop(self) -> None:
         closed = self._poller.close(
             lambda h: ClientClosed(
-                h.id, "the client's event loop ended before the generation finished; track(id)"
+                h.id, "the client's event loop ended while it was pending; track(id) resumes it"
             )
         )
         self._state = _State.UNOPENED
