@@ -180,7 +180,9 @@ class BatchSubmitter:
         max_cost: Decimal | None = None,
         fetch_costs: bool = False,
     ) -> None:
-        if concurrency is not None and (isinstance(concurrency, bool) or concurrency < 1):
+        if concurrency is not None and (
+            not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
+        ):
             raise InvalidRequest(
                 f"concurrency must be a positive integer or None, not {concurrency!r}"
             )

@@ -328,6 +328,10 @@ class RequestBudget:
         """The learned admissible rate in requests per second, or None when none was learned."""
         return self._rate
 
+    def new_event_loop(self) -> None:
+        """Forget the waiters' event of a loop that ended; what was learned of the limits stays."""
+        self._changed = anyio.Event()
+
     def saturated(self) -> bool:
         """Whether a request had to wait for a limit lately: requests are scarce, spend few."""
         return _clock.now() - self._scarce_at < _SATURATION_MEMORY / self.time_scale

@@ -11,7 +11,7 @@ import os
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 from urllib.parse import urljoin
 
 import anyio
@@ -20,12 +20,16 @@ import attrs
 
 from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
+from ._checks import check_count, check_seconds
 from ._clock import now
 from ._config import Secret, check_base_url, origin
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
+    APIConnectTimeout,
+    APITimeoutError,
     ChuiziError,
     ClientClosed,
+    GenerationTimeout,
     InvalidRequest,
     NotFoundError,
     SubmissionUncertain,
@@ -56,10 +60,12 @@ from ._retries import (
     should_retry,
     should_retry_error,
     should_retry_submission,
+    silent_too_often,
     submission_uncertain,
 )
 from ._status import StatusRoute, StatusRoutes, billing_path
 from ._transport import (
+    DEFAULT_TIMEOUT,
     REQUEST_ID_HEADER,
     AiohttpTransport,
     Request,
@@ -78,7 +84,8 @@ T = TypeVar("T")
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
-_STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout)
+_STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout) ...
+_STUCK_FLOOR = 5.0  # ... but never before this many seconds (of the API's time), nor timeout / 2
 _USER_AGENT = "chuizi-async/0.1.0"
 _NO_HEADERS: Mapping[str, str] = {}
 _BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
@@ -156,7 +163,7 @@ class Client:
         *,
         base_url: str | None = None,
         poll: PollPolicy | None = None,
-        timeout: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 4,
         max_connections: int = 64,
         allow_insecure_http: bool = False,
@@ -170,8 +177,11 @@ class Client:
                 "no API key: pass Client(api_key=...) or set the CHUIZI_API_KEY "
                 "environment variable"
             )
-        if not timeout > 0 or isinstance(max_retries, bool) or max_retries < 0:
-            raise InvalidRequest("timeout must be > 0 and max_retries >= 0")
+        timeout = check_seconds("Client(timeout=...)", timeout)
+        check_count("Client(max_retries=...)", max_retries, minimum=0)
+        check_count("Client(max_connections=...)", max_connections, minimum=1)
+        if poll is not None and not isinstance(poll, PollPolicy):
+            raise InvalidRequest(f"Client(poll=...) must be a PollPolicy, not {poll!r}")
         if retry_submissions not in RETRY_SUBMISSIONS:
             raise InvalidRequest(
                 f"retry_submissions must be 'idempotent' or 'safe', not {retry_submissions!r}"
@@ -194,20 +204,14 @@ class Client:
             time_scale=self.poll_policy.time_scale,
         )
         self._schedule = Schedule(self.poll_policy, saturated=self.budget.saturated)
-        self._poller = Poller(
-            fetch=self._fetch_status,
-            schedule=self._schedule,
-            give_up_after=self.poll_policy.give_up_after / self.poll_policy.time_scale,
-            max_in_flight=self.poll_policy.max_in_flight,
-            not_found_grace=self.poll_policy.not_found_grace / self.poll_policy.time_scale,
-            billed_cost=self._billed_cost,
-            check_timeout=self.timeout / _STUCK_CHECK,
-        )
+        self._poller = self._new_poller(PollerStats())
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._state = _State.UNOPENED
+        self._loop: asyncio.AbstractEventLoop | None = None  # the one it is open in
+        self._opened_once = False
         self._service: asyncio.Task[None] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._started = anyio.Event()
@@ -216,8 +220,28 @@ class Client:
         self._on_the_wire: set[anyio.CancelScope] = set()
         self._stats = ClientStats()
 
+    def _new_poller(self, stats: PollerStats) -> Poller:
+        policy = self.poll_policy
+        return Poller(
+            fetch=self._fetch_status,
+            schedule=self._schedule,
+            give_up_after=policy.give_up_after / policy.time_scale,
+            max_in_flight=policy.max_in_flight,
+            not_found_grace=policy.not_found_grace / policy.time_scale,
+            billed_cost=self._billed_cost,
+            check_timeout=max(
+                self.timeout / _STUCK_CHECK, min(self.timeout / 2, _STUCK_FLOOR / policy.time_scale)
+            ),
+            stats=stats,
+        )
+
     def __repr__(self) -> str:
-        return f"<chuizi_async.Client base_url={self.base_url!r} {self._state.name.lower()}>"
+        state = self._state.name.lower()
+        if self._state is _State.OPENED and self._loop is not None and self._loop.is_closed():
+            state += " in an event loop that is closed"
+        elif self._state is _State.UNOPENED and self._opened_once:
+            state += " (its event loop ended; the next use opens it again)"
+        return f"<chuizi_async.Client base_url={self.base_url!r} {state}>"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -231,24 +255,90 @@ class Client:
     async def _ensure_open(self) -> None:
         if self._state is _State.CLOSED:
             raise RuntimeError("this Client is closed; create a new one")
+        loop = asyncio.get_running_loop()
         if self._state is _State.UNOPENED:
-            self._state = _State.OPENED
-            self._service = asyncio.get_running_loop().create_task(
-                self._serve(), name="chuizi-async poller"
-            )
-            self._service.add_done_callback(self._service_ended)
+            self._open_in(loop)
+        elif loop is not self._loop:
+            raise RuntimeError(self._other_loop())
         if not self._started.is_set():
             await self._started.wait()
 
+    def _open_in(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the service task in ``loop``; after an earlier loop ended, with a new poller
+        and budget events (theirs belonged to that loop; what was learned is kept)."""
+        if self._opened_once:
+            self._poller = self._new_poller(self._poller.stats)
+            self.budget.new_event_loop()
+            self._started = anyio.Event()
+        self._opened_once = True
+        self._state = _State.OPENED
+        self._loop = loop
+        self._service = loop.create_task(self._serve(), name="chuizi-async poller")
+        self._service.add_done_callback(self._service_ended)
+
+    def _other_loop(self) -> str:
+        """Why this client cannot serve the running event loop."""
+        running = self._loop is not None and self._loop.is_running()
+        where = (
+            "another event loop, which is still running (in another thread)"
+            if running
+            else "another event loop, which stopped without cancelling the client's task"
+        )
+        return (
+            f"this Client is open in {where}: its connections and poller belong to that loop. "
+            "Use one Client per event loop, or close it (leave `async with Client()`, or "
+            "`await client.aclose()`) in the loop that opened it. A client whose loop ended "
+            "the usual way (asyncio.run returned) opens again in the next one."
+        )
+
     async def _serve(self) -> None:
         """The client's one background task: owns the poller and batch submitters."""
-        async with anyio.create_task_group() as tg:
-            self._task_group = tg
-            tg.start_soon(self._poller.run)
-            self._started.set()
+        try:
+            # A loop that ends at once (track() and return) then finds no child unstarted;
+            # and the poller runs before anyone is told the client is open.
+            await anyio.lowlevel.checkpoint()
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                tg.start_soon(self._poller.run)
+                await anyio.lowlevel.checkpoint()
+                self._started.set()
+        except asyncio.CancelledError:
+            if self._state is _State.OPENED:  # cancelled by its event loop's end, not aclose()
+                with anyio.CancelScope(shield=True):
+                    await self._loop_ended()
+            raise
+
+    async def _loop_ended(self) -> None:
+        """The event loop is ending under the open client (``asyncio.run`` returns, a test's
+        loop closes): close what belongs to it; the next use, in another loop, reopens.
+
+        Submissions on the wire have completed (the task group waited for them). What is
+        still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
+        """
+        self._forget_loop()
+        await self._transport.aclose()
+
+    def _forget_loop(self) -> None:
+        closed = self._poller.close(
+            lambda h: ClientClosed(
+                h.id, "the client's event loop ended while it was pending; track(id) resumes it"
+            )
+        )
+        self._state = _State.UNOPENED
+        self._loop = self._service = self._task_group = None
+        if closed:
+            logger.warning(
+                "the event loop ended with %d generations pending; track() them: %s",
+                len(closed),
+                " ".join(str(h.id) for h in closed),
+            )
 
     def _service_ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or task.exception() is None:
+        if task.cancelled():
+            if self._service is task and self._state is _State.OPENED:
+                self._forget_loop()  # cancelled before it ran: nothing of the loop to close
+            return
+        if task.exception() is None:
             return
         exc = task.exception()
         logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
@@ -268,6 +358,8 @@ class Client:
         """
         if self._state is _State.CLOSED:
             return
+        if self._state is _State.OPENED and asyncio.get_running_loop() is not self._loop:
+            raise RuntimeError(self._other_loop())
         self._state = _State.CLOSED
         if self._submitting:
             self._submits_done = done = anyio.Event()
@@ -370,7 +462,12 @@ class Client:
         url: str,
         retry_if: Callable[[ChuiziError], bool] | None = None,
     ) -> T:
-        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error."""
+        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error.
+
+        At most ``MAX_TIMEOUTS`` attempts may time out: a silent server gets a clear error
+        in ``3 x timeout``, not ``max_retries + 1`` times it.
+        """
+        timeouts = 0
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
@@ -384,7 +481,10 @@ class Client:
                 delay = parse_retry_after(response.headers)
             except ChuiziError as exc:
                 retry = should_retry_error(exc) if retry_if is None else retry_if(exc)
-                if last or not retry:
+                timeouts += isinstance(exc, APITimeoutError)
+                if last or not retry or silent_too_often(exc, timeouts):
+                    if isinstance(exc, APITimeoutError):
+                        exc.args = (self._no_answer(exc, url, attempt + 1),)
                     raise
                 error, delay = exc, None
             if delay is None:
@@ -400,6 +500,12 @@ class Client:
             )
             await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _no_answer(self, exc: APITimeoutError, url: str, attempts: int) -> str:
+        """What a call that ended in a timeout met: where, how long, how many times."""
+        what = "no connection to" if isinstance(exc, APIConnectTimeout) else "no answer from"
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        return f"{what} {redact(url)} within {self.timeout:g} s ({tries})"  # cause: chained
 
     async def _send_once(
         self,
@@ -660,22 +766,75 @@ class Client:
     ) -> Video:
         """Submit and wait for the video. Cancelling the caller does not stop the tracking.
 
-        ``timeout`` (seconds from submission) raises ``GenerationTimeout``; the generation
-        stays tracked and can be found in ``client.pending``.
+        ``timeout`` (seconds, > 0) bounds the whole call, the submission included, and then
+        raises ``GenerationTimeout``. What the server accepted stays tracked: a submission
+        already on the wire goes on in the client, and its generation, once accepted, is
+        in ``client.pending``.
         """
-        handle = await self.submit(
-            model,
-            prompt,
-            duration=duration,
-            image=image,
-            extra_body=extra_body,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            reference_images=reference_images,
-            video=video,
-            watermark=watermark,
+        if timeout is not None:
+            check_seconds("generate(timeout=...)", timeout, allow_inf=True)
+        handle: Generation | None = None
+        with anyio.move_on_after(timeout):
+            handle = await self.submit(
+                model,
+                prompt,
+                duration=duration,
+                image=image,
+                extra_body=extra_body,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                reference_images=reference_images,
+                video=video,
+                watermark=watermark,
+            )
+            return await handle
+        if handle is None:
+            raise GenerationTimeout(
+                None,
+                f"no answer to the submission within {timeout:g} s; if the server accepts it, "
+                "the generation is tracked (client.pending)",
+            )
+        if handle.done():
+            return handle.result()
+        raise GenerationTimeout(
+            handle.id, f"not finished within {timeout:g} s; still tracked, await it again"
         )
-        return await handle.wait(timeout)
+
+    @overload
+    async def generate_many(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: Literal[False] = False,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
+    ) -> list[Video]: ...
+
+    @overload
+    async def generate_many(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: Literal[True],
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
+    ) -> list[Video | BaseException]: ...
+
+    @overload
+    async def generate_many(
+        self,
+        requests: Iterable[GenerationRequest | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool,
+        journal: Journal | str | os.PathLike[str] | None = None,
+        max_cost: Decimal | None = None,
+        fetch_costs: bool = False,
+    ) -> list[Video | BaseException]: ...
 
     async def generate_many(
         self,
@@ -686,8 +845,11 @@ class Client:
         journal: Journal | str | os.PathLike[str] | None = None,
         max_cost: Decimal | None = None,
         fetch_costs: bool = False,
-    ) -> list[Video | BaseException]:
+    ) -> list[Video] | list[Video | BaseException]:
         """Generate all; results in input order.
+
+        ``list[Video]`` without ``return_exceptions`` (the first error raises), else
+        ``list[Video | BaseException]``.
 
         :param concurrency: generations in flight at once (None: all, paced by the budget).
         :param return_exceptions: put each failure in its place instead of raising the first.
@@ -735,13 +897,22 @@ class Client:
         )
 
     def track(self, generation_id: str, *, model: str | None = None) -> Generation:
-        """Follow an id submitted elsewhere; scheduled like a fresh submission."""
+        """Follow an id submitted elsewhere; scheduled like a fresh submission (opens the
+        client in the running event loop if needed)."""
         if not isinstance(generation_id, str) or not generation_id.strip():
             raise InvalidRequest("track() needs a generation id such as 'gen-0123456789abcdef'")
         if self._state is _State.CLOSED:
             raise RuntimeError("this Client is closed; create a new one")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "track() needs a running event loop (call it from async code)"
+            ) from None
         if self._state is _State.UNOPENED:
-            raise RuntimeError("open the client first: use `async with Client()` before track()")
+            self._open_in(loop)  # the poller starts with the service task, soon
+        elif loop is not self._loop:
+            raise RuntimeError(self._other_loop())
         return self._register(generation_id.strip(), model, None)
 
     # -- status ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 
+from ._checks import check_seconds
 from ._exceptions import GenerationCancelled, GenerationTimeout
 from ._models import GenerationRequest, GenerationStatus, Video
 
@@ -91,7 +92,12 @@ class Generation:
         return self.wait().__await__()
 
     async def wait(self, timeout: float | None = None) -> Video:
-        """The video, once done. On ``timeout`` raise ``GenerationTimeout``; tracking goes on."""
+        """The video, once done. On ``timeout`` raise ``GenerationTimeout``; tracking goes on.
+
+        ``timeout`` 0 only looks; a negative or NaN one is refused (``InvalidRequest``).
+        """
+        if timeout is not None:
+            check_seconds("wait(timeout=...)", timeout, allow_zero=True, allow_inf=True)
         if self._outcome is None:
             if self._event is None:
                 self._event = asyncio.Event()

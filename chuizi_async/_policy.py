@@ -37,8 +37,13 @@ _SCOUT_PACE = 0.2  # their delay then grows with their age: 20% of it
 _SCOUT_FLOOR = 0.2  # but never below this fraction of interval
 
 
+def _is_number(value: object) -> bool:
+    """A finite int or float (a bool is not a number of seconds)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if not (_is_number(value) and value > 0):
         raise InvalidRequest(
             f"PollPolicy.{attribute.name} must be a positive number, not {value!r}"
         )
@@ -54,14 +59,12 @@ def _optional_positive(
 def _non_negative_optional(
     instance: object, attribute: attrs.Attribute[float | None], value: float | None
 ) -> None:
-    if value is not None and not (
-        isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
-    ):
+    if value is not None and not (_is_number(value) and value >= 0):
         raise InvalidRequest(f"PollPolicy.{attribute.name} must be >= 0 seconds, not {value!r}")
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+    if not (_is_number(value) and value >= 0):
         raise InvalidRequest(f"PollPolicy.{attribute.name} must be >= 0 seconds, not {value!r}")
 
 
@@ -102,7 +105,7 @@ class PollPolicy:
     not_found_grace: float = attrs.field(default=30.0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
-        if not 0 <= self.jitter < 1:
+        if not (_is_number(self.jitter) and 0 <= self.jitter < 1):
             raise InvalidRequest(f"PollPolicy.jitter must be in [0, 1), not {self.jitter!r}")
         if self.backoff < 1:
             raise InvalidRequest(f"PollPolicy.backoff must be >= 1, not {self.backoff!r}")
@@ -110,7 +113,11 @@ class PollPolicy:
             raise InvalidRequest(
                 f"PollPolicy.max_interval ({self.max_interval}) is below interval ({self.interval})"
             )
-        if not isinstance(self.max_in_flight, int) or self.max_in_flight < 1:
+        if (
+            not isinstance(self.max_in_flight, int)
+            or isinstance(self.max_in_flight, bool)
+            or self.max_in_flight < 1
+        ):
             raise InvalidRequest(
                 f"PollPolicy.max_in_flight must be a positive integer, not {self.max_in_flight!r}"
             )

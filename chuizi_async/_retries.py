@@ -10,12 +10,19 @@ from typing import Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._exceptions import APIConnectError, APIConnectionError, APIError, ChuiziError
+from ._exceptions import (
+    APIConnectError,
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ChuiziError,
+)
 
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "MAX_RETRY_AFTER",
+    "MAX_TIMEOUTS",
     "RETRY_SUBMISSIONS",
     "RetrySubmissions",
     "header",
@@ -24,12 +31,16 @@ __all__ = [
     "should_retry",
     "should_retry_error",
     "should_retry_submission",
+    "silent_too_often",
     "submission_uncertain",
 ]
 
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 8.0
 MAX_RETRY_AFTER = 120.0
+MAX_TIMEOUTS = 3
+"""Attempts of one call that may time out: a server silent that often is not answering, and a
+silent server then costs ``3 x timeout`` (30 s by default), not ``max_retries + 1`` times it."""
 
 _CASE_INSENSITIVE = (CIMultiDict, CIMultiDictProxy)  # aiohttp's headers: get() is enough
 # the provider's table calls these retryable; 408: the request never arrived whole
@@ -47,6 +58,11 @@ def should_retry(status: int) -> bool:
 def should_retry_error(exc: ChuiziError) -> bool:
     """Whether a request that raised this may succeed if sent again."""
     return isinstance(exc, APIConnectionError)
+
+
+def silent_too_often(exc: ChuiziError, timeouts: int) -> bool:
+    """Whether ``exc`` is a timeout that makes ``timeouts`` of one call: enough, stop there."""
+    return isinstance(exc, APITimeoutError) and timeouts >= MAX_TIMEOUTS
 
 
 def should_retry_submission(error: ChuiziError, mode: RetrySubmissions) -> bool:

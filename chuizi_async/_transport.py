@@ -33,6 +33,7 @@ from ._exceptions import (
 )
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "EXCEPTION_MAP",
     "MAX_BODY_BYTES",
     "REQUEST_ID_HEADER",
@@ -40,6 +41,7 @@ __all__ = [
     "Request",
     "Response",
     "Transport",
+    "client_timeout",
     "map_exceptions",
     "redact",
 ]
@@ -47,18 +49,24 @@ __all__ = [
 logger = logging.getLogger("chuizi_async")
 
 MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_TIMEOUT = 10.0
+"""Seconds one API request may take: the API answers a submission at once, a status is small."""
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
 @attrs.frozen(kw_only=True)
 class Request:
-    """One HTTP request. ``headers`` may hold the key: it is kept out of the repr."""
+    """One HTTP request. ``headers`` may hold the key: it is kept out of the repr.
+
+    ``timeout``: seconds for the whole request (connection, sending, the answer); for a
+    download, the longest silence while the body streams (a large video may take longer).
+    """
 
     method: str
     url: str
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     content: bytes | None = attrs.field(default=None, repr=False)
-    timeout: float = 60.0
+    timeout: float = DEFAULT_TIMEOUT
 
 
 @attrs.frozen(kw_only=True)
@@ -140,6 +148,15 @@ def connect_timeout(total: float) -> float:
     return total * 0.9 if total <= 5.0 else total - 1.0
 
 
+def client_timeout(seconds: float, *, stream: bool) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for a request of ``seconds``: the connection a little sooner; an
+    API answer within ``seconds`` in all; a streamed body with no silence that long."""
+    connect = connect_timeout(seconds)
+    if stream:
+        return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=seconds)
+    return aiohttp.ClientTimeout(total=seconds, connect=connect)
+
+
 class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like a function
     """Re-raise aiohttp and OS errors as ``APIConnectionError`` / ``APITimeoutError``.
 
@@ -192,7 +209,7 @@ class AiohttpTransport:
         self._max_connections = max_connections
         self._max_body = max_body
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -223,11 +240,13 @@ class AiohttpTransport:
             status=status, headers=headers, content=content, url=request.url, request_id=request_id
         )
 
-    def _open(self, request: Request) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
-        timeout = self._timeouts.get(request.timeout)
+    def _open(
+        self, request: Request, *, stream: bool = False
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        timeout = self._timeouts.get((request.timeout, stream))
         if timeout is None:
-            timeout = self._timeouts[request.timeout] = aiohttp.ClientTimeout(
-                total=request.timeout, connect=connect_timeout(request.timeout)
+            timeout = self._timeouts[request.timeout, stream] = client_timeout(
+                request.timeout, stream=stream
             )
         return self._get_session().request(
             request.method,
@@ -270,7 +289,7 @@ class AiohttpTransport:
     async def download(self, request: Request, path: Path) -> Response:
         logger.debug("-> %s %s (download)", request.method, redact(request.url))
         with map_exceptions(request.url):
-            async with self._open(request) as resp:
+            async with self._open(request, stream=True) as resp:
                 if resp.status != 200:
                     content = await self._read_capped(resp, request.url)
                     return Response(
@@ -287,9 +306,10 @@ class AiohttpTransport:
         return Response(status=200, headers=headers, content=b"", url=request.url)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Close the session; a later request opens a new one (in the running event loop)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
 
 async def _stream_to(resp: aiohttp.ClientResponse, path: Path) -> int:

@@ -63,6 +63,27 @@ async def test_an_invalid_batch_is_refused_before_anything_is_sent(
     assert server.counters.requests == 0
 
 
+@pytest.mark.parametrize("concurrency", [0, -1, 2.5, True, "4"])
+async def test_nonsense_concurrency_is_refused_before_anything_is_sent(
+    client: ca.Client, server: FakeChuizi, concurrency: Any
+) -> None:
+    with pytest.raises(ca.InvalidRequest, match=f"concurrency .*not {concurrency!r}"):
+        await client.generate_many(_requests(3), concurrency=concurrency)
+    with pytest.raises(ca.InvalidRequest, match="concurrency"):
+        client.as_completed(_requests(3), concurrency=concurrency)
+    assert server.counters.requests == 0
+
+
+async def test_a_client_of_one_connection_finishes_its_batches(
+    make_client: ClientFactory,
+) -> None:
+    async with make_client(max_connections=1) as client:
+        videos = await client.generate_many(_requests(6))
+        assert len(videos) == 6
+        async with client.as_completed(_requests(4)) as finished:
+            assert len([handle async for handle in finished]) == 4
+
+
 async def test_the_first_error_stops_submissions_and_accepted_ones_stay_tracked(
     client: ca.Client, server: FakeChuizi
 ) -> None:

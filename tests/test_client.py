@@ -8,7 +8,7 @@ import logging
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import attrs
@@ -16,9 +16,10 @@ import pytest
 from aiohttp import web
 
 import chuizi_async as ca
+from chuizi_async._retries import BACKOFF_BASE, BACKOFF_CAP, MAX_TIMEOUTS
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, Loopback, fast_policy
+from .conftest import ClientFactory, Loopback, fast_policy, wait_until
 
 pytestmark = pytest.mark.both_realisms  # the core runs against the harsh simulator too
 
@@ -58,6 +59,37 @@ def test_allow_insecure_http_accepts_a_remote_http_host() -> None:
 def test_bad_status_route_is_refused() -> None:
     with pytest.raises(ca.InvalidRequest, match="status_route"):
         ca.Client("ck-x", status_route="poll")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named", "allowed"),
+    [
+        ({"max_connections": 0}, "max_connections", ">= 1"),
+        ({"max_connections": -3}, "max_connections", ">= 1"),
+        ({"max_connections": True}, "max_connections", ">= 1"),
+        ({"max_connections": 8.0}, "max_connections", ">= 1"),
+        ({"timeout": 0}, "timeout", "> 0"),
+        ({"timeout": -1}, "timeout", "> 0"),
+        ({"timeout": float("nan")}, "timeout", "> 0"),
+        ({"timeout": float("inf")}, "timeout", "> 0"),
+        ({"timeout": True}, "timeout", "> 0"),
+        ({"timeout": "30"}, "timeout", "> 0"),
+        ({"max_retries": -1}, "max_retries", ">= 0"),
+        ({"max_retries": False}, "max_retries", ">= 0"),
+        ({"max_retries": 2.0}, "max_retries", ">= 0"),
+        ({"poll": {"interval": 5}}, "poll", "PollPolicy"),
+    ],
+)
+def test_nonsense_settings_are_refused_naming_argument_value_and_range(
+    kwargs: dict[str, object], named: str, allowed: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        ca.Client("ck-x", **kwargs)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert f"Client({named}=...)" in message
+    assert allowed in message
+    assert repr(kwargs[named]) in message
+    assert isinstance(info.value, ca.InvalidRequest)
 
 
 def test_repr_and_vars_never_show_the_key() -> None:
@@ -340,7 +372,85 @@ async def test_generate_timeout_raises_generation_timeout_and_stays_tracked(
 ) -> None:
     with pytest.raises(ca.GenerationTimeout):
         await client.generate(VEO, "a cat", timeout=0.05)
-    assert len(client.pending) == 1
+    # the timeout may have come while the submission was on the wire: it goes on
+    await wait_until(lambda: len(client.pending) == 1)
+
+
+class SilentAPI(Loopback):
+    """Accepts connections and reads requests, answers none (or, with ``answer_after``, a
+    submission late, and every status as processing)."""
+
+    def __init__(self, answer_after: float | None = None) -> None:
+        self.received: list[str] = []
+        self.answer_after = answer_after
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.received.append(f"{request.method} {request.path}")
+        if self.answer_after is None:
+            await asyncio.Event().wait()  # never: the test's end cuts it
+        elif request.method == "POST":
+            await asyncio.sleep(self.answer_after)
+        return web.json_response({"id": "gen-0123456789abcdef", "status": "processing"})
+
+    def client(self, **options: Any) -> ca.Client:
+        options.setdefault("poll", fast_policy())
+        return ca.Client("ck-" + "a" * 32, base_url=f"{self.base_url}/v1", **options)
+
+
+async def test_generate_timeout_bounds_a_submission_the_server_never_answers() -> None:
+    async with SilentAPI() as api, api.client(timeout=1.0) as client:
+        with anyio.fail_after(0.9), pytest.raises(ca.GenerationTimeout) as info:
+            await client.generate(VEO, "a cat", timeout=0.3)  # not the request's 1 s
+        assert "no answer to the submission within 0.3 s" in str(info.value)
+        assert info.value.generation_id is None
+    assert set(api.received) == {"POST /v1/videos/generations"}  # went on until aclose()
+
+
+async def test_a_submission_answered_after_the_timeout_is_tracked() -> None:
+    async with SilentAPI(answer_after=0.4) as api, api.client() as client:
+        with pytest.raises(ca.GenerationTimeout, match=r"client\.pending"):
+            await client.generate(VEO, "a cat", timeout=0.1)
+        await wait_until(lambda: client.pending)  # the POST went on in the client
+        assert [h.id for h in client.pending] == ["gen-0123456789abcdef"]
+    assert api.received.count("POST /v1/videos/generations") == 1  # never sent twice
+
+
+@pytest.mark.parametrize("timeout", [-1, 0, float("nan"), True, "5"])
+async def test_nonsense_generate_timeouts_are_refused_before_anything_is_sent(
+    client: ca.Client, server: FakeChuizi, timeout: Any
+) -> None:
+    with pytest.raises(ca.InvalidRequest, match=r"generate\(timeout=\.\.\.\) must be"):
+        await client.generate(VEO, "a cat", timeout=timeout)
+    with pytest.raises(ca.InvalidRequest, match=r"wait\(timeout=\.\.\.\)"):
+        await ca.Generation("gen-0123456789abcdef").wait(-1 if timeout == 0 else timeout)
+    assert server.counters.requests == 0
+
+
+async def test_wait_with_a_zero_timeout_only_looks(
+    client: ca.Client, manual_server: FakeChuizi
+) -> None:
+    handle = await client.submit(VEO, "a cat")
+    with pytest.raises(ca.GenerationTimeout):
+        await handle.wait(0)
+    assert handle in client.pending
+
+
+async def test_a_silent_server_gets_a_clear_error_after_a_few_attempts() -> None:
+    async with SilentAPI() as api, api.client(timeout=0.2, max_retries=10) as client:
+        with pytest.raises(ca.APITimeoutError) as info:
+            await client.list_models()
+    assert len(api.received) == MAX_TIMEOUTS  # not max_retries + 1
+    message = str(info.value)
+    assert f"no answer from {api.base_url}/v1/models within 0.2 s" in message
+    assert f"({MAX_TIMEOUTS} attempts)" in message
+    assert isinstance(info.value.__cause__, TimeoutError)  # aiohttp's, chained
+
+
+def test_by_default_a_silent_server_gets_its_error_well_under_a_minute() -> None:
+    client = ca.Client("ck-x")
+    attempts = min(client.max_retries + 1, MAX_TIMEOUTS)
+    backoff = sum(min(BACKOFF_CAP, BACKOFF_BASE * 2**n) for n in range(attempts - 1))
+    assert client.timeout * attempts + backoff <= 35.0  # was 5 x 60 s + backoff: 307 s
 
 
 async def test_a_cancelled_awaiter_does_not_stop_tracking(
@@ -408,13 +518,27 @@ async def test_track_follows_an_id_submitted_elsewhere(
     assert server.counters.generations_created == 1
 
 
-async def test_track_needs_an_open_client_and_a_real_id(make_client: ClientFactory) -> None:
+async def test_track_opens_the_client_and_needs_a_real_id(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    submitted = await make_client().submit(VEO, "made elsewhere")
+    assert submitted.id is not None
     client = make_client()
-    with pytest.raises(RuntimeError, match="async with"):
-        client.track("gen-0123456789abcdef")
-    async with client:
-        with pytest.raises(ca.InvalidRequest):
-            client.track("  ")
+    handle = client.track(submitted.id)  # like any other use, opens the client
+    assert "opened" in repr(client)
+    server.complete(submitted.id)
+    assert (await handle).id == submitted.id
+    with pytest.raises(ca.InvalidRequest):
+        client.track("  ")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.track(submitted.id)
+
+
+def test_track_outside_async_code_says_it_needs_a_loop() -> None:
+    with pytest.raises(RuntimeError, match="running event loop"):
+        ca.Client("ck-x").track("gen-0123456789abcdef")
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,10 @@ def test_defaults_match_the_documented_values() -> None:
         ("max_requests_per_second", -2.5),
         ("first_poll_after", -1),
         ("first_poll_after", float("nan")),
+        ("interval", True),
+        ("not_found_grace", -1),
+        ("not_found_grace", float("inf")),
+        ("time_scale", "1000"),
     ],
 )
 def test_invalid_number_is_refused_naming_the_field(field: str, value: float) -> None:
@@ -65,6 +69,9 @@ def test_invalid_number_is_refused_naming_the_field(field: str, value: float) ->
         ({"interval": 10.0, "max_interval": 5.0}, "max_interval"),
         ({"max_in_flight": 0}, "max_in_flight"),
         ({"max_in_flight": 2.5}, "max_in_flight"),
+        ({"max_in_flight": True}, "max_in_flight"),
+        ({"jitter": float("nan")}, "jitter"),
+        ({"jitter": "0.1"}, "jitter"),
     ],
 )
 def test_inconsistent_policy_is_refused_naming_the_field(

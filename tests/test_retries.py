@@ -13,12 +13,14 @@ from chuizi_async._retries import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     MAX_RETRY_AFTER,
+    MAX_TIMEOUTS,
     RetrySubmissions,
     parse_retry_after,
     retry_delay,
     should_retry,
     should_retry_error,
     should_retry_submission,
+    silent_too_often,
     submission_uncertain,
 )
 
@@ -243,3 +245,11 @@ def test_idempotent_mode_retries_a_submission_like_any_request() -> None:
             else should_retry_error(error)
         )
         assert should_retry_submission(error, "idempotent") is expected, error
+
+
+def test_a_call_stops_at_its_third_timeout_whatever_else_failed() -> None:
+    timeout, reset = ca.APITimeoutError("silent"), ca.APIConnectionError("reset")
+    assert not silent_too_often(timeout, MAX_TIMEOUTS - 1)
+    assert silent_too_often(timeout, MAX_TIMEOUTS)
+    assert silent_too_often(ca.APIConnectTimeout("no connection"), MAX_TIMEOUTS)
+    assert not silent_too_often(reset, MAX_TIMEOUTS)  # an answer of sorts: max_retries rules

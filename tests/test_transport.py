@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,6 +17,7 @@ import chuizi_async as ca
 from chuizi_async._transport import (
     EXCEPTION_MAP,
     MAX_BODY_BYTES,
+    client_timeout,
     connect_timeout,
     map_exceptions,
 )
@@ -433,3 +435,52 @@ async def test_transport_can_send_again_after_aclose(
     await transport.aclose()
     second = await transport.send(ca.Request(method="GET", url=f"{base}/body"))
     assert first.content == second.content == b"x" * 10
+
+
+def trickle_app(chunks: int, pause: float, *, stall: bool = False) -> web.Application:
+    """Streams ``chunks`` of 1 KiB, ``pause`` seconds apart; with ``stall``, then nothing."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for _ in range(chunks):
+            await response.write(b"v" * 1024)
+            await asyncio.sleep(pause)
+        if stall:
+            await asyncio.Event().wait()
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/video.mp4", handler)
+    return app
+
+
+async def test_a_download_longer_than_the_timeout_completes_while_bytes_flow(
+    serve: Serve, transport: ca.AiohttpTransport, tmp_path: Path
+) -> None:
+    base = await serve(trickle_app(8, 0.1))  # 0.8 s in all, never silent for 0.3 s
+    target = tmp_path / "video.mp4"
+    request = ca.Request(method="GET", url=f"{base}/video.mp4", timeout=0.3)
+    response = await transport.download(request, target)
+    assert response.status == 200
+    assert target.stat().st_size == 8 * 1024
+
+
+async def test_a_download_silent_past_the_timeout_is_a_timeout(
+    serve: Serve, transport: ca.AiohttpTransport, tmp_path: Path
+) -> None:
+    base = await serve(trickle_app(1, 0.0, stall=True))
+    request = ca.Request(method="GET", url=f"{base}/video.mp4", timeout=0.3)
+    with pytest.raises(ca.APITimeoutError):
+        await transport.download(request, tmp_path / "video.mp4")
+
+
+def test_an_api_request_is_bounded_in_all_and_the_connection_sooner() -> None:
+    timeout = client_timeout(10.0, stream=False)
+    assert timeout.total == 10.0
+    assert timeout.connect is not None and timeout.connect < 10.0
+    streamed = client_timeout(10.0, stream=True)
+    assert streamed.total is None  # a large video may take minutes
+    assert streamed.sock_read == 10.0
