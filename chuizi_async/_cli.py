@@ -15,11 +15,11 @@ import contextlib
 import json
 import tempfile
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from . import MODELS, __version__, remove_partial_downloads
+from ._argtypes import money, positive_float, positive_int
 from ._cli_batch import BatchOptions, InputLine, parse_line, read_input, report_path, run_batch
 from ._cli_commands import cmd_balance, cmd_generate, cmd_models, cmd_status
 from ._cli_common import (
@@ -93,39 +93,6 @@ error.
 """
 
 
-# -- argument types --------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
-def _money(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip().removeprefix("$"))
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not an amount in US dollars: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"must be an amount >= 0, not {text}")
-    return value
-
-
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -155,14 +122,14 @@ def _connection_options(
     if simulate and polling:
         group.add_argument(
             "--speed",
-            type=_positive_float,
+            type=positive_float,
             default=_DEFAULT_SPEED,
             metavar="X",
             help=f"with --simulate: time compression (default {_DEFAULT_SPEED:g})",
         )
         group.add_argument(
             "--poll-interval",
-            type=_positive_float,
+            type=positive_float,
             metavar="S",
             help="check each generation every S seconds, the first check after S (default: "
             "the library's policy: the model's typical time, then every 10 s)",
@@ -202,17 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="at most N generations in flight (default: as many as the rate limit allows)",
     )
     batch.add_argument("--model", metavar="M", help="the model of lines that name none")
     batch.add_argument(
-        "--duration", type=_positive_int, metavar="D", help="seconds, for lines that give none"
+        "--duration", type=positive_int, metavar="D", help="seconds, for lines that give none"
     )
     batch.add_argument(
         "--max-cost",
-        type=_money,
+        type=money,
         metavar="USD",
         help="submit nothing more once the cost spent plus the estimate of what is in flight "
         "would pass USD",
@@ -242,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("prompt", metavar="PROMPT")
     generate.add_argument("-m", "--model", required=True, metavar="M")
-    generate.add_argument("-d", "--duration", type=_positive_int, metavar="D")
+    generate.add_argument("-d", "--duration", type=positive_int, metavar="D")
     generate.add_argument("--image", metavar="PATH_OR_URL", help="source image (image-to-video)")
     generate.add_argument(
         "-o", "--output", type=Path, metavar="FILE", help="download the video to FILE"
@@ -322,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--speed",
-        type=_positive_float,
+        type=positive_float,
         default=_DEMO_SPEED,
         metavar="X",
         help=f"time compression (default {_DEMO_SPEED:g})",

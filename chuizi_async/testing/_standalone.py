@@ -13,9 +13,9 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .._argtypes import money, positive_float
 from ._faults import FAULT_KINDS, Faults
 from ._ratelimit import RateLimit
 from ._server import DEFAULT_FAIL_PATTERN, FakeChuizi
@@ -44,26 +44,6 @@ def _faults(text: str) -> dict[str, float]:
     return faults
 
 
-def _money(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip().removeprefix("$"))
-    except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not an amount in US dollars: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"must be an amount >= 0, not {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The simulator's options (shared by ``chuizi simulate``)."""
     where = parser.add_argument_group("where")
@@ -76,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     time = parser.add_argument_group("time and outcomes")
     time.add_argument(
         "--speed",
-        type=_positive,
+        type=positive_float,
         default=1.0,
         help="time compression: a 60 s generation takes 60/SPEED s (default 1, real time)",
     )
@@ -89,9 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "'' for none)",
     )
     time.add_argument("--failure-rate", type=float, default=0.0, help="share of upstream failures")
-    time.add_argument(
-        "--balance", type=_money, help="the key's balance in USD (default: unlimited)"
-    )
+    time.add_argument("--balance", type=money, help="the key's balance in USD (default: unlimited)")
     shape = parser.add_argument_group("which answers (the provider's pages allow each)")
     shape.add_argument(
         "--realism",
@@ -112,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument(
         "--rate-limit", type=int, metavar="N", help="N requests per window per key (default: none)"
     )
-    limits.add_argument("--window", type=_positive, default=60.0, help="window, real seconds")
+    limits.add_argument("--window", type=positive_float, default=60.0, help="window, real seconds")
     limits.add_argument("--per-model", type=int, metavar="N", help="N submissions a window a model")
     limits.add_argument(
         "--faults",
