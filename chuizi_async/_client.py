@@ -398,7 +398,7 @@ class Client:
     def poller_stats(self) -> PollerStats:
         return self._poller.stats
 
-    # -- the send path: send -> _send_with_retries -> _send_once ---------------------------
+    # -- the send path: _send -> _send_with_retries -> _retrying -> _send_once -> _follow_redirects
 
     def _headers(self, url: str, *, has_body: bool, request_id: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
@@ -920,15 +920,12 @@ class Client:
     async def retrieve(self, generation_id: str) -> GenerationStatus:
         """One status request (retried if transient), no polling."""
         await self._ensure_open()
-        return await self._status(generation_id, retries=True)
+        return await self._routes.fetch(generation_id, self._get_retrying)
 
     async def _fetch_status(self, handle: Generation) -> GenerationStatus:
         assert handle.id is not None
         self._stats.status_checks += 1
         return await self._routes.fetch(handle.id, self._get_once)
-
-    async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
-        return await self._routes.fetch(gen_id, self._get_retrying if retries else self._get_once)
 
     # -- costs -------------------------------------------------------------------------------
 

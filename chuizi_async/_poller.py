@@ -56,7 +56,7 @@ CostFetcher = Callable[[str], Awaitable[Decimal | None]]
 
 @attrs.define
 class PollerStats:
-    """What the poller did, for tests, benchmarks and ``Client.stats``."""
+    """What the poller did, for tests, benchmarks and ``Client.poller_stats``."""
 
     checks: int = 0
     transient_failures: int = 0
