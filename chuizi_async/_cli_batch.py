@@ -57,7 +57,11 @@ __all__ = [
 ]
 
 _FIELDS = frozenset(attrs.fields_dict(GenerationRequest))
-_TEXT_FIELDS = ("model", "prompt", "image", "key", "aspect_ratio", "resolution", "video")
+# the fields whose JSON type is checked on its own in _type_error; every other is a string
+_TYPED_FIELDS = frozenset({"duration", "reference_images", "watermark", "extra_body"})
+_TEXT_FIELDS = tuple(
+    field.name for field in attrs.fields(GenerationRequest) if field.name not in _TYPED_FIELDS
+)
 _DOWNLOADS_AT_ONCE = 4
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)  # SIGTERM: docker stop, systemd, kill
 _REFRESH_SECONDS = 0.25
