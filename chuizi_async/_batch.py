@@ -33,11 +33,13 @@ from ._exceptions import (
     APIError,
     APITimeoutError,
     ChuiziError,
-    InsufficientBalanceError,
     InvalidRequest,
     NotSubmitted,
-    PermissionDeniedError,
     SubmissionUncertain,
+    is_final_error,
+    is_final_refusal,
+    stops_batch,
+    stops_model,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key, request_fingerprint
@@ -57,8 +59,6 @@ __all__ = [
     "BatchSubmitter",
     "generate_many",
     "request_keys",
-    "stops_batch",
-    "stops_model",
     "unreachable",
 ]
 
@@ -86,26 +86,6 @@ def _unsent(
     handle.key = key
     handle._resolve(error)
     return handle
-
-
-_DAILY_CAP = "daily_limit_exceeded"
-
-
-def _is_daily_cap(exc: APIError) -> bool:
-    return _DAILY_CAP in (exc.code, exc.error_type)
-
-
-def stops_batch(exc: BaseException) -> bool:
-    """A refusal no other request of the batch can pass: the balance (402), the key's daily
-    spending cap (403 ``daily_limit_exceeded``)."""
-    if isinstance(exc, InsufficientBalanceError):
-        return True
-    return isinstance(exc, PermissionDeniedError) and _is_daily_cap(exc)
-
-
-def stops_model(exc: BaseException) -> bool:
-    """A refusal of the request's model for this key (any other 403 to a submission)."""
-    return isinstance(exc, PermissionDeniedError) and not _is_daily_cap(exc)
 
 
 UNREACHABLE_AFTER = 3
@@ -458,7 +438,7 @@ class BatchSubmitter:
                     await journal.record_not_created(key)
             if isinstance(exc, APIError):
                 self._stop_for(request.model, exc)
-                final = Journal.is_final_refusal(exc, request.model)
+                final = is_final_refusal(exc, request.model)
                 if final and journal is not None and key is not None:
                     with anyio.CancelScope(shield=True):  # a rerun would be refused too
                         await journal.record_refused(key, exc)
@@ -484,7 +464,7 @@ class BatchSubmitter:
         entry = self.journal.get(key)
         if entry is not None and entry.final:
             return
-        if isinstance(outcome, Video) or Journal.is_final_error(outcome):
+        if isinstance(outcome, Video) or is_final_error(outcome):
             with anyio.CancelScope(shield=True):
                 await self.journal.record_outcome(key, outcome)
 

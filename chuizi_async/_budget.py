@@ -343,10 +343,6 @@ class RequestBudget:
 
     # -- admission ---------------------------------------------------------------------------
 
-    def slot(self, priority: Priority = Priority.OTHER, scope: str | None = None) -> _Slot:
-        """Hold a place for one request (``async with``); ``observe`` its answer inside."""
-        return _Slot(self, priority, scope)
-
     def try_acquire(self, priority: Priority, scope: str | None = None) -> Ticket | None:
         """A place at once if nobody is queued and no limit says wait (no await), else None."""
         now = _clock.now()
@@ -685,24 +681,3 @@ class RequestBudget:
             return None  # one request tells no rate
         span = window if not recent else max(now - first, window / 10)
         return count / min(span, window)
-
-
-class _Slot:
-    """``async with budget.slot(...) as ticket``: ``acquire``, then ``release`` on the way out."""
-
-    __slots__ = ("_budget", "_priority", "_scope", "_ticket")
-
-    def __init__(self, budget: RequestBudget, priority: Priority, scope: str | None) -> None:
-        self._budget = budget
-        self._priority = priority
-        self._scope = scope
-
-    async def __aenter__(self) -> Ticket:
-        ticket = self._budget.try_acquire(self._priority, self._scope)
-        if ticket is None:
-            ticket = await self._budget.acquire(self._priority, self._scope)
-        self._ticket = ticket
-        return ticket
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._budget.release(self._ticket)

@@ -14,11 +14,14 @@ import asyncio
 import contextlib
 import json
 import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import MODELS, __version__, remove_partial_downloads
+import attrs
+
+from . import MODELS, GenerationRequest, __version__, remove_partial_downloads
 from ._argtypes import money, positive_float, positive_int
 from ._cli_batch import BatchOptions, InputLine, parse_line, read_input, report_path, run_batch
 from ._cli_commands import cmd_balance, cmd_generate, cmd_models, cmd_status
@@ -47,9 +50,7 @@ Generate every request of INPUT and write one result line per input line to --ou
 INPUT is JSONL, one request a line:
   {"model": "google/veo-3.1-fast", "prompt": "a cat watching rain", "duration": 5,
    "key": "cat-1", "image": "first-frame.png", "aspect_ratio": "16:9"}
-Known fields: model, prompt, duration, image, key, aspect_ratio, resolution,
-reference_images, video, watermark, extra_body; any other field is sent as is in the
-request body.
+<known fields>
 With --model, a line that is not a JSON object is a prompt (plain text, one a line);
 --model and --duration are also the defaults of JSON lines that give none.
 
@@ -91,6 +92,15 @@ accepted followed to the end and the results written again. Twice: quit at once 
 Exit status: 0 all completed (and downloaded; blank lines aside), 1 otherwise, 2 usage
 error.
 """
+_KNOWN_FIELDS = [f.name for f in attrs.fields(GenerationRequest) if f.name != "extra_body"]
+_BATCH_HELP = _BATCH_HELP.replace(
+    "<known fields>",
+    textwrap.fill(
+        f"Known fields: {', '.join([*_KNOWN_FIELDS, 'extra_body'])}; any other field is sent "
+        "as is in the request body.",
+        width=88,
+    ),
+)
 
 
 # -- the parser ------------------------------------------------------------------------------

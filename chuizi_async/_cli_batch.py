@@ -28,7 +28,6 @@ import attrs
 from . import (
     APIConnectionError,
     AsCompleted,
-    BadRequestError,
     ChuiziError,
     Client,
     CostLimitExceeded,
@@ -38,13 +37,12 @@ from . import (
     InvalidRequest,
     Journal,
     NotSubmitted,
-    SubmissionUncertain,
     Video,
 )
-from ._batch import request_keys, stops_batch
+from ._batch import request_keys
 from ._cli_common import UsageError
 from ._cli_progress import Display, Tally, format_duration, format_money
-from ._exceptions import error_type
+from ._exceptions import error_type, outcome_status
 from ._report import write_report
 from ._validation import validate
 
@@ -59,7 +57,11 @@ __all__ = [
 ]
 
 _FIELDS = frozenset(attrs.fields_dict(GenerationRequest))
-_TEXT_FIELDS = ("model", "prompt", "image", "key", "aspect_ratio", "resolution", "video")
+# the fields whose JSON type is checked on its own in _type_error; every other is a string
+_TYPED_FIELDS = frozenset({"duration", "reference_images", "watermark", "extra_body"})
+_TEXT_FIELDS = tuple(
+    field.name for field in attrs.fields(GenerationRequest) if field.name not in _TYPED_FIELDS
+)
 _DOWNLOADS_AT_ONCE = 4
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)  # SIGTERM: docker stop, systemd, kill
 _REFRESH_SECONDS = 0.25
@@ -210,22 +212,6 @@ def _why_unreachable(exc: BaseException) -> str:
             return "no answer in time"
         seen = seen.__cause__ or seen.__context__
     return str(exc)
-
-
-def classify(handle: Generation) -> str:
-    """``completed``, ``failed``, ``invalid``, ``not_submitted`` or ``uncertain``."""
-    error = handle.exception()
-    if error is None:
-        return "completed"
-    if isinstance(error, NotSubmitted):
-        return "not_submitted"
-    if isinstance(error, SubmissionUncertain):
-        return "uncertain"
-    if handle.id is None and stops_batch(error):  # 402, the daily cap: send again later
-        return "not_submitted"
-    if handle.id is None and isinstance(error, (InvalidRequest, BadRequestError)):
-        return "invalid"
-    return "failed"
 
 
 def _record(
@@ -483,8 +469,8 @@ class _Batch:
         assert handle.index is not None
         position = self.positions[handle.index]
         line = self.lines[position]
-        status = classify(handle)
         error = handle.exception()
+        status = outcome_status(error, accepted=handle.id is not None)
         video = handle.result() if error is None else None
         if handle.id is not None:
             self.tally.accepted_done += 1

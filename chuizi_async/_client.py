@@ -33,6 +33,8 @@ from ._exceptions import (
     InvalidRequest,
     NotFoundError,
     SubmissionUncertain,
+    is_retryable,
+    submission_uncertain,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key
@@ -58,10 +60,8 @@ from ._retries import (
     parse_retry_after,
     retry_delay,
     should_retry,
-    should_retry_error,
     should_retry_submission,
     silent_too_often,
-    submission_uncertain,
 )
 from ._status import StatusRoute, StatusRoutes, billing_path
 from ._transport import (
@@ -398,7 +398,7 @@ class Client:
     def poller_stats(self) -> PollerStats:
         return self._poller.stats
 
-    # -- the send path: send -> _send_with_retries -> _send_once ---------------------------
+    # -- the send path: _send -> _send_with_retries -> _retrying -> _send_once -> _follow_redirects
 
     def _headers(self, url: str, *, has_body: bool, request_id: str) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
@@ -425,7 +425,7 @@ class Client:
         """One API call: the decoded JSON of a 2xx answer, or a typed error.
 
         ``retry_if`` decides which errors are retried (default: ``should_retry`` of an error
-        status, ``should_retry_error`` of a failure without an answer).
+        status, ``is_retryable`` of a failure without an answer).
         """
         content = json.dumps(body).encode() if body is not None else None
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
@@ -480,7 +480,7 @@ class Client:
                     raise error
                 delay = parse_retry_after(response.headers)
             except ChuiziError as exc:
-                retry = should_retry_error(exc) if retry_if is None else retry_if(exc)
+                retry = is_retryable(exc) if retry_if is None else retry_if(exc)
                 timeouts += isinstance(exc, APITimeoutError)
                 if last or not retry or silent_too_often(exc, timeouts):
                     if isinstance(exc, APITimeoutError):
@@ -920,15 +920,12 @@ class Client:
     async def retrieve(self, generation_id: str) -> GenerationStatus:
         """One status request (retried if transient), no polling."""
         await self._ensure_open()
-        return await self._status(generation_id, retries=True)
+        return await self._routes.fetch(generation_id, self._get_retrying)
 
     async def _fetch_status(self, handle: Generation) -> GenerationStatus:
         assert handle.id is not None
         self._stats.status_checks += 1
         return await self._routes.fetch(handle.id, self._get_once)
-
-    async def _status(self, gen_id: str, *, retries: bool) -> GenerationStatus:
-        return await self._routes.fetch(gen_id, self._get_retrying if retries else self._get_once)
 
     # -- costs -------------------------------------------------------------------------------
 

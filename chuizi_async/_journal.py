@@ -36,12 +36,12 @@ import attrs
 
 from ._exceptions import (
     APIError,
-    ChuiziError,
     GenerationFailed,
     SubmissionUncertain,
-    UnusableVideo,
     error_for_status,
     error_type,
+    is_final_error,
+    is_final_refusal,
 )
 from ._models import GenerationRequest, Video
 
@@ -68,7 +68,6 @@ CREATE TABLE IF NOT EXISTS requests (
 # a journal written before the column: ``refusal`` (JSON) is what a refused submission's error
 # answer said beyond its message and type (status, code, request id)
 _COLUMNS = {"refusal": "TEXT"}
-_FINAL_REFUSALS = frozenset({400, 422})
 
 
 @attrs.frozen(kw_only=True)
@@ -353,34 +352,9 @@ class Journal:
             key=key,
         )
 
-    @staticmethod
-    def is_final_refusal(error: BaseException, model: str) -> bool:
-        """Whether the server's refusal of a submission would be the same on every resend:
-        400 or 422 (the request is wrong), or a 404 that names the model (``model_not_found``,
-        or the model's id in the message). A 404 that says neither may be a wrong base URL,
-        and 401, 402, 403, 429 and 5xx may pass later (a new key, a top-up, the daily reset):
-        those are sent again by the next run."""
-        if not isinstance(error, APIError):
-            return False
-        if error.status_code in _FINAL_REFUSALS:
-            return True
-        return error.status_code == 404 and (
-            error.code == "model_not_found" or (bool(model) and model in error.message)
-        )
-
-    @staticmethod
-    def is_final_error(error: BaseException) -> bool:
-        """Whether an error ends a generation for good (journaled as ``failed``).
-
-        ``ClientClosed``, ``GenerationTimeout`` from a local wait and ``GenerationCancelled``
-        are not: the generation may still finish, and the next run tracks it again. Nor is
-        ``UnusableVideo``: the video was made and paid for, and the next run reads it again.
-        """
-        if isinstance(error, UnusableVideo):
-            return False
-        return isinstance(error, GenerationFailed) or (
-            isinstance(error, ChuiziError) and getattr(error, "status_code", None) == 404
-        )
+    # the rules a journal follows, decided in _exceptions; here for callers of Journal
+    is_final_refusal = staticmethod(is_final_refusal)
+    is_final_error = staticmethod(is_final_error)
 
 
 def _refusal(raw: str | None) -> dict[str, Any]:

@@ -27,23 +27,21 @@ import attrs
 
 from ._clock import now
 from ._exceptions import (
-    APIConnectionError,
-    APIError,
     APITimeoutError,
     ChuiziError,
     GenerationFailed,
     GenerationTimeout,
     NotFoundError,
     RateLimitError,
-    ServerError,
     UnusableVideo,
+    is_transient,
 )
 from ._generation import Generation
 from ._models import GenerationStatus, Video
 from ._policy import Schedule
 from ._responses import request_id_note
 
-__all__ = ["Poller", "PollerStats", "is_transient"]
+__all__ = ["Poller", "PollerStats"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -56,16 +54,9 @@ StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus]]
 CostFetcher = Callable[[str], Awaitable[Decimal | None]]
 
 
-def is_transient(exc: ChuiziError) -> bool:
-    """Whether a failed status check says nothing about the generation (check again later)."""
-    if isinstance(exc, (APIConnectionError, RateLimitError, ServerError)):
-        return True
-    return isinstance(exc, APIError) and exc.status_code == 408
-
-
 @attrs.define
 class PollerStats:
-    """What the poller did, for tests, benchmarks and ``Client.stats``."""
+    """What the poller did, for tests, benchmarks and ``Client.poller_stats``."""
 
     checks: int = 0
     transient_failures: int = 0

@@ -1,4 +1,8 @@
-"""Retry rules as pure functions, tested on their own; the client has the one loop using them."""
+"""Retry rules as pure functions, tested on their own; the client has the one loop using them.
+
+What an error means (retryable, a submission uncertain) is decided in ``_exceptions``; here:
+statuses, headers, backoff and how often a call may go again.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,7 @@ from typing import Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._exceptions import (
-    APIConnectError,
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    ChuiziError,
-)
+from ._exceptions import APIConnectError, APIError, APITimeoutError, ChuiziError, is_retryable
 
 __all__ = [
     "BACKOFF_BASE",
@@ -29,10 +27,8 @@ __all__ = [
     "parse_retry_after",
     "retry_delay",
     "should_retry",
-    "should_retry_error",
     "should_retry_submission",
     "silent_too_often",
-    "submission_uncertain",
 ]
 
 BACKOFF_BASE = 0.5
@@ -55,11 +51,6 @@ def should_retry(status: int) -> bool:
     return status in _RETRY_STATUSES or status >= 500
 
 
-def should_retry_error(exc: ChuiziError) -> bool:
-    """Whether a request that raised this may succeed if sent again."""
-    return isinstance(exc, APIConnectionError)
-
-
 def silent_too_often(exc: ChuiziError, timeouts: int) -> bool:
     """Whether ``exc`` is a timeout that makes ``timeouts`` of one call: enough, stop there."""
     return isinstance(exc, APITimeoutError) and timeouts >= MAX_TIMEOUTS
@@ -78,13 +69,7 @@ def should_retry_submission(error: ChuiziError, mode: RetrySubmissions) -> bool:
         return should_retry(error.status_code)
     if mode == "safe":
         return isinstance(error, APIConnectError)
-    return should_retry_error(error)
-
-
-def submission_uncertain(error: ChuiziError) -> bool:
-    """Whether a submission that raised this may have created a generation all the same: it
-    went out and no usable answer came back (timeout, reset, cut short, not the API's)."""
-    return isinstance(error, APIConnectionError) and not isinstance(error, APIConnectError)
+    return is_retryable(error)
 
 
 def retry_delay(

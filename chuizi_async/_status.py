@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
-from ._exceptions import APIError, InvalidRequest, NotFoundError
+from ._exceptions import InvalidRequest, NotFoundError, no_status_answer
 from ._models import GenerationStatus, WrongRoute, parse_status
 
 __all__ = ["ROUTES", "StatusRoute", "StatusRoutes", "billing_path"]
@@ -64,10 +64,9 @@ class StatusRoutes:
             try:
                 return parse_status(raw, requested_id=gen_id)
             except WrongRoute:
-                raise APIError(
-                    200,
+                raise no_status_answer(
                     f"status_route={route!r} answers no status for {gen_id}; "
-                    "use status_route='auto'",
+                    "use status_route='auto'"
                 ) from None
         # No lock: a slow answer must not hold every other check. The first answer that
         # reports a status fixes the route; until then concurrent checks may probe too.
@@ -93,8 +92,8 @@ class StatusRoutes:
                 code=not_found.code,
                 request_id=not_found.request_id,  # the last answer's
             )
-        raise APIError(
-            200, f"neither status route reports the status of {gen_id}: is base_url the video API?"
+        raise no_status_answer(
+            f"neither status route reports the status of {gen_id}: is base_url the video API?"
         )
 
     @staticmethod

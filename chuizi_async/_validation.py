@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import anyio
+import attrs
 
 from ._catalogue import lookup_model
 from ._exceptions import InvalidRequest
@@ -18,6 +19,15 @@ __all__ = ["build_body", "validate"]
 
 _ASPECT_RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")  # W:H; which ones a model takes is its own
 _MAX_IMAGE_BYTES = 20 * 1024 * 1024
+# the request's fields that the body carries under their own name and value; the others are
+# the body's head (model, prompt), a reference to upload (image, reference_images, video), the
+# journal's (key) or merged last (extra_body)
+_NOT_AS_IS = frozenset(
+    {"model", "prompt", "image", "reference_images", "video", "key", "extra_body"}
+)
+_SENT_AS_IS = tuple(
+    field.name for field in attrs.fields(GenerationRequest) if field.name not in _NOT_AS_IS
+)
 
 
 def validate(request: GenerationRequest) -> None:
@@ -89,14 +99,10 @@ async def build_body(request: GenerationRequest) -> dict[str, Any]:
     """The JSON body of a submission (validated first); ``extra_body`` merges last."""
     validate(request)
     body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
-    if request.duration is not None:
-        body["duration"] = request.duration
-    if request.aspect_ratio is not None:
-        body["aspect_ratio"] = request.aspect_ratio
-    if request.resolution is not None:
-        body["resolution"] = request.resolution
-    if request.watermark is not None:
-        body["watermark"] = request.watermark
+    for name in _SENT_AS_IS:
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
     if request.image is not None:
         body["image_url"] = await _image_reference(request.image, "image")
     if request.reference_images:

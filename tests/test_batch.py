@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 import chuizi_async as ca
-from chuizi_async._batch import UNREACHABLE_AFTER, stops_batch, stops_model, unreachable
+from chuizi_async._batch import UNREACHABLE_AFTER, unreachable
 from chuizi_async.testing import FakeChuizi
 
 from .conftest import ClientFactory, wait_until
@@ -274,33 +274,6 @@ async def test_a_403_daily_limit_stops_the_batch_like_a_402(make_client: ClientF
     assert all(r.code == "daily_limit_exceeded" for r in refused)
     assert sim.counters.submissions == 6 + 1  # five accepted, one refused, none after; then one
     assert all(isinstance(e, ca.PermissionDeniedError) for e in outcomes)
-
-
-@pytest.mark.parametrize(
-    ("error", "batch", "model"),
-    [
-        (ca.InsufficientBalanceError(402, "top up", "insufficient_quota"), True, False),
-        (
-            ca.PermissionDeniedError(403, "cap", "permission_error", code="daily_limit_exceeded"),
-            True,
-            False,
-        ),
-        (ca.PermissionDeniedError(403, "cap", "daily_limit_exceeded"), True, False),
-        (
-            ca.PermissionDeniedError(403, "no", "permission_error", code="model_not_allowed"),
-            False,
-            True,
-        ),
-        (ca.PermissionDeniedError(403, "no", "permission_error", code="403"), False, True),
-        (ca.BadRequestError(400, "bad"), False, False),
-        (ca.NotFoundError(404, "unknown model", code="model_not_found"), False, False),
-        (ca.ServerError(500, "oops"), False, False),
-    ],
-)
-def test_which_refusals_stop_the_batch_or_the_model(
-    error: ca.APIError, batch: bool, model: bool
-) -> None:
-    assert (stops_batch(error), stops_model(error)) == (batch, model)
 
 
 async def test_300_mixed_generations_resolve_to_their_own_true_outcome(

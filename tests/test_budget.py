@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
+from collections.abc import AsyncIterator
 
 import anyio
 import anyio.lowlevel
@@ -36,6 +37,18 @@ LATE = 1.0  # how late anything may be on a loaded machine
 
 def now() -> float:
     return anyio.current_time()
+
+
+@contextlib.asynccontextmanager
+async def slot(
+    budget: RequestBudget, priority: Priority = Priority.OTHER, scope: str | None = None
+) -> AsyncIterator[Ticket]:
+    """A place for one request, held for the block, as the client's send path takes it."""
+    ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
+    try:
+        yield ticket
+    finally:
+        budget.release(ticket)
 
 
 # -- parse_rate_window -------------------------------------------------------------------------
@@ -163,7 +176,7 @@ async def test_max_rate_spaces_requests_evenly() -> None:
     sent: list[float] = []
 
     async def one() -> None:
-        async with budget.slot() as ticket:
+        async with slot(budget) as ticket:
             sent.append(ticket.sent_at)
 
     start = now()
@@ -182,7 +195,7 @@ async def test_without_limits_requests_go_at_once() -> None:
     budget = RequestBudget()
     start = now()
     for _ in range(20):
-        async with budget.slot() as ticket:
+        async with slot(budget) as ticket:
             budget.observe(ticket, 200, {})
     assert now() - start < 0.5
     assert budget.rate is None
@@ -197,12 +210,12 @@ def refuse_in_a_burst(budget: RequestBudget, ticket: Ticket, headers: dict[str, 
 
 async def test_a_lone_429_delays_nobody_else() -> None:
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(ticket, 200, {})
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(ticket, 429, {"Retry-After": "5"})
         refused_at = now()
-    async with budget.slot() as other:
+    async with slot(budget) as other:
         pass
     assert other.sent_at - refused_at < LATE  # not 5 s: Retry-After is for the refused one
     assert budget.paused_until == 0.0
@@ -211,14 +224,14 @@ async def test_a_lone_429_delays_nobody_else() -> None:
 
 async def test_a_burst_of_429s_pauses_every_acquirer_for_retry_after() -> None:
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         refuse_in_a_burst(budget, ticket, {"Retry-After": "0.3"})
         refused_at = now()
     assert budget.paused_until == pytest.approx(refused_at + 0.3, abs=SLACK)
     sent: list[float] = []
 
     async def one(priority: Priority, scope: str | None) -> None:
-        async with budget.slot(priority, scope) as t:
+        async with slot(budget, priority, scope) as t:
             sent.append(t.sent_at)
 
     async with anyio.create_task_group() as tg:
@@ -234,12 +247,12 @@ async def test_a_burst_of_429s_pauses_every_acquirer_for_retry_after() -> None:
 async def test_a_burst_of_429s_without_retry_after_pauses_with_a_jittered_backoff() -> None:
     # time compressed 100 times: the backoff of the fourth 429 in a row is at most 16 s / 100
     budget = RequestBudget(rng=random.Random(14), time_scale=100.0)
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         refuse_in_a_burst(budget, ticket, {})
         refused_at = now()
     pause = budget.paused_until - refused_at
     assert 0.0 < pause <= 0.16
-    async with budget.slot() as t:
+    async with slot(budget) as t:
         waited = t.sent_at - refused_at
     assert pause - SLACK <= waited < pause + LATE
     assert budget.rate_limited == 4
@@ -248,7 +261,7 @@ async def test_a_burst_of_429s_without_retry_after_pauses_with_a_jittered_backof
 async def test_more_429s_in_a_row_without_retry_after_keep_the_client_paused() -> None:
     budget = RequestBudget(rng=random.Random(1))
     pauses = []
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         refuse_in_a_burst(budget, ticket, {})
     for _ in range(6):
         before = budget.paused_until
@@ -261,12 +274,12 @@ async def test_more_429s_in_a_row_without_retry_after_keep_the_client_paused() -
 
 async def test_polls_go_before_waiting_submissions_after_a_pause() -> None:
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         refuse_in_a_burst(budget, ticket, {"Retry-After": "0.2"})
     order: list[str] = []
 
     async def one(priority: Priority, name: str) -> None:
-        async with budget.slot(priority):
+        async with slot(budget, priority):
             order.append(name)
 
     async with anyio.create_task_group() as tg:
@@ -281,12 +294,12 @@ async def test_polls_go_before_waiting_submissions_after_a_pause() -> None:
 
 async def test_polls_go_before_waiting_submissions_under_a_rate_cap() -> None:
     budget = RequestBudget(max_rate=50.0)
-    async with budget.slot():
+    async with slot(budget):
         pass  # the next request is now due in 20 ms
     order: list[Priority] = []
 
     async def one(priority: Priority) -> None:
-        async with budget.slot(priority):
+        async with slot(budget, priority):
             order.append(priority)
 
     async with anyio.create_task_group() as tg:
@@ -303,14 +316,14 @@ async def test_polls_go_before_waiting_submissions_under_a_rate_cap() -> None:
 
 async def test_empty_window_waits_for_its_reset() -> None:
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(
             ticket,
             200,
             {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.2"},
         )
         seen_at = now()
-    async with budget.slot() as t:
+    async with slot(budget) as t:
         waited = t.sent_at - seen_at
     assert 0.2 - SLACK <= waited < 0.2 + LATE
     assert budget.paused_until == 0.0  # a window, not a 429 pause
@@ -321,10 +334,10 @@ async def test_a_window_said_to_reset_now_is_probed_a_moment_later() -> None:
     # "Reset: 0" is rounded: the server's window may still have a fraction of a millisecond
     # to run, and a probe sent at once would meet a 429
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(ticket, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0"})
         seen_at = now()
-    async with budget.slot() as probe:
+    async with slot(budget) as probe:
         assert probe.probe
         assert probe.sent_at - seen_at >= 0.005
 
@@ -332,26 +345,26 @@ async def test_a_window_said_to_reset_now_is_probed_a_moment_later() -> None:
 async def test_window_with_room_admits_at_once_counting_requests_in_flight() -> None:
     budget = RequestBudget()
     async with contextlib.AsyncExitStack() as stack:
-        first = await stack.enter_async_context(budget.slot())
+        first = await stack.enter_async_context(slot(budget))
         budget.observe(first, 200, {"X-RateLimit-Remaining": "2", "X-RateLimit-Reset": "0.3"})
         seen_at = now()
         # remaining=2 counts the one still in flight: one more fits at once
-        second = await stack.enter_async_context(budget.slot())
+        second = await stack.enter_async_context(slot(budget))
         assert second.sent_at - seen_at < 0.1
-        third = await stack.enter_async_context(budget.slot())
+        third = await stack.enter_async_context(slot(budget))
         assert third.sent_at - seen_at >= 0.3 - SLACK
 
 
 async def test_after_the_reset_one_probe_goes_and_its_answer_opens_the_window() -> None:
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(ticket, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.1"})
         seen_at = now()
     sent: list[float] = []
     answered: list[float] = []
 
     async def one() -> None:
-        async with budget.slot() as t:
+        async with slot(budget) as t:
             sent.append(t.sent_at)
             await anyio.sleep(0.1)
             answered.append(now())
@@ -367,24 +380,24 @@ async def test_after_the_reset_one_probe_goes_and_its_answer_opens_the_window() 
 
 async def test_probe_answered_without_rate_headers_does_not_block_the_client() -> None:
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(ticket, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.05"})
-    async with budget.slot() as probe:
+    async with slot(budget) as probe:
         budget.observe(probe, 502, {})  # e.g. a proxy's HTML error page
     with anyio.fail_after(0.5):
-        async with budget.slot() as t:
+        async with slot(budget) as t:
             assert t.sent_at >= probe.sent_at
 
 
 async def test_probe_that_fails_without_an_answer_does_not_block_the_client() -> None:
     budget = RequestBudget()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(ticket, 200, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.05"})
     with pytest.raises(ConnectionResetError):
-        async with budget.slot():
+        async with slot(budget):
             raise ConnectionResetError("the transport failed")
     with anyio.fail_after(0.5):
-        async with budget.slot() as t:
+        async with slot(budget) as t:
             assert t.sent_at > 0
 
 
@@ -394,17 +407,17 @@ async def test_scoped_429_with_room_in_the_window_only_slows_that_scope(
 ) -> None:
     budget = RequestBudget()
     room = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "40", "X-RateLimit-Reset": "30"}
-    async with budget.slot(Priority.POLL, "bailian/wan2.6-t2v") as ticket:
+    async with slot(budget, Priority.POLL, "bailian/wan2.6-t2v") as ticket:
         budget.observe(ticket, 200, room)
-    async with budget.slot(Priority.POLL, "google/veo-3.1") as ticket:
+    async with slot(budget, Priority.POLL, "google/veo-3.1") as ticket:
         headers = {"Retry-After": "0.3", **(room if window_on_the_429 else {})}
         budget.observe(ticket, 429, headers)
         refused_at = now()
-    async with budget.slot(Priority.POLL, "bailian/wan2.6-t2v") as other:
+    async with slot(budget, Priority.POLL, "bailian/wan2.6-t2v") as other:
         pass
-    async with budget.slot(Priority.SUBMIT) as unscoped:
+    async with slot(budget, Priority.SUBMIT) as unscoped:
         pass
-    async with budget.slot(Priority.POLL, "google/veo-3.1") as same:
+    async with slot(budget, Priority.POLL, "google/veo-3.1") as same:
         pass
     assert other.sent_at - refused_at < 0.1
     assert unscoped.sent_at - refused_at < 0.1
@@ -420,26 +433,26 @@ async def test_a_window_spent_by_others_sharing_the_key_is_not_a_narrower_limit(
     budget = RequestBudget()
     room = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "40", "X-RateLimit-Reset": "30"}
     spent = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.2"}
-    async with budget.slot(Priority.POLL) as ticket:
+    async with slot(budget, Priority.POLL) as ticket:
         budget.observe(ticket, 200, room)
-    async with budget.slot(Priority.SUBMIT, "google/veo-3.1") as ticket:
+    async with slot(budget, Priority.SUBMIT, "google/veo-3.1") as ticket:
         budget.observe(ticket, 429, spent)
         refused_at = now()
-    async with budget.slot(Priority.POLL) as other:
+    async with slot(budget, Priority.POLL) as other:
         pass
     assert other.sent_at - refused_at >= 0.2 - SLACK  # everyone waits for the reset
-    async with budget.slot(Priority.SUBMIT, "google/veo-3.1") as same:
+    async with slot(budget, Priority.SUBMIT, "google/veo-3.1") as same:
         pass
     assert same.sent_at - refused_at < 0.2 + LATE  # and no narrower limit was made up
 
 
 async def burst(budget: RequestBudget, stack: contextlib.AsyncExitStack, n: int) -> list[Ticket]:
     """``n`` requests about 10 ms apart, all still in flight (after a first answer)."""
-    async with budget.slot() as first:
+    async with slot(budget) as first:
         budget.observe(first, 200, {})
     tickets = []
     for _ in range(n):
-        tickets.append(await stack.enter_async_context(budget.slot()))
+        tickets.append(await stack.enter_async_context(slot(budget)))
         await anyio.sleep(0.01)
     return tickets
 
@@ -467,7 +480,7 @@ async def test_learned_rate_decreases_once_per_burst() -> None:
         assert budget.rate_limited == 6
 
         # a request sent after the decrease meets a 429: that is news, decrease again
-        late = await stack.enter_async_context(budget.slot())
+        late = await stack.enter_async_context(slot(budget))
         budget.observe(late, 429, {"Retry-After": "0"})
         again = budget.rate
         assert again is not None
@@ -495,7 +508,7 @@ async def test_a_lone_429_after_learning_slows_the_client_without_pausing_it() -
         await anyio.sleep(0.35)
         for ticket in tickets[5:] * 4:
             budget.observe(ticket, 200, {})  # then a run of answers without 429s
-        late = await stack.enter_async_context(budget.slot())
+        late = await stack.enter_async_context(slot(budget))
         rate = budget.rate
         assert rate is not None
         budget.observe(late, 429, {"Retry-After": "0.3"})
@@ -512,7 +525,7 @@ async def test_learned_rate_climbs_back_additively_on_success() -> None:
         assert halved is not None
         rate = halved
         for _ in range(2):  # the second waits for the rate: the rate holds requests back
-            async with budget.slot():
+            async with slot(budget):
                 pass
         steps = []
         for _ in range(20):
@@ -553,7 +566,7 @@ async def test_learned_rate_paces_later_requests() -> None:
     assert rate is not None
     sent = []
     for _ in range(4):
-        async with budget.slot() as t:
+        async with slot(budget) as t:
             sent.append(t.sent_at)
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert all(gap >= 1 / rate - SLACK for gap in gaps)
@@ -561,10 +574,10 @@ async def test_learned_rate_paces_later_requests() -> None:
 
 async def test_a_429_with_an_empty_window_pauses_until_its_reset() -> None:
     budget = RequestBudget(rng=random.Random(14))  # a short backoff: about 0.21 s
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         budget.observe(ticket, 429, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "0.2"})
         refused_at = now()
-    async with budget.slot() as t:
+    async with slot(budget) as t:
         waited = t.sent_at - refused_at
     assert max(0.2, budget.paused_until - refused_at) - SLACK <= waited < 0.2 + LATE
     assert budget.rate_limited == 1
@@ -586,7 +599,7 @@ async def refuse_one(budget: RequestBudget, stack: contextlib.AsyncExitStack) ->
 
 async def answer_after_the_cut(budget: RequestBudget, answers: int, refused_every: int) -> None:
     """``answers`` answers to a request sent after the cut, every ``refused_every``-th a 429."""
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         for i in range(1, answers + 1):
             refused = refused_every and i % refused_every == 0
             budget.observe(ticket, 429 if refused else 200, {"Retry-After": "0.05"})
@@ -597,7 +610,7 @@ async def test_stray_429_does_not_mark_saturated() -> None:
     async with contextlib.AsyncExitStack() as stack:
         await refuse_one(budget, stack)
         for _ in range(3):  # these wait for the rate on trial
-            async with budget.slot():
+            async with slot(budget):
                 pass
     assert budget.paused_until == 0.0
     assert not budget.saturated()  # a cut on trial does not make requests scarce
@@ -632,7 +645,7 @@ async def test_a_share_of_429s_above_the_strays_cuts_the_rate_again() -> None:
         await answer_after_the_cut(budget, 100, refused_every=20)
         assert budget.rate is None  # strays at 5%
         for i in range(100):  # then 20%, at full speed: news
-            async with budget.slot() as ticket:
+            async with slot(budget) as ticket:
                 budget.observe(ticket, 429 if i % 5 == 4 else 200, {"Retry-After": "0.05"})
         assert budget.rate is not None
 
@@ -646,7 +659,7 @@ async def test_spent_window_429s_still_cut_the_rate() -> None:
         refused_at = now()
     assert budget.paused_until == pytest.approx(refused_at + 0.1, abs=SLACK)  # all paused
     assert budget.rate is not None  # and slowed down
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         assert ticket.sent_at - refused_at >= 0.1 - SLACK
     assert budget.saturated()  # requests are scarce: the server said so
 
@@ -654,15 +667,15 @@ async def test_spent_window_429s_still_cut_the_rate() -> None:
 async def test_absent_reset_assumes_a_60s_sliding_window() -> None:
     budget = RequestBudget(time_scale=300.0)  # the documented 60 s window is 0.2 s
     async with contextlib.AsyncExitStack() as stack:
-        first = await stack.enter_async_context(budget.slot())
+        first = await stack.enter_async_context(slot(budget))
         budget.observe(first, 200, {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "3"})
         seen_at = now()
         # room for three: not one at a time (no probes waiting for each other's answer)
-        more = [await stack.enter_async_context(budget.slot()) for _ in range(2)]
+        more = [await stack.enter_async_context(slot(budget)) for _ in range(2)]
         assert all(t.sent_at - seen_at < 0.1 and not t.probe for t in more)
         budget.observe(more[-1], 200, {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"})
         spent_at = now()
-    async with budget.slot() as ticket:
+    async with slot(budget) as ticket:
         assert 0.2 - SLACK <= ticket.sent_at - spent_at < 0.2 + LATE  # the window, not a stall
         assert ticket.probe
 

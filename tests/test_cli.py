@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 import pytest
 import pytest_asyncio
 
@@ -193,6 +194,23 @@ def test_watermark_is_read_as_a_known_field_and_must_be_a_boolean() -> None:
     bad = parse_line(base + '"watermark": "no"}', 2, model=None, duration=None)
     assert bad.request is None
     assert bad.invalid == "watermark must be true or false, not 'no'"
+
+
+@pytest.mark.parametrize(
+    "field", ["model", "prompt", "image", "key", "aspect_ratio", "resolution", "video"]
+)
+def test_a_text_field_of_a_line_must_be_a_string(field: str) -> None:
+    fields: dict[str, Any] = {"model": "google/veo-3.1-fast", "prompt": "a cat", field: 7}
+    line = parse_line(json.dumps(fields), 1, model=None, duration=None)
+    assert line.request is None
+    assert line.invalid == f"{field} must be a string, not int"
+
+
+def test_batch_help_names_every_request_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["batch", "--help"]) == 0
+    known = capsys.readouterr().out.split("Known fields: ", 1)[1].split(";", 1)[0]
+    names = {field.strip() for field in known.replace("\n", " ").split(",")}
+    assert names == set(attrs.fields_dict(ca.GenerationRequest))
 
 
 async def test_plain_text_prompts_with_model_and_duration(

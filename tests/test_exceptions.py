@@ -7,7 +7,17 @@ import pickle
 import pytest
 
 import chuizi_async as ca
-from chuizi_async._exceptions import error_for_status
+from chuizi_async._exceptions import (
+    error_for_status,
+    is_final_error,
+    is_final_refusal,
+    is_retryable,
+    is_transient,
+    outcome_status,
+    stops_batch,
+    stops_model,
+    submission_uncertain,
+)
 
 ALL_ERRORS: list[type[ca.ChuiziError]] = [
     ca.InvalidRequest,
@@ -345,3 +355,171 @@ def test_error_type_is_the_servers_where_it_gave_one() -> None:
     assert ca.error_type(error_for_status(502, "Bad Gateway", "")) == "server_error"
     assert ca.error_type(OSError("disk full")) == "file_error"
     assert ca.error_type(KeyError("x")) == "error"
+
+
+# -- what an error means: every rule over every error class ----------------------------------
+
+MODEL = "acme/video-1"
+
+
+def _raised(cls: type[ca.ChuiziError]) -> ca.ChuiziError:
+    """An instance of ``cls`` as the library raises it, an error status its own."""
+    statuses: dict[type[BaseException], int] = {
+        ca.APIError: 418,
+        ca.BadRequestError: 400,
+        ca.AuthenticationError: 401,
+        ca.InsufficientBalanceError: 402,
+        ca.PermissionDeniedError: 403,
+        ca.NotFoundError: 404,
+        ca.RateLimitError: 429,
+        ca.ServerError: 503,
+    }
+    if issubclass(cls, ca.APIError):
+        return cls(statuses[cls], "refused")
+    if issubclass(cls, ca.SubmissionUncertain):
+        return cls("chuizi-key")
+    if issubclass(cls, ca.GenerationError):
+        return cls("gen-1", "failed")
+    return cls("message")
+
+
+# (retryable, uncertain, transient, final refusal, final error, stops batch, stops model, CLI)
+RULES: dict[type[BaseException], tuple[bool, bool, bool, bool, bool, bool, bool, str]] = {
+    ca.ChuiziError: (False, False, False, False, False, False, False, "failed"),
+    ca.InvalidRequest: (False, False, False, False, False, False, False, "invalid"),
+    ca.APIError: (False, False, False, False, False, False, False, "failed"),
+    ca.BadRequestError: (False, False, False, True, False, False, False, "invalid"),
+    ca.AuthenticationError: (False, False, False, False, False, False, False, "failed"),
+    ca.InsufficientBalanceError: (False, False, False, False, False, True, False, "not_submitted"),
+    ca.PermissionDeniedError: (False, False, False, False, False, False, True, "failed"),
+    ca.NotFoundError: (False, False, False, False, True, False, False, "failed"),
+    ca.RateLimitError: (False, False, True, False, False, False, False, "failed"),
+    ca.ServerError: (False, False, True, False, False, False, False, "failed"),
+    ca.APIConnectionError: (True, True, True, False, False, False, False, "failed"),
+    ca.APIConnectError: (True, False, True, False, False, False, False, "failed"),
+    ca.APIConnectTimeout: (True, False, True, False, False, False, False, "failed"),
+    ca.APITimeoutError: (True, True, True, False, False, False, False, "failed"),
+    ca.ResponseFormatError: (True, True, True, False, False, False, False, "failed"),
+    ca.GenerationError: (False, False, False, False, False, False, False, "failed"),
+    ca.GenerationFailed: (False, False, False, False, True, False, False, "failed"),
+    ca.UnusableVideo: (False, False, False, False, False, False, False, "failed"),
+    ca.UnreadableVideo: (False, False, False, False, False, False, False, "failed"),
+    ca.GenerationTimeout: (False, False, False, False, False, False, False, "failed"),
+    ca.GenerationCancelled: (False, False, False, False, False, False, False, "failed"),
+    ca.ClientClosed: (False, False, False, False, False, False, False, "failed"),
+    ca.SubmissionUncertain: (False, False, False, False, False, False, False, "uncertain"),
+    ca.NotSubmitted: (False, False, False, False, False, False, False, "not_submitted"),
+    ca.CostLimitExceeded: (False, False, False, False, False, False, False, "not_submitted"),
+}
+
+
+def test_the_rules_table_covers_every_exported_error_class() -> None:
+    assert set(RULES) == set(EXPORTED_ERRORS)
+
+
+@pytest.mark.parametrize("cls", list(RULES), ids=lambda c: c.__name__)
+def test_what_each_error_class_means(cls: type[ca.ChuiziError]) -> None:
+    error = _raised(cls)
+    got = (
+        is_retryable(error),
+        submission_uncertain(error),
+        is_transient(error),
+        is_final_refusal(error, MODEL),
+        is_final_error(error),
+        stops_batch(error),
+        stops_model(error),
+        outcome_status(error, accepted=False),
+    )
+    assert got == RULES[cls]
+
+
+def test_errors_that_are_not_the_librarys_mean_nothing_special() -> None:
+    for error in [OSError("disk full"), KeyError("x")]:
+        assert not is_retryable(error)
+        assert not submission_uncertain(error)
+        assert not is_final_error(error)
+        assert not is_final_refusal(error, MODEL)
+        assert outcome_status(error, accepted=False) == "failed"
+
+
+def test_a_408_is_a_transient_status_check_failure() -> None:
+    assert is_transient(error_for_status(408, "request timeout"))
+    assert not is_transient(error_for_status(409, "conflict"))
+
+
+def test_which_refusals_of_a_submission_are_final() -> None:
+    model = "acme/no-such-model"
+    bad = error_for_status(400, "bad aspect_ratio", "invalid_request_error")
+    assert is_final_refusal(bad, model)
+    assert is_final_refusal(error_for_status(422, "unprocessable"), model)
+    unknown = error_for_status(404, "The model was not found", "not_found", code="model_not_found")
+    assert is_final_refusal(unknown, model)
+    assert is_final_refusal(error_for_status(404, f"no model {model}", "not_found"), model)
+    # a 404 that names no model may be a wrong base URL: sent again once it is fixed
+    assert not is_final_refusal(error_for_status(404, "Not Found", None), model)
+    for status, code in [(401, None), (402, None), (403, "daily_limit_exceeded"), (403, None)]:
+        assert not is_final_refusal(error_for_status(status, "no", code=code), model)
+    assert not is_final_refusal(error_for_status(429, "slow down"), model)
+    assert not is_final_refusal(error_for_status(503, "busy"), model)
+    assert not is_final_refusal(ca.APIConnectError("could not connect"), model)
+    assert ca.Journal.is_final_refusal is is_final_refusal  # the journal follows the same rule
+
+
+def test_a_generation_failed_remotely_or_unknown_is_final_for_a_journal() -> None:
+    assert is_final_error(ca.GenerationFailed("gen-1", "content policy"))
+    assert is_final_error(ca.NotFoundError(404, "no such generation"))
+    # the video was made and paid for: the next run reads it again
+    assert not is_final_error(ca.UnreadableVideo("gen-1", "no url"))
+    # local outcomes: the generation may still finish
+    for error in [ca.GenerationTimeout("gen-1"), ca.GenerationCancelled("gen-1")]:
+        assert not is_final_error(error)
+    assert ca.Journal.is_final_error is is_final_error
+
+
+@pytest.mark.parametrize(
+    ("error", "batch", "model"),
+    [
+        (ca.InsufficientBalanceError(402, "top up", "insufficient_quota"), True, False),
+        (
+            ca.PermissionDeniedError(403, "cap", "permission_error", code="daily_limit_exceeded"),
+            True,
+            False,
+        ),
+        (ca.PermissionDeniedError(403, "cap", "daily_limit_exceeded"), True, False),
+        (
+            ca.PermissionDeniedError(403, "no", "permission_error", code="model_not_allowed"),
+            False,
+            True,
+        ),
+        (ca.PermissionDeniedError(403, "no", "permission_error", code="403"), False, True),
+        (ca.BadRequestError(400, "bad"), False, False),
+        (ca.NotFoundError(404, "unknown model", code="model_not_found"), False, False),
+        (ca.ServerError(500, "oops"), False, False),
+    ],
+)
+def test_which_refusals_stop_the_batch_or_the_model(
+    error: ca.APIError, batch: bool, model: bool
+) -> None:
+    assert (stops_batch(error), stops_model(error)) == (batch, model)
+
+
+def test_the_cli_names_an_outcome_by_whether_the_server_accepted_the_request() -> None:
+    assert outcome_status(None, accepted=True) == "completed"
+    balance = ca.InsufficientBalanceError(402, "top up")
+    assert outcome_status(balance, accepted=False) == "not_submitted"  # send it again later
+    assert outcome_status(ca.BadRequestError(400, "bad"), accepted=False) == "invalid"
+    # once accepted, a refusal of a later check is the generation's failure
+    assert outcome_status(ca.BadRequestError(400, "bad"), accepted=True) == "failed"
+    assert outcome_status(ca.InvalidRequest("bad"), accepted=True) == "failed"
+    assert outcome_status(ca.NotSubmitted("stopped"), accepted=True) == "not_submitted"
+    assert outcome_status(ca.SubmissionUncertain("k"), accepted=False) == "uncertain"
+
+
+def test_a_route_that_answers_no_status_raises_an_api_error_of_status_200() -> None:
+    from chuizi_async._exceptions import no_status_answer
+
+    error = no_status_answer("no status here")
+    assert type(error) is ca.APIError
+    assert (error.status_code, error.message) == (200, "no status here")
+    assert str(error) == "200: no status here"
+    assert ca.error_type(error) == "api_error"

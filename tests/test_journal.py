@@ -410,25 +410,6 @@ def test_a_request_keeps_the_fingerprint_earlier_versions_gave_it() -> None:
 # -- refusals for good ---------------------------------------------------------------------------
 
 
-def test_which_refusals_of_a_submission_are_final() -> None:
-    from chuizi_async._exceptions import error_for_status
-
-    model = "acme/no-such-model"
-    final = ca.Journal.is_final_refusal
-    assert final(error_for_status(400, "bad aspect_ratio", "invalid_request_error"), model)
-    assert final(error_for_status(422, "unprocessable"), model)
-    unknown = error_for_status(404, "The model was not found", "not_found", code="model_not_found")
-    assert final(unknown, model)
-    assert final(error_for_status(404, f"no model {model}", "not_found"), model)
-    # a 404 that names no model may be a wrong base URL: sent again once it is fixed
-    assert not final(error_for_status(404, "Not Found", None), model)
-    for status, code in [(401, None), (402, None), (403, "daily_limit_exceeded"), (403, None)]:
-        assert not final(error_for_status(status, "no", code=code), model)
-    assert not final(error_for_status(429, "slow down"), model)
-    assert not final(error_for_status(503, "busy"), model)
-    assert not final(ca.APIConnectError("could not connect"), model)
-
-
 async def test_a_refused_submission_comes_back_as_the_same_error(tmp_path: Path) -> None:
     from chuizi_async._exceptions import error_for_status
 

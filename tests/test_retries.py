@@ -9,6 +9,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 import chuizi_async as ca
+from chuizi_async._exceptions import is_retryable, submission_uncertain
 from chuizi_async._retries import (
     BACKOFF_BASE,
     BACKOFF_CAP,
@@ -18,10 +19,8 @@ from chuizi_async._retries import (
     parse_retry_after,
     retry_delay,
     should_retry,
-    should_retry_error,
     should_retry_submission,
     silent_too_often,
-    submission_uncertain,
 )
 
 NOW = 1_800_000_000.0
@@ -46,8 +45,8 @@ def test_should_never_retry_insufficient_balance() -> None:
     [ca.APIConnectionError("reset"), ca.APITimeoutError("slow"), ca.ResponseFormatError("html")],
     ids=lambda e: type(e).__name__,
 )
-def test_should_retry_errors_without_a_usable_answer(error: ca.ChuiziError) -> None:
-    assert should_retry_error(error) is True
+def test_errors_without_a_usable_answer_are_retryable(error: ca.ChuiziError) -> None:
+    assert is_retryable(error) is True
 
 
 @pytest.mark.parametrize(
@@ -61,8 +60,8 @@ def test_should_retry_errors_without_a_usable_answer(error: ca.ChuiziError) -> N
     ],
     ids=lambda e: type(e).__name__,
 )
-def test_should_not_retry_refusals_and_outcomes(error: ca.ChuiziError) -> None:
-    assert should_retry_error(error) is False
+def test_refusals_and_outcomes_are_not_retryable(error: ca.ChuiziError) -> None:
+    assert is_retryable(error) is False
 
 
 @pytest.mark.parametrize("attempt", [0, 1, 2, 3, 4, 5, 10, 40, 1000])
@@ -242,7 +241,7 @@ def test_idempotent_mode_retries_a_submission_like_any_request() -> None:
         expected = (
             should_retry(error.status_code)
             if isinstance(error, ca.APIError)
-            else should_retry_error(error)
+            else is_retryable(error)
         )
         assert should_retry_submission(error, "idempotent") is expected, error
 

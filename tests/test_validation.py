@@ -146,6 +146,19 @@ async def test_minimal_body() -> None:
     assert body == {"model": "google/veo-3.1-fast", "prompt": "a cat", "duration": 5}
 
 
+async def test_plain_fields_are_sent_under_their_own_names() -> None:
+    given = request(duration=5, aspect_ratio="16:9", resolution="720p", watermark=False)
+    body = await build_body(given)
+    assert body == {
+        "model": "google/veo-3.1-fast",
+        "prompt": "a cat",
+        "duration": 5,
+        "aspect_ratio": "16:9",
+        "resolution": "720p",
+        "watermark": False,
+    }
+
+
 async def test_build_body_validates_first() -> None:
     with pytest.raises(ca.InvalidRequest, match="duration"):
         await build_body(request(duration=99))
