@@ -29,8 +29,9 @@ import pytest_asyncio
 import chuizi_async as ca
 from chuizi_async._batch import request_keys
 from chuizi_async._cli import main
-from chuizi_async._cli_batch import parse_line
-from chuizi_async._cli_progress import LiveDisplay, Tally, format_duration
+from chuizi_async._cli._input import parse_line
+from chuizi_async._cli._output import format_duration
+from chuizi_async._cli._progress import LiveDisplay, Tally
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import wait_until
@@ -649,8 +650,9 @@ async def test_a_second_sigterm_quits_at_once_with_the_results_so_far(tmp_path: 
 async def test_an_unreachable_server_stops_the_batch_with_one_line_that_says_why(
     tmp_path: Path,
 ) -> None:
-    from chuizi_async._cli_batch import BatchOptions, read_input, run_batch
-    from chuizi_async._cli_progress import PlainDisplay
+    from chuizi_async._cli._batch_run import BatchOptions, run_batch
+    from chuizi_async._cli._input import read_input
+    from chuizi_async._cli._progress import PlainDisplay
 
     source = write_lines(
         tmp_path / "in.jsonl",
@@ -751,7 +753,7 @@ async def test_balance_shows_the_keys_balance_and_limits(
 
 
 def test_clip_lines_have_fixed_columns_and_costs_for_people() -> None:
-    from chuizi_async._cli_progress import clip_line
+    from chuizi_async._cli._progress import clip_line
 
     tally = Tally(total=30, last_line=31)
     records: list[dict[str, Any]] = [
@@ -787,7 +789,7 @@ def test_why_a_server_cannot_be_reached_is_said_in_a_few_words() -> None:
     import socket
     import ssl
 
-    from chuizi_async._cli_batch import _why_unreachable
+    from chuizi_async._cli._results import why_unreachable
 
     def raised_from(cause: BaseException, error: BaseException) -> BaseException:
         try:
@@ -796,18 +798,18 @@ def test_why_a_server_cannot_be_reached_is_said_in_a_few_words() -> None:
             return exc
 
     dns = socket.gaierror(-2, "Name or service not known")
-    assert _why_unreachable(raised_from(dns, ca.APIConnectError("x"))) == (
+    assert why_unreachable(raised_from(dns, ca.APIConnectError("x"))) == (
         "its host name does not resolve (Name or service not known)"
     )
     refused = ConnectionRefusedError(111, "Connect call failed")
-    assert _why_unreachable(raised_from(refused, ca.APIConnectError("x"))) == "connection refused"
+    assert why_unreachable(raised_from(refused, ca.APIConnectError("x"))) == "connection refused"
     tls = ssl.SSLCertVerificationError(1, "certificate verify failed")
-    assert _why_unreachable(raised_from(tls, ca.APIConnectError("x"))).startswith(
+    assert why_unreachable(raised_from(tls, ca.APIConnectError("x"))).startswith(
         "the TLS handshake failed"
     )
     silent = raised_from(TimeoutError(), ca.APITimeoutError("the server did not answer in time"))
-    assert _why_unreachable(silent) == "no answer in time"
-    assert _why_unreachable(ca.APIConnectError("something else")) == "something else"
+    assert why_unreachable(silent) == "no answer in time"
+    assert why_unreachable(ca.APIConnectError("something else")) == "something else"
 
 
 def _accepted_in(journal: Path) -> int:
@@ -846,3 +848,25 @@ async def test_sigterm_on_a_simulated_batch_writes_the_results_of_what_was_accep
     assert statuses[:2] == ["completed", "completed"]  # accepted: followed to the end
     assert set(statuses[2:]) <= {"completed", "not_submitted"} and "not_submitted" in statuses
     assert all(r["key"] for r in results)
+
+
+def test_the_cli_reaches_the_library_through_its_public_names_or_says_why_not() -> None:
+    """The CLI is a user of ``chuizi_async``: a private module it imports is either shared
+    with the standalone simulator (the argparse types, the HTML report) or carries a comment
+    on why the name it needs is not public."""
+    import ast
+
+    shared = {"_argtypes", "_report"}
+    unexplained = []
+    for path in sorted((Path(ca.__file__).parent / "_cli").glob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.ImportFrom) or node.level != 2 or not node.module:
+                continue
+            private = [part for part in node.module.split(".") if part.startswith("_")]
+            if not private or private[0] in shared:
+                continue
+            said = "#" in lines[node.lineno - 1] or lines[node.lineno - 2].strip().startswith("#")
+            if not said:
+                unexplained.append(f"{path.name}:{node.lineno}: {node.module}")
+    assert unexplained == []

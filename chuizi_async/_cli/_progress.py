@@ -7,7 +7,7 @@ rich's own refresh thread, so it never reads the client's state while the loop c
 
 from __future__ import annotations
 
-import math
+import sys
 import time
 from collections.abc import Mapping
 from decimal import Decimal
@@ -15,25 +15,13 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from ._report import format_money
+from ._output import format_duration, format_money
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.live import Live
 
-__all__ = ["Display", "LiveDisplay", "PlainDisplay", "Tally", "format_duration", "format_money"]
-
-
-def format_duration(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``1h02m``."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+__all__ = ["Display", "LiveDisplay", "PlainDisplay", "Tally", "make_display"]
 
 
 @attrs.define(kw_only=True)
@@ -284,3 +272,9 @@ class LiveDisplay:
         for name, value in rows.items():
             table.add_row(name, value)
         self.console.print(table)
+
+
+def make_display(console: Console | None) -> Display:
+    if console is None:
+        return PlainDisplay(sys.stderr)
+    return LiveDisplay(console)

@@ -1,22 +1,16 @@
-"""``chuizi batch``: one request a line in, one result a line out, resumable through a journal.
-
-The input is read and checked whole before anything is sent: a line that cannot be right
-(bad JSON, a field of the wrong type, what the catalogue refuses) becomes an ``invalid``
-result and never reaches the client. The valid requests go to ``client.as_completed`` with
-the journal, which makes a second run of the same command resume instead of paying again.
+"""The run of ``chuizi batch``: the valid requests through ``client.as_completed`` with the
+journal (a second run of the same command resumes instead of paying again), the records in
+input order, the downloads, Ctrl-C and SIGTERM, the results file and the report.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import socket
 import sqlite3
-import ssl
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,240 +19,33 @@ import anyio
 import anyio.abc
 import attrs
 
-from . import (
+from .. import (
     APIConnectionError,
     AsCompleted,
     ChuiziError,
     Client,
     CostLimitExceeded,
     Generation,
-    GenerationRequest,
     InsufficientBalanceError,
     InvalidRequest,
     Journal,
     NotSubmitted,
     Video,
+    error_type,
 )
-from ._batch import request_keys
-from ._cli_common import UsageError
-from ._cli_progress import Display, Tally, format_duration, format_money
-from ._exceptions import error_type, outcome_status
-from ._report import write_report
-from ._validation import validate
+from .._batch import request_keys  # the keys a journaled batch derives: not public API
+from .._exceptions import outcome_status  # the CLI's own vocabulary of outcomes
+from .._report import write_report
+from ._input import InputLine
+from ._output import UsageError, format_duration, format_money
+from ._progress import Display, Tally
+from ._results import error_info, make_record, report_path, why_unreachable, write_results
 
-__all__ = [
-    "BatchOptions",
-    "InputLine",
-    "error_info",
-    "parse_line",
-    "read_input",
-    "report_path",
-    "run_batch",
-]
+__all__ = ["BatchOptions", "run_batch"]
 
-_FIELDS = frozenset(attrs.fields_dict(GenerationRequest))
-# the fields whose JSON type is checked on its own in _type_error; every other is a string
-_TYPED_FIELDS = frozenset({"duration", "reference_images", "watermark", "extra_body"})
-_TEXT_FIELDS = tuple(
-    field.name for field in attrs.fields(GenerationRequest) if field.name not in _TYPED_FIELDS
-)
 _DOWNLOADS_AT_ONCE = 4
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)  # SIGTERM: docker stop, systemd, kill
 _REFRESH_SECONDS = 0.25
-
-
-@attrs.frozen(kw_only=True)
-class InputLine:
-    """One input line: a request to send, the reason it is never sent, or a blank line."""
-
-    line: int
-    request: GenerationRequest | None = None
-    invalid: str | None = None
-    blank: bool = False
-    key: str | None = None
-    model: str | None = None
-    prompt: str | None = None
-
-
-def _invalid(line: int, reason: str, fields: Mapping[str, Any] | None = None) -> InputLine:
-    def text(name: str) -> str | None:
-        value = fields.get(name) if fields is not None else None
-        return value if isinstance(value, str) else None
-
-    return InputLine(
-        line=line, invalid=reason, key=text("key"), model=text("model"), prompt=text("prompt")
-    )
-
-
-def _type_error(fields: Mapping[str, Any]) -> str | None:
-    """Why a known field has the wrong JSON type, or None."""
-    for name in _TEXT_FIELDS:
-        value = fields.get(name)
-        if value is not None and not isinstance(value, str):
-            return f"{name} must be a string, not {type(value).__name__}"
-    duration = fields.get("duration")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
-        return f"duration must be a whole number of seconds, not {duration!r}"
-    references = fields.get("reference_images")
-    if references is not None and not (
-        isinstance(references, str)
-        or (isinstance(references, list) and all(isinstance(r, str) for r in references))
-    ):
-        return "reference_images must be a list of URLs or file paths"
-    watermark = fields.get("watermark")
-    if watermark is not None and not isinstance(watermark, bool):
-        return f"watermark must be true or false, not {watermark!r}"
-    if fields.get("extra_body") is not None and not isinstance(fields["extra_body"], dict):
-        return "extra_body must be a JSON object"
-    if fields.get("key") == "":
-        return "key must not be empty"
-    return None
-
-
-def _from_object(
-    data: Mapping[str, Any], line: int, model: str | None, duration: int | None
-) -> InputLine:
-    fields = dict(data)
-    if fields.get("model") is None and model is not None:
-        fields["model"] = model
-    if fields.get("duration") is None and duration is not None:
-        fields["duration"] = duration
-    problem = _type_error(fields)
-    if problem is not None:
-        return _invalid(line, problem, fields)
-    known = {k: v for k, v in fields.items() if k in _FIELDS and v is not None}
-    extra = {k: v for k, v in fields.items() if k not in _FIELDS}
-    if extra:
-        known["extra_body"] = {**known.get("extra_body", {}), **extra}
-    try:
-        request = GenerationRequest.coerce(known)
-        validate(request)
-    except InvalidRequest as exc:
-        return _invalid(line, str(exc), fields)
-    return InputLine(
-        line=line, request=request, key=request.key, model=request.model, prompt=request.prompt
-    )
-
-
-def parse_line(text: str, line: int, *, model: str | None, duration: int | None) -> InputLine:
-    """One non-blank line: a JSON object, or (with ``model``) a plain-text prompt."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(stripped)
-        except ValueError as exc:
-            reason = getattr(exc, "msg", str(exc))
-            column = getattr(exc, "colno", None)
-            where = "" if column is None else f" column {column}"
-            if not reason.endswith(" at"):
-                where = f" (at{where})" if where else ""
-            return _invalid(line, f"invalid JSON: {reason}{where}")
-        if not isinstance(data, dict):
-            return _invalid(line, "not a JSON object")
-        return _from_object(data, line, model, duration)
-    if model is None:
-        return _invalid(
-            line, "not a JSON object; plain-text prompts (one a line) need --model MODEL"
-        )
-    return _from_object({"prompt": stripped}, line, model, duration)
-
-
-def read_input(path: Path, *, model: str | None, duration: int | None) -> list[InputLine]:
-    """Every line of ``path``, parsed and checked; a blank one is kept as such (``blank``),
-    so that the results have one line per input line."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UsageError(f"input file {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise UsageError(f"input {str(path)!r} is a directory, not a file") from None
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"input file {str(path)!r} is not UTF-8 text: {exc.reason}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {str(path)!r}: {exc.strerror}") from None
-    return [
-        parse_line(raw, number, model=model, duration=duration)
-        if raw.strip()
-        else InputLine(line=number, blank=True)
-        for number, raw in enumerate(text.splitlines(), start=1)
-    ]
-
-
-def error_info(exc: BaseException) -> dict[str, str]:
-    """``{"message", "type"}`` of an error: the server's words where there are some, and the
-    ``request_id`` of an error answer (the provider's support asks for it)."""
-    message = getattr(exc, "message", None)
-    if not isinstance(message, str) or not message:
-        message = str(exc) or type(exc).__name__
-    info = {"message": message, "type": error_type(exc)}
-    request_id = getattr(exc, "request_id", None)
-    if isinstance(request_id, str) and request_id:
-        info["request_id"] = request_id
-    return info
-
-
-def _why_unreachable(exc: BaseException) -> str:
-    """Why no connection was made, in a few words: what the OS or TLS said, found among the
-    causes of the library's error (the transport raises it ``from`` the original)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return f"its host name does not resolve ({seen.strerror or seen})"
-        if isinstance(seen, ssl.SSLError):
-            return f"the TLS handshake failed ({getattr(seen, 'reason', None) or seen})"
-        if isinstance(seen, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(seen, TimeoutError) and not isinstance(seen, ChuiziError):
-            return "no answer in time"
-        seen = seen.__cause__ or seen.__context__
-    return str(exc)
-
-
-def _record(
-    line: InputLine,
-    *,
-    status: str,
-    key: str | None = None,
-    gen_id: str | None = None,
-    video: Video | None = None,
-    error: dict[str, str] | None = None,
-    downloads: bool = False,
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "line": line.line,
-        "key": key,
-        "model": line.model,
-        "prompt": line.prompt,
-        "status": status,
-        "id": gen_id,
-        "video_url": video.url if video is not None else None,
-        "cost": str(video.cost) if video is not None and video.cost is not None else None,
-    }
-    if downloads:
-        record["file"] = None
-    record["error"] = error
-    return record
-
-
-def report_path(results: Path) -> Path:
-    """The HTML report beside a results file: ``results.jsonl`` -> ``results.html``."""
-    if results.suffix.lower() in ("", ".html", ".htm"):
-        return results.with_name(results.name + ".html")
-    return results.with_suffix(".html")
-
-
-def write_results(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    """Write ``records`` as JSONL to a temporary file beside ``path``, then rename it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -332,7 +119,7 @@ class _Batch:
         for position, line in enumerate(self.lines):
             record = self.records[position]
             if record is None:
-                record = _record(
+                record = make_record(
                     line,
                     status="pending",
                     key=self.keys[position],
@@ -393,10 +180,12 @@ class _Batch:
         files = self.options.download_dir is not None
         for position, line in enumerate(self.lines):
             if line.blank:  # a row, to keep one per input line; not a clip
-                self.records[position] = _record(line, status="blank", downloads=files)
+                self.records[position] = make_record(line, status="blank", downloads=files)
             elif line.invalid is not None:
                 error = {"message": line.invalid, "type": error_type(InvalidRequest(line.invalid))}
-                record = _record(line, status="invalid", key=line.key, error=error, downloads=files)
+                record = make_record(
+                    line, status="invalid", key=line.key, error=error, downloads=files
+                )
                 self._finish(position, record)
         async with anyio.create_task_group() as outer:
             outer.start_soon(self._refresh)
@@ -431,7 +220,7 @@ class _Batch:
         stopped = batch.stopped_by
         if isinstance(stopped, APIConnectionError):
             self.display.note(
-                f"cannot reach {self.client.base_url}: {_why_unreachable(stopped)}; nothing more "
+                f"cannot reach {self.client.base_url}: {why_unreachable(stopped)}; nothing more "
                 "was sent. Check the network and the base URL (--base-url, $CHUIZI_BASE_URL), "
                 "then run the same command again"
             )
@@ -481,7 +270,7 @@ class _Batch:
             self.cost_limited += 1
         elif isinstance(error, NotSubmitted) and error.reason == "interrupted":
             self.interrupted += 1  # Ctrl-C, SIGTERM (the unreachable server has its own note)
-        record = _record(
+        record = make_record(
             line,
             status=status,
             key=handle.key or self.keys[position],

@@ -1,50 +1,22 @@
-"""What the ``chuizi`` commands share: output, the key check, the client, logging, display."""
+"""How the ``chuizi`` commands reach the API: the key check, the client (or the simulator)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
-import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from . import Client, InvalidRequest, PollPolicy
-from ._cli_progress import Display, PlainDisplay, Tally
-from ._retries import RetrySubmissions
+from .. import Client, InvalidRequest, PollPolicy
+from .._retries import RetrySubmissions  # the type of Client(retry_submissions=...)
+from ._output import UsageError
+from ._progress import Tally
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from ..testing import FakeChuizi
 
-    from .testing import FakeChuizi
-
-__all__ = [
-    "UsageError",
-    "check_key",
-    "err",
-    "library_logging",
-    "make_display",
-    "open_client",
-    "out",
-    "poll_policy",
-    "rich_console",
-    "simulator_rows",
-]
-
-
-class UsageError(Exception):
-    """The command line cannot be right: exit status 2 with this message."""
-
-
-def out(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
+__all__ = ["check_key", "open_client", "poll_policy", "simulator_rows"]
 
 
 def check_key(args: argparse.Namespace) -> None:
@@ -78,7 +50,7 @@ async def open_client(
         "safe" if getattr(args, "retry_submissions", None) == "safe" else "idempotent"
     )
     if simulate:
-        from .testing import FakeChuizi
+        from ..testing import FakeChuizi
 
         async with FakeChuizi(speed=args.speed) as server:
             client = Client(
@@ -98,49 +70,6 @@ async def open_client(
         raise UsageError(str(exc)) from None
     async with client:
         yield client, None
-
-
-def rich_console(*, stderr: bool = False) -> Console | None:
-    """A rich console when the output is a terminal and rich is installed, else None."""
-    if not sys.stdout.isatty():
-        return None
-    try:
-        from rich.console import Console
-    except ImportError:
-        return None
-    return Console(stderr=stderr)
-
-
-@contextlib.contextmanager
-def library_logging(verbose: bool, console: Console | None) -> Iterator[None]:
-    """Show the library's warnings (and with -v its debug log) above the display."""
-    logger = logging.getLogger("chuizi_async")
-    handler: logging.Handler
-    if console is not None:
-        from rich.logging import RichHandler
-
-        handler = RichHandler(console=console, show_time=False, show_path=False)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("chuizi: %(levelname)s: %(message)s"))
-    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    level = logger.level
-    if verbose:
-        logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-
-
-def make_display(console: Console | None) -> Display:
-    if console is None:
-        return PlainDisplay(sys.stderr)
-    from ._cli_progress import LiveDisplay
-
-    return LiveDisplay(console)
 
 
 def simulator_rows(server: FakeChuizi | None) -> Callable[[Tally], dict[str, str]] | None:

@@ -1,45 +1,25 @@
-"""The ``chuizi`` command line: ``batch``, ``generate``, ``status``, ``models``, ``report``...
-
-``main(argv)`` returns the exit status: 0 when everything asked for was done, 1 when some
-of it failed, 2 for a usage error, 130 when interrupted (a batch: 128 + the signal's number
-after a second Ctrl-C or SIGTERM, so 130 or 143). Expected errors are one line on
-stderr, never a traceback. The API key is read from ``CHUIZI_API_KEY`` (or ``--api-key``)
-and is never printed, logged or written to any file.
-"""
+"""The ``chuizi`` argument parser: every command, its options and help; each sets ``run``."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
-import tempfile
 import textwrap
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 
-from . import MODELS, GenerationRequest, __version__, remove_partial_downloads
-from ._argtypes import money, positive_float, positive_int
-from ._cli_batch import BatchOptions, InputLine, parse_line, read_input, report_path, run_batch
-from ._cli_commands import cmd_balance, cmd_generate, cmd_models, cmd_status
-from ._cli_common import (
-    UsageError,
-    check_key,
-    err,
-    library_logging,
-    make_display,
-    open_client,
-    out,
-    rich_console,
-    simulator_rows,
-)
-from ._cli_progress import Display
-from ._report import read_results, write_report
+from .. import GenerationRequest, __version__
+from .._argtypes import money, positive_float, positive_int
+from ._balance import cmd_balance
+from ._batch import cmd_batch
+from ._demo import cmd_demo
+from ._generate import cmd_generate
+from ._models import cmd_models
+from ._report import cmd_report
+from ._simulate import cmd_simulate
+from ._status import cmd_status
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser"]
 
 _DEFAULT_SPEED = 60.0
 _DEMO_SPEED = 30.0
@@ -101,9 +81,6 @@ _BATCH_HELP = _BATCH_HELP.replace(
         width=88,
     ),
 )
-
-
-# -- the parser ------------------------------------------------------------------------------
 
 
 def _connection_options(
@@ -209,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reported uncertain (check the account's usage first)",
     )
     _connection_options(batch)
-    batch.set_defaults(run=_cmd_batch)
+    batch.set_defaults(run=cmd_batch)
 
     generate = commands.add_parser(
         "generate",
@@ -271,10 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the chuizi.ai API simulator on 127.0.0.1 until Ctrl-C (the same as "
         "`python -m chuizi_async.testing`): it prints its base URL and the key it accepts.",
     )
-    from .testing._standalone import add_arguments as add_simulator_arguments
+    # the options of `python -m chuizi_async.testing`, shared: not public API
+    from ..testing._standalone import add_arguments as add_simulator_arguments
 
     add_simulator_arguments(simulate)
-    simulate.set_defaults(run=_cmd_simulate)
+    simulate.set_defaults(run=cmd_simulate)
 
     report = commands.add_parser(
         "report",
@@ -288,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "-o", "--output", type=Path, metavar="HTML", help="the page (default: RESULTS.html)"
     )
-    report.set_defaults(run=_cmd_report)
+    report.set_defaults(run=cmd_report)
 
     demo = commands.add_parser(
         "demo",
@@ -306,179 +284,5 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("-o", "--output", type=Path, metavar="RESULTS", help="keep the results")
     demo.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
-    demo.set_defaults(run=_cmd_demo)
+    demo.set_defaults(run=cmd_demo)
     return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, usage errors
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    run: Callable[[argparse.Namespace], int] = args.run
-    try:
-        return run(args)
-    except UsageError as exc:
-        err(f"chuizi {args.command}: error: {exc}")
-        return 2
-    except KeyboardInterrupt:
-        err("chuizi: interrupted")
-        return 130
-
-
-# -- batch -----------------------------------------------------------------------------------
-
-
-def _cmd_batch(args: argparse.Namespace) -> int:
-    output: Path = args.output
-    if not output.parent.is_dir():
-        raise UsageError(f"the folder of --output {str(output)!r} does not exist")
-    if output.is_dir():
-        raise UsageError(f"--output {str(output)!r} is a directory; name a file")
-    with contextlib.suppress(OSError):
-        if args.input.exists() and output.exists() and args.input.samefile(output):
-            raise UsageError("--output must not be the INPUT file")
-    lines = read_input(args.input, model=args.model, duration=args.duration)
-    check_key(args)
-    if args.download_dir is not None:
-        try:
-            args.download_dir.mkdir(parents=True, exist_ok=True)
-            remove_partial_downloads(args.download_dir)  # left by a killed run
-        except OSError as exc:
-            raise UsageError(f"cannot create --download-dir: {exc.strerror}") from None
-    options = BatchOptions(
-        output=output,
-        journal=args.journal or output.with_name(output.name + ".journal"),
-        download_dir=args.download_dir,
-        concurrency=args.concurrency,
-        max_cost=args.max_cost,
-        fresh_server=args.simulate,
-        resend_uncertain=args.resend_uncertain,
-    )
-    console = rich_console()
-    with library_logging(args.verbose, console):
-        return asyncio.run(_batch(args, lines, options, make_display(console), args.simulate))
-
-
-async def _batch(
-    args: argparse.Namespace,
-    lines: Sequence[InputLine],
-    options: BatchOptions,
-    display: Display,
-    simulate: bool,
-) -> int:
-    async with open_client(args, simulate=simulate) as (client, server):
-        return await run_batch(client, lines, options, display, summary_rows=simulator_rows(server))
-
-
-# -- simulate --------------------------------------------------------------------------------
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .testing._standalone import run
-
-    return run(args)
-
-
-# -- report ----------------------------------------------------------------------------------
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    results: Path = args.results
-    output: Path = args.output or report_path(results)
-    try:
-        records = read_results(results)
-    except FileNotFoundError:
-        raise UsageError(f"results file {str(results)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {str(results)!r}: {exc}") from None
-    if not output.parent.is_dir():
-        raise UsageError(f"the folder of --output {str(output)!r} does not exist")
-    try:
-        cards = [r for r in records if r.get("status") != "blank"]  # a card per request
-        write_report(cards, output, title=f"chuizi batch: {results.name}")
-    except OSError as exc:
-        raise UsageError(f"cannot write {str(output)!r}: {exc.strerror}") from None
-    out(str(output))
-    return 0
-
-
-# -- demo ------------------------------------------------------------------------------------
-
-_DEMO_PROMPTS = (
-    "a cat watching rain from a windowsill",
-    "a lighthouse in a storm at night",
-    "a paper boat drifting down a river",
-    "a fox crossing fresh snow",
-    "a city waking up at dawn, time-lapse",
-    "a hummingbird at a red flower, slow motion",
-    "waves rolling onto a black sand beach",
-    "a forbidden ritual in a candle-lit cave",
-    "a hot air balloon over autumn hills",
-    "a chef plating a dessert, close-up",
-    "a train crossing a viaduct in the mist",
-    "a door opening onto the sea",
-)
-
-
-def _demo_lines() -> list[InputLine]:
-    lines = []
-    for number, (model, info) in enumerate(
-        (pair for pair in MODELS.items() for _ in range(2)), start=1
-    ):
-        request: dict[str, Any] = {
-            "model": model,
-            "prompt": _DEMO_PROMPTS[(number - 1) % len(_DEMO_PROMPTS)],
-            "duration": min(5, info.max_duration),
-            "key": f"demo-{number:02d}",
-        }
-        if info.needs_image:
-            request["image"] = "https://example.com/first-frame.png"
-        if info.needs_reference_images:
-            request["reference_images"] = ["https://example.com/reference.png"]
-        if info.needs_video:
-            request["video"] = "https://example.com/source.mp4"
-        lines.append(parse_line(json.dumps(request), number, model=None, duration=None))
-    return lines
-
-
-def _demo_as_designed(output: Path) -> bool:
-    """Whether the demo went as designed: every clip completed but the prompts that fail on
-    purpose, which failed with the content-policy error."""
-    records = read_results(output)
-    on_purpose = [r for r in records if "forbidden" in str(r.get("prompt"))]
-    others = [r for r in records if r not in on_purpose]
-    return (
-        len(records) == len(_demo_lines())
-        and all(r.get("status") == "failed" for r in on_purpose)
-        and all(r.get("status") == "completed" for r in others)
-    )
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    """The batch's exit status, except that the failures on purpose are expected: 0 when
-    exactly they failed. The results and the report are kept (a fresh folder, or ``-o``)."""
-    args.simulate, args.poll_interval, args.api_key, args.base_url = True, None, None, None
-    if args.output is not None and not args.output.parent.is_dir():
-        raise UsageError(f"the folder of --output {str(args.output)!r} does not exist")
-    console = rich_console()
-    display = make_display(console)
-    with tempfile.TemporaryDirectory(prefix="chuizi-demo-journal-") as scratch:
-        if args.output is not None:  # a new simulator each run: no journal to resume from
-            options = BatchOptions(output=args.output, journal=Path(scratch) / "journal.sqlite")
-        else:  # kept: the summary prints the paths of the results and the report
-            folder = Path(tempfile.mkdtemp(prefix="chuizi-demo-"))
-            output = folder / "results.jsonl"
-            options = BatchOptions(output=output, journal=folder / "results.jsonl.journal")
-        with library_logging(args.verbose, console):
-            status = asyncio.run(_batch(args, _demo_lines(), options, display, True))
-    if status == 0 or status != 1 or not _demo_as_designed(options.output):
-        return status
-    on_purpose = sum("forbidden" in (line.prompt or "") for line in _demo_lines())
-    err(
-        f"chuizi demo: as designed: every clip completed but the {on_purpose} that fail on "
-        "purpose (content policy, as the real API would)"
-    )
-    return 0
