@@ -18,11 +18,12 @@ import anyio
 import anyio.abc
 import attrs
 
+from ._auth import AuthHeaders
 from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._clock import now
-from ._config import Secret, check_base_url, origin
+from ._config import Secret, check_base_url
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
     APIConnectTimeout,
@@ -86,7 +87,6 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout) ...
 _STUCK_FLOOR = 5.0  # ... but never before this many seconds (of the API's time), nor timeout / 2
-_USER_AGENT = "chuizi-async/0.1.0"
 _NO_HEADERS: Mapping[str, str] = {}
 _BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
 
@@ -186,12 +186,10 @@ class Client:
             raise InvalidRequest(
                 f"retry_submissions must be 'idempotent' or 'safe', not {retry_submissions!r}"
             )
-        self._key = Secret(key.strip())
         self.base_url = check_base_url(
             base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
         )
-        self._origin = origin(self.base_url)
-        self._api_prefix = self.base_url + "/"
+        self._auth = AuthHeaders(self.base_url, Secret(key.strip()))
         self.poll_policy = poll if poll is not None else PollPolicy()
         self.timeout = timeout
         self.max_retries = max_retries
@@ -400,15 +398,6 @@ class Client:
 
     # -- the send path: _send -> _send_with_retries -> _retrying -> _send_once -> _follow_redirects
 
-    def _headers(self, url: str, *, has_body: bool, request_id: str) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
-        if has_body:
-            headers["Content-Type"] = "application/json"
-        if url.startswith(self._api_prefix) or origin(url) == self._origin:
-            headers["Authorization"] = f"Bearer {self._key.reveal()}"
-            headers[REQUEST_ID_HEADER] = request_id  # the API's, not the media host's
-        return headers
-
     async def _send(
         self,
         method: str,
@@ -547,8 +536,9 @@ class Client:
         Each call (each attempt) sends a fresh ``X-Request-Id`` to the API.
         """
         request_id = new_request_id()
+        headers_for = self._auth.headers_for
         for _ in range(_MAX_REDIRECTS + 1):
-            headers = self._headers(url, has_body=content is not None, request_id=request_id)
+            headers = headers_for(url, has_body=content is not None, request_id=request_id)
             if extra_headers:
                 headers.update(extra_headers)
             request = Request(

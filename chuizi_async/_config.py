@@ -1,4 +1,7 @@
-"""Client configuration checks that keep the key safe: its wrapper, and where it may go."""
+"""Client configuration checks that keep the key safe: its wrapper, and an https base URL.
+
+Where the key may go is decided in ``_auth``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ._exceptions import InvalidRequest
 
-__all__ = ["Secret", "check_base_url", "origin"]
+__all__ = ["Secret", "check_base_url"]
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -26,12 +29,6 @@ class Secret:
         return "<secret>"
 
     __str__ = __repr__
-
-
-def origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), port
 
 
 def check_base_url(base_url: str, allow_insecure_http: bool) -> str:

@@ -9,6 +9,8 @@ import pytest
 import pytest_asyncio
 
 import chuizi_async as ca
+from chuizi_async._auth import USER_AGENT, AuthHeaders
+from chuizi_async._config import Secret
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, Recorder, fast_policy
@@ -84,3 +86,72 @@ async def test_the_key_appears_in_no_repr_error_or_log_record(
     assert len(errors) >= 3
     for secret in (server.api_key, "W" * 32):
         assert not [t for t in texts if secret in t]
+
+
+# -- the rule on where the key goes, on its own (chuizi_async._auth) ----------------------------
+
+BASE = "https://api.chuizi.ai/v1"
+
+
+def _carries_the_key(url: str, base_url: str = BASE) -> bool:
+    auth = AuthHeaders(base_url, Secret(KEY))
+    headers = auth.headers_for(url, has_body=False, request_id="req_0123456789abcdef")
+    assert ("X-Request-Id" in headers) == ("Authorization" in headers)  # the same rule
+    if "Authorization" in headers:
+        assert headers["Authorization"] == f"Bearer {KEY}"
+    return "Authorization" in headers
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.chuizi.ai/v1/models",  # under the API prefix
+        "https://api.chuizi.ai/v1/video/generations/gen_1?x=1",
+        "https://API.Chuizi.ai/v1/models",  # host names are case-insensitive
+        "https://api.chuizi.ai:443/v1/models",  # the default port, spelled out
+        "https://api.chuizi.ai/other",  # the same origin outside the prefix
+    ],
+)
+def test_the_key_goes_to_the_api_origin(url: str) -> None:
+    assert _carries_the_key(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://media.chuizi.ai/v1/video.mp4",  # the media host
+        "https://cdn.example.com/v.mp4",  # another host
+        "https://api.chuizi.ai:8443/v1/models",  # another port
+        "http://api.chuizi.ai/v1/models",  # another scheme
+        "https://api.chuizi.ai.evil.example/v1/models",  # a host that only starts alike
+        "https://api.chuizi.ai@evil.example/v1/models",  # userinfo, then another host
+        "https://evil.example/https://api.chuizi.ai/v1/",  # the API's URL in another's path
+    ],
+)
+def test_the_key_never_goes_to_another_origin(url: str) -> None:
+    assert not _carries_the_key(url)
+
+
+def test_a_loopback_base_url_with_a_port_is_its_own_origin() -> None:
+    base = "http://127.0.0.1:8123/v1"
+    assert _carries_the_key("http://127.0.0.1:8123/v1/models", base)
+    assert not _carries_the_key("http://127.0.0.1:8124/v1/models", base)
+    assert not _carries_the_key("https://127.0.0.1:8123/v1/models", base)
+
+
+def test_headers_name_the_client_and_type_only_a_body() -> None:
+    auth = AuthHeaders(BASE, Secret(KEY))
+    get = auth.headers_for(BASE + "/models", has_body=False, request_id="req_1")
+    post = auth.headers_for(BASE + "/video/generations", has_body=True, request_id="req_2")
+    media = auth.headers_for("https://media.example/v.mp4", has_body=False, request_id="req_3")
+    assert get["User-Agent"] == media["User-Agent"] == USER_AGENT
+    assert get["Accept"] == "application/json"
+    assert "Content-Type" not in get and post["Content-Type"] == "application/json"
+    assert (get["X-Request-Id"], post["X-Request-Id"]) == ("req_1", "req_2")
+    assert media == {"Accept": "application/json", "User-Agent": USER_AGENT}
+
+
+def test_the_headers_object_never_shows_the_key() -> None:
+    auth = AuthHeaders(BASE, Secret(KEY))
+    assert KEY not in repr(auth) and KEY not in str(auth)
+    assert BASE in repr(auth)
