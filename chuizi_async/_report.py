@@ -23,7 +23,14 @@ from urllib.parse import quote
 
 from ._models import is_web_url
 
-__all__ = ["STATUS_ORDER", "format_money", "read_results", "render_report", "write_report"]
+__all__ = [
+    "STATUS_ORDER",
+    "format_money",
+    "read_results",
+    "render_report",
+    "write_atomically",
+    "write_report",
+]
 
 STATUS_ORDER = ("completed", "failed", "uncertain", "invalid", "not_submitted", "pending")
 _BAD = frozenset({"failed", "uncertain", "invalid"})
@@ -181,14 +188,24 @@ def write_report(
 ) -> Path:
     """Write the page to ``output`` (through a temporary file and a rename); its path."""
     folder = output.resolve().parent
-    page = render_report(list(records), folder=folder, title=title, elapsed=elapsed)
-    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    write_atomically(
+        output, render_report(list(records), folder=folder, title=title, elapsed=elapsed)
+    )
+    return output
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` (fsynced), then rename it over
+    ``path``: a reader, or a crash, never sees half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(page, encoding="utf-8")
-        os.replace(temporary, output)
+        with temporary.open("w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-    return output
 
 
 _PAGE = """<!doctype html>

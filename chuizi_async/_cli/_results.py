@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 from collections.abc import Mapping, Sequence
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ChuiziError, Video, error_type
+from .._report import write_atomically
 from ._input import InputLine
 
 __all__ = ["error_info", "make_record", "report_path", "why_unreachable", "write_results"]
@@ -80,14 +80,5 @@ def report_path(results: Path) -> Path:
 
 
 def write_results(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    """Write ``records`` as JSONL to a temporary file beside ``path``, then rename it."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """Write ``records`` as JSONL, through a temporary file beside ``path`` and a rename."""
+    write_atomically(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
