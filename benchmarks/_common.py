@@ -190,7 +190,8 @@ def side_ours(
     after the first window; ``learning``: the share of 429s among requests sent after it."""
     n = len(requests)
     with SimulatorProcess(settings) as sim:
-        run = asyncio.run(generate_many(sim.info, requests, policy, client_options))
+        options = {"time_scale": speed, **(client_options or {})}  # the simulator's clock
+        run = asyncio.run(generate_many(sim.info, requests, policy, options))
         dump = sim.dump()
     recorder = run.recorder
     figures = {

@@ -67,7 +67,7 @@ async def _ours_submissions(info: SimulatorInfo, bodies: Sequence[Mapping[str, A
         base_url=info.base_url,
         poll=policy,
         transport=transport,
-        max_connections=POOL_SIZE,
+        limits=ca.Limits(max_connections=POOL_SIZE),
     ) as client:
         cpu0, t0 = time.process_time(), time.monotonic()
         async with client.as_completed(bodies) as results:

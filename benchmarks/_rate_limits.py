@@ -66,7 +66,7 @@ def run_stray(quick: bool, rep: int) -> Repetition:
         "seed": 6000 + rep,
     }
     stray = {**calm, "faults": STRAY_FAULTS}
-    policy = ca.PollPolicy(time_scale=speed)
+    policy = ca.PollPolicy()
     ours = side_ours(stray, requests, policy, speed)
     baseline = side_ours(calm, requests, policy, speed)
     # the plain loop: a refused POST waits out its Retry-After, a refused GET one interval
@@ -130,7 +130,7 @@ def run_campaign(quick: bool, rep: int) -> Repetition:
     ]
     calm: dict[str, Any] = {"speed": speed, "fail_pattern": "forbidden", "seed": 11 + rep}
     faulty = {**calm, "faults": CAMPAIGN_FAULTS}
-    policy = ca.PollPolicy(time_scale=speed)
+    policy = ca.PollPolicy()
     options = {"timeout": CAMPAIGN_TIMEOUT, "max_retries": 8}
     ours = side_ours(faulty, requests, policy, speed, client_options=options)
     baseline = side_ours(calm, requests, policy, speed, client_options=options)

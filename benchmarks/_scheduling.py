@@ -76,7 +76,7 @@ def _run_adaptive(dist: Distribution) -> Callable[[bool, int], Repetition]:
             "seed": 4000 + rep,
         }
         # A fresh simulator and a cold client for each side (side_ours opens a new Client).
-        ours = side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed)
+        ours = side_ours(settings, requests, ca.PollPolicy(), speed)
         baseline = side_loops(settings, requests, PROVIDER_INTERVAL / speed, speed)
         return {"ours": ours, "baseline": baseline, "info": {"n": n, "speed": speed}}
 
@@ -145,7 +145,7 @@ def run_paced(quick: bool, rep: int) -> Repetition:
         "rate_limit": {"limit": PACED_LIMIT, "window": 1.0, "headers": False, "retry_after": True},
         "retry_after_whole_seconds": True,  # "Retry-After: 1", as the issue describes
     }
-    policy = ca.PollPolicy(time_scale=speed)
+    policy = ca.PollPolicy()
     ours = side_ours(settings, requests, policy, speed, learning=PACED_LEARNING)
     # The loops storm (about 90% of their requests refused) and would take minutes to finish:
     # they are cut off after PACED_CUTOFF seconds, by which time their 429 share is plain.

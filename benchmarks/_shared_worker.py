@@ -29,8 +29,8 @@ __all__ = ["main"]
 
 
 async def _work(job: dict[str, Any]) -> dict[str, float]:
-    policy = ca.PollPolicy(time_scale=float(job["speed"]))
-    async with ca.Client(job["api_key"], base_url=job["base_url"], poll=policy) as client:
+    scale = float(job["speed"])
+    async with ca.Client(job["api_key"], base_url=job["base_url"], time_scale=scale) as client:
         await asyncio.sleep(max(0.0, float(job["start_at"]) - time.monotonic()))
         start = time.monotonic()
         last = start

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 POOL_SIZE = 64
-"""Connections in the pool, as ``chuizi_async.Client(max_connections=64)``."""
+"""Connections in the pool, as ``chuizi_async.Limits(max_connections=64)``."""
 
 
 @attrs.frozen

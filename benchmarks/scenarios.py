@@ -69,7 +69,7 @@ def run_core(quick: bool, rep: int) -> Repetition:
     speed = CORE_SPEED
     requests = _core_requests(n)
     settings: dict[str, Any] = {"speed": speed, "fail_pattern": "forbidden", "seed": 1000 + rep}
-    ours = side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed)
+    ours = side_ours(settings, requests, ca.PollPolicy(), speed)
     baseline = side_loops(settings, requests, PROVIDER_INTERVAL / speed, speed)
     return {"ours": ours, "baseline": baseline, "info": {"n": n, "speed": speed}}
 
@@ -137,7 +137,7 @@ def run_rate_limited(quick: bool, rep: int) -> Repetition:
             "retry_after": True,
         },
     }
-    ours = side_ours(settings, requests, ca.PollPolicy(time_scale=speed), speed, window)
+    ours = side_ours(settings, requests, ca.PollPolicy(), speed, window)
     baseline = side_loops(
         settings, requests, PROVIDER_INTERVAL / speed, speed, window, timeout=max(30.0, 10 * bound)
     )

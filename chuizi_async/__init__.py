@@ -15,6 +15,7 @@ from ._catalogue import MODELS as MODELS
 from ._catalogue import ModelInfo as ModelInfo
 from ._client import Client as Client
 from ._client import ClientStats as ClientStats
+from ._config import Limits as Limits
 from ._download import remove_partial_downloads as remove_partial_downloads
 from ._exceptions import APIConnectError as APIConnectError
 from ._exceptions import APIConnectionError as APIConnectionError
@@ -91,6 +92,7 @@ __all__ = [
     "Journal",
     "JournalEntry",
     "KeyInfo",
+    "Limits",
     "MODELS",
     "MockTransport",
     "ModelInfo",

@@ -23,7 +23,7 @@ from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._clock import now
-from ._config import Secret, check_base_url
+from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
     APIConnectTimeout,
@@ -155,6 +155,13 @@ class Client:
     generation. ``"safe"``: only when nothing can have been created (no connection was made,
     or the server answered 429 or a retryable 5xx); a request that went out with no answer
     raises ``SubmissionUncertain`` instead: never paid twice, but it needs a look.
+
+    ``timeout`` (seconds per request) and ``max_retries`` are the client's own, as in
+    openai-python; ``poll`` is the poller's ``PollPolicy``; ``limits`` (``Limits``) bounds
+    the connections and, when you know one, the rate of requests. ``time_scale`` divides
+    every delay the client chooses by itself (polling, retry backoff, pauses, the assumed
+    rate window): for simulators and tests, ``FakeChuizi(speed=100)`` pairs with
+    ``time_scale=100``. ``max_connections`` is deprecated: ``Limits(max_connections=...)``.
     """
 
     def __init__(
@@ -165,11 +172,13 @@ class Client:
         poll: PollPolicy | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_retries: int = 4,
-        max_connections: int = 64,
+        limits: Limits | None = None,
+        time_scale: float = 1.0,
         allow_insecure_http: bool = False,
         status_route: StatusRoute = "auto",
         transport: Transport | None = None,
         retry_submissions: RetrySubmissions = "idempotent",
+        max_connections: int | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
         if not key or not key.strip():
@@ -179,9 +188,11 @@ class Client:
             )
         timeout = check_seconds("Client(timeout=...)", timeout)
         check_count("Client(max_retries=...)", max_retries, minimum=0)
-        check_count("Client(max_connections=...)", max_connections, minimum=1)
         if poll is not None and not isinstance(poll, PollPolicy):
             raise InvalidRequest(f"Client(poll=...) must be a PollPolicy, not {poll!r}")
+        policy = poll if poll is not None else PollPolicy()
+        self.limits = resolve_limits(limits, max_connections, policy.max_requests_per_second)
+        self.time_scale = resolve_time_scale(time_scale, policy.time_scale)
         if retry_submissions not in RETRY_SUBMISSIONS:
             raise InvalidRequest(
                 f"retry_submissions must be 'idempotent' or 'safe', not {retry_submissions!r}"
@@ -190,18 +201,21 @@ class Client:
             base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
         )
         self._auth = AuthHeaders(self.base_url, Secret(key.strip()))
-        self.poll_policy = poll if poll is not None else PollPolicy()
+        self.poll_policy = policy
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_submissions: RetrySubmissions = retry_submissions
         self._retry_submission = functools.partial(should_retry_submission, mode=retry_submissions)
-        self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections)
-        self._max_connections = max_connections
-        self.budget = RequestBudget(
-            max_rate=self.poll_policy.max_requests_per_second,
-            time_scale=self.poll_policy.time_scale,
+        self._max_connections = self.limits.max_connections
+        self._transport: Transport = transport or AiohttpTransport(
+            max_connections=self._max_connections
         )
-        self._schedule = Schedule(self.poll_policy, saturated=self.budget.saturated)
+        self.budget = RequestBudget(
+            max_rate=self.limits.max_requests_per_second, time_scale=self.time_scale
+        )
+        self._schedule = Schedule(
+            self.poll_policy, saturated=self.budget.saturated, time_scale=self.time_scale
+        )
         self._poller = self._new_poller(PollerStats())
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
@@ -223,12 +237,12 @@ class Client:
         return Poller(
             fetch=self._fetch_status,
             schedule=self._schedule,
-            give_up_after=policy.give_up_after / policy.time_scale,
+            give_up_after=policy.give_up_after / self.time_scale,
             max_in_flight=policy.max_in_flight,
-            not_found_grace=policy.not_found_grace / policy.time_scale,
+            not_found_grace=policy.not_found_grace / self.time_scale,
             billed_cost=self._billed_cost,
             check_timeout=max(
-                self.timeout / _STUCK_CHECK, min(self.timeout / 2, _STUCK_FLOOR / policy.time_scale)
+                self.timeout / _STUCK_CHECK, min(self.timeout / 2, _STUCK_FLOOR / self.time_scale)
             ),
             stats=stats,
         )
@@ -477,7 +491,7 @@ class Client:
                     raise
                 error, delay = exc, None
             if delay is None:
-                delay = retry_delay(attempt) / self.poll_policy.time_scale
+                delay = retry_delay(attempt) / self.time_scale
             self._stats.retries += 1
             logger.debug(
                 "retrying %s %s in %.2f s after: %s%s",

@@ -10,6 +10,7 @@ import bisect
 import collections
 import math
 import random
+import warnings
 from collections.abc import Callable
 
 import attrs
@@ -68,6 +69,12 @@ def _non_negative(instance: object, attribute: attrs.Attribute[float], value: fl
         raise InvalidRequest(f"PollPolicy.{attribute.name} must be >= 0 seconds, not {value!r}")
 
 
+_MOVED = {  # settings of the whole client, no longer the poller's
+    "max_requests_per_second": "Client(limits=Limits(max_requests_per_second=...))",
+    "time_scale": "Client(time_scale=...)",
+}
+
+
 @attrs.frozen
 class PollPolicy:
     """How the client checks pending generations. Seconds throughout.
@@ -81,16 +88,16 @@ class PollPolicy:
     :param jitter: each delay is multiplied by a uniform factor in ``[1 - jitter, 1 + jitter]``
         so that a batch submitted together does not poll in lockstep.
     :param max_in_flight: status requests in flight at once, over the whole client.
-    :param max_requests_per_second: a cap on all requests of the client, when you know one.
+    :param max_requests_per_second: deprecated, the whole client's cap: pass
+        ``Client(limits=Limits(max_requests_per_second=...))``.
     :param give_up_after: a generation still pending this long after submission resolves
         with ``GenerationTimeout``.
-    :param time_scale: divides every delay the client chooses by itself (the delays above,
-        the model priors, retry backoff, 429 pauses without ``Retry-After``); for simulators
-        that compress time: ``FakeChuizi(speed=100)`` pairs with ``time_scale=100``.
+    :param time_scale: deprecated, the client's clock: pass ``Client(time_scale=...)``.
     :param not_found_grace: a 404 for a generation this young (from its acceptance, or from
         ``track()``) means "not visible yet": a gateway may lag behind the id it just gave out.
-        It is checked again; after this long a 404 is a ``NotFoundError``. Scaled by
-        ``time_scale``.
+        It is checked again; after this long a 404 is a ``NotFoundError``.
+
+    Every delay here is divided by the client's ``time_scale`` (simulators compress time).
     """
 
     first_poll_after: float | None = attrs.field(default=None, validator=_non_negative_optional)
@@ -101,10 +108,17 @@ class PollPolicy:
     max_in_flight: int = 16
     max_requests_per_second: float | None = attrs.field(default=None, validator=_optional_positive)
     give_up_after: float = attrs.field(default=3600.0, validator=_positive)
-    time_scale: float = attrs.field(default=1.0, validator=_positive)
+    time_scale: float | None = attrs.field(default=None, validator=_optional_positive)
     not_found_grace: float = attrs.field(default=30.0, validator=_non_negative)
 
     def __attrs_post_init__(self) -> None:
+        for name, replacement in _MOVED.items():
+            if getattr(self, name) is not None:
+                warnings.warn(
+                    f"PollPolicy({name}=...) is deprecated: pass {replacement}",
+                    DeprecationWarning,
+                    stacklevel=3,
+                )
         if not (_is_number(self.jitter) and 0 <= self.jitter < 1):
             raise InvalidRequest(f"PollPolicy.jitter must be in [0, 1), not {self.jitter!r}")
         if self.backoff < 1:
@@ -200,6 +214,7 @@ class Schedule:
     policy: PollPolicy
     rng: random.Random = attrs.field(factory=random.Random)
     saturated: Callable[[], bool] = _never
+    time_scale: float = attrs.field(default=1.0, kw_only=True)  # the client's clock
     _models: dict[str | None, _Model] = attrs.field(factory=dict, init=False)
 
     def _model(self, model: str | None) -> _Model:
@@ -210,12 +225,12 @@ class Schedule:
 
     @property
     def _interval(self) -> float:
-        return self.policy.interval / self.policy.time_scale
+        return self.policy.interval / self.time_scale
 
     def _prior(self, model: str | None) -> float:
         info = lookup_model(model) if model is not None else None
         prior = info.typical_latency if info is not None else _DEFAULT_PRIOR
-        return prior / self.policy.time_scale
+        return prior / self.time_scale
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -228,7 +243,7 @@ class Schedule:
         if model is None or not math.isfinite(latency_seconds) or latency_seconds < 0:
             return None
         stats = self._model(model)
-        stats.seen.add(latency_seconds / self.policy.time_scale)
+        stats.seen.add(latency_seconds / self.time_scale)
         stats.completed += 1
         if self.policy.first_poll_after is not None:
             return None  # the user's schedule, not a learned one: nothing is brought forward
@@ -274,7 +289,7 @@ class Schedule:
         """Seconds from acceptance to the first check, and whether it scouts for its model."""
         policy = self.policy
         if policy.first_poll_after is not None:
-            return self._jittered(policy.first_poll_after / policy.time_scale), False
+            return self._jittered(policy.first_poll_after / self.time_scale), False
         stats = self._model(model)
         stats.accepted += 1
         if self.saturated():
@@ -342,13 +357,13 @@ class Schedule:
                 # too few wait to pay for early checks: back to the catalogue's guess
                 return self._jittered(until_prior)
         grown = policy.interval * policy.backoff ** max(0, min(checks_done - 1, 64))
-        return self._jittered(min(grown, policy.max_interval) / policy.time_scale)
+        return self._jittered(min(grown, policy.max_interval) / self.time_scale)
 
     def retry_delay(self, failures: int) -> float:
         """Seconds until a check that failed transiently is tried again (capped backoff)."""
-        policy = self.policy
-        base = min(policy.interval, 1.0 * policy.time_scale) / policy.time_scale
-        cap = policy.max_interval / policy.time_scale
+        policy, scale = self.policy, self.time_scale
+        base = min(policy.interval, 1.0 * scale) / scale
+        cap = policy.max_interval / scale
         return self.rng.uniform(0.5, 1.0) * min(cap, base * 2.0 ** min(failures, 16))
 
     def _jittered(self, seconds: float) -> float:

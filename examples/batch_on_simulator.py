@@ -3,7 +3,7 @@
     python examples/batch_on_simulator.py examples/prompts.jsonl [--speed 200]
 
 The simulator (``chuizi_async.testing.FakeChuizi``) runs on loopback with time compressed
-``--speed`` times; the client's clock is compressed to match (``PollPolicy.time_scale``).
+``--speed`` times; the client's clock is compressed to match (``Client(time_scale=)``).
 Prompts containing "forbidden" fail with a content-policy error, as the real API would.
 """
 
@@ -29,8 +29,8 @@ def read_requests(path: Path) -> list[dict[str, Any]]:
 async def run(path: Path, speed: float) -> int:
     requests = read_requests(path)
     async with FakeChuizi(speed=speed, fail_pattern="(?i)forbidden", seed=1) as server:
-        policy = ca.PollPolicy(time_scale=speed)
-        async with ca.Client(server.api_key, base_url=server.base_url, poll=policy) as client:
+        client = ca.Client(server.api_key, base_url=server.base_url, time_scale=speed)
+        async with client:
             started = time.perf_counter()
             done = failed = 0
             cost = Decimal(0)

@@ -169,8 +169,7 @@ async def _simulated_app(resume: Iterable[str]) -> web.Application:
     await server.start()
 
     def make_client() -> ca.Client:
-        policy = ca.PollPolicy(time_scale=50)
-        return ca.Client(server.api_key, base_url=server.base_url, poll=policy)
+        return ca.Client(server.api_key, base_url=server.base_url, time_scale=50)
 
     app = make_app(make_client, resume=resume)
 

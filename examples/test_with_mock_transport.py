@@ -23,7 +23,7 @@ async def make_clip(client: ca.Client, prompt: str) -> str | None:
     return video.url
 
 
-FAST = ca.PollPolicy(time_scale=1000)  # the client waits milliseconds where it would wait seconds
+FAST = 1000  # the client waits milliseconds where it would wait seconds: Client(time_scale=)
 
 
 def fake_api(**outcome: Any) -> ca.MockTransport:
@@ -41,7 +41,7 @@ def fake_api(**outcome: Any) -> ca.MockTransport:
 async def test_make_clip_returns_the_video_url() -> None:
     url = "https://media.chuizi.ai/videos/gen-1.mp4"
     transport = fake_api(status="completed", output={"video_url": url})
-    async with ca.Client("ck-test", transport=transport, poll=FAST) as client:
+    async with ca.Client("ck-test", transport=transport, time_scale=FAST) as client:
         assert await make_clip(client, "a cat") == url
     submission = transport.requests[0]
     assert submission.method == "POST" and submission.headers["Idempotency-Key"]
@@ -50,5 +50,5 @@ async def test_make_clip_returns_the_video_url() -> None:
 @pytest.mark.asyncio
 async def test_make_clip_returns_none_for_a_refused_prompt() -> None:
     transport = fake_api(status="failed", error={"message": "Content policy violation"})
-    async with ca.Client("ck-test", transport=transport, poll=FAST) as client:
+    async with ca.Client("ck-test", transport=transport, time_scale=FAST) as client:
         assert await make_clip(client, "a forbidden cat") is None

@@ -41,11 +41,6 @@ async def server(realism: Realism) -> AsyncIterator[FakeChuizi]:
         yield sim
 
 
-def fast_policy(**overrides: Any) -> ca.PollPolicy:
-    """The default policy, compressed like the simulator."""
-    return ca.PollPolicy(**{"time_scale": SPEED, **overrides})
-
-
 @pytest_asyncio.fixture
 async def make_client(server: FakeChuizi) -> AsyncIterator[ClientFactory]:
     """Clients of ``server`` (closed at the end of the test); keyword overrides allowed."""
@@ -53,7 +48,7 @@ async def make_client(server: FakeChuizi) -> AsyncIterator[ClientFactory]:
 
     def factory(**kwargs: Any) -> ca.Client:
         sim = kwargs.pop("sim", server)
-        kwargs.setdefault("poll", fast_policy())
+        kwargs.setdefault("time_scale", SPEED)  # the client's clock: the simulator's
         kwargs.setdefault("base_url", sim.base_url)
         client = ca.Client(kwargs.pop("api_key", sim.api_key), **kwargs)
         clients.append(client)

@@ -77,7 +77,7 @@ async def test_nonsense_concurrency_is_refused_before_anything_is_sent(
 async def test_a_client_of_one_connection_finishes_its_batches(
     make_client: ClientFactory,
 ) -> None:
-    async with make_client(max_connections=1) as client:
+    async with make_client(limits=ca.Limits(max_connections=1)) as client:
         videos = await client.generate_many(_requests(6))
         assert len(videos) == 6
         async with client.as_completed(_requests(4)) as finished:

@@ -15,7 +15,6 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-import chuizi_async as ca
 from chuizi_async._budget import (
     MAX_RESET,
     Priority,
@@ -717,7 +716,7 @@ async def test_a_batch_paces_itself_whatever_the_reset_format(
     slow = Faults(slow=1.0, slow_seconds=0.02)
     async with (
         FakeChuizi(speed=RESET_SPEED, rate_limit=limit, faults=slow) as sim,
-        make_client(sim=sim, poll=ca.PollPolicy(time_scale=RESET_SPEED)) as client,
+        make_client(sim=sim, time_scale=RESET_SPEED) as client,
     ):
         with anyio.fail_after(20):  # epoch milliseconds once read as an hour's wait
             videos = await client.generate_many(clips(16))

@@ -663,8 +663,8 @@ async def test_an_unreachable_server_stops_the_batch_with_one_line_that_says_why
     stream = io.StringIO()
     async with FakeChuizi(speed=1000) as server:
         await server.stop_listening()  # the port is closed: connection refused
-        fast = ca.PollPolicy(time_scale=1000)  # retries compressed too
-        async with ca.Client(server.api_key, base_url=server.base_url, poll=fast) as client:
+        fast = 1000  # the client's time_scale: retries compressed too
+        async with ca.Client(server.api_key, base_url=server.base_url, time_scale=fast) as client:
             with anyio.fail_after(10):
                 lines = read_input(source, model=None, duration=None)
                 assert await run_batch(client, lines, options, PlainDisplay(stream)) == 1

@@ -14,7 +14,7 @@ import chuizi_async as ca
 from chuizi_async._cost import WAIT, CostGuard, Prices, price_estimate
 from chuizi_async.testing import FakeChuizi
 
-from .conftest import SPEED, ClientFactory, fast_policy, wait_until
+from .conftest import SPEED, ClientFactory, wait_until
 
 VEO = "google/veo-3.1-fast"  # $0.03 a second on the simulator: $0.15 for 5 s
 CLIP = Decimal("0.15")
@@ -142,7 +142,7 @@ async def test_closing_the_client_during_a_billing_lookup_keeps_the_video(
     make_client: ClientFactory,
 ) -> None:
     # no billing record at all: the lookup asks again after 1-2 s, then 2-4 s
-    slow_retries = fast_policy(first_poll_after=100.0, interval=1000.0, max_interval=1000.0)
+    slow_retries = ca.PollPolicy(first_poll_after=100.0, interval=1000.0, max_interval=1000.0)
     async with (
         FakeChuizi(
             speed=SPEED, dialect="reference", cost_in_status=False, guide_route_on_reference="404"

@@ -17,7 +17,7 @@ import pytest
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi
 
-from .conftest import SPEED, fast_policy
+from .conftest import SPEED
 
 T = TypeVar("T")
 VEO = "google/veo-3.1-fast"
@@ -77,7 +77,7 @@ def sim(threaded: ThreadedSimulator) -> FakeChuizi:
 
 
 def _client(sim: FakeChuizi) -> ca.Client:
-    return ca.Client(sim.api_key, base_url=sim.base_url, poll=fast_policy())
+    return ca.Client(sim.api_key, base_url=sim.base_url, time_scale=SPEED)
 
 
 def test_a_client_reopens_in_each_new_event_loop(sim: FakeChuizi) -> None:
@@ -105,7 +105,10 @@ def test_a_client_reopens_in_each_new_event_loop(sim: FakeChuizi) -> None:
 def test_a_paced_client_runs_a_batch_in_each_loop(sim: FakeChuizi) -> None:
     # requests wait in the budget: its event of the first loop must not serve the second
     client = ca.Client(
-        sim.api_key, base_url=sim.base_url, poll=fast_policy(max_requests_per_second=200)
+        sim.api_key,
+        base_url=sim.base_url,
+        limits=ca.Limits(max_requests_per_second=200),
+        time_scale=SPEED,
     )
 
     async def batch() -> list[ca.Video]:

@@ -47,7 +47,8 @@ async def _scenario(script: list[Op], close_early: bool, faulty: bool) -> None:
         client = ca.Client(
             server.api_key,
             base_url=server.base_url,
-            poll=ca.PollPolicy(time_scale=SPEED, first_poll_after=5.0, interval=5.0),
+            poll=ca.PollPolicy(first_poll_after=5.0, interval=5.0),
+            time_scale=SPEED,
             max_retries=10,
         )
         async with client, anyio.create_task_group() as tg:
@@ -115,9 +116,7 @@ def test_any_schedule_resolves_every_handle_exactly_once(
 async def test_a_cancelled_submission_on_the_wire_is_still_tracked(how: str) -> None:
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         server.faults = Faults(slow=1.0, slow_seconds=0.2)
-        client = ca.Client(
-            server.api_key, base_url=server.base_url, poll=ca.PollPolicy(time_scale=SPEED)
-        )
+        client = ca.Client(server.api_key, base_url=server.base_url, time_scale=SPEED)
         async with client:
             submit = client.submit(VEO, "the caller gives up while this is on the wire")
             if how == "anyio":
@@ -142,8 +141,10 @@ async def test_a_cancelled_submission_on_the_wire_is_still_tracked(how: str) -> 
 
 async def test_a_submission_cancelled_before_it_is_sent_is_never_sent() -> None:
     async with FakeChuizi(speed=SPEED) as server:
-        policy = ca.PollPolicy(time_scale=SPEED, max_requests_per_second=5)
-        client = ca.Client(server.api_key, base_url=server.base_url, poll=policy)
+        limits = ca.Limits(max_requests_per_second=5)
+        client = ca.Client(
+            server.api_key, base_url=server.base_url, limits=limits, time_scale=SPEED
+        )
         async with client:
             await client.submit(VEO, "first: takes the only slot of this second")
             with anyio.move_on_after(0.05):
@@ -158,9 +159,7 @@ async def test_a_batch_cancelled_with_submissions_on_the_wire_tracks_every_accep
 ) -> None:
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         server.faults = Faults(slow=1.0, slow_seconds=0.2)
-        client = ca.Client(
-            server.api_key, base_url=server.base_url, poll=ca.PollPolicy(time_scale=SPEED)
-        )
+        client = ca.Client(server.api_key, base_url=server.base_url, time_scale=SPEED)
         async with client:
             requests = [{"model": VEO, "prompt": f"clip {i}"} for i in range(6)]
             batch = client.generate_many(requests, return_exceptions=True)
@@ -187,7 +186,7 @@ async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeou
         client = ca.Client(
             server.api_key,
             base_url=server.base_url,
-            poll=ca.PollPolicy(time_scale=SPEED),
+            time_scale=SPEED,
             timeout=0.3,
         )
         async with client, anyio.create_task_group() as tg:
@@ -213,7 +212,7 @@ async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeou
 
 
 def _client(server: FakeChuizi, **kwargs: Any) -> ca.Client:
-    kwargs.setdefault("poll", ca.PollPolicy(time_scale=SPEED))
+    kwargs.setdefault("time_scale", SPEED)
     return ca.Client(server.api_key, base_url=server.base_url, **kwargs)
 
 
@@ -290,8 +289,7 @@ async def test_a_hundred_requests_with_5_percent_of_answers_lost(mode: RetrySubm
 async def test_safe_mode_sends_again_while_the_server_refuses_connections() -> None:
     async with FakeChuizi(speed=SPEED, honour_idempotency=False) as server:
         # slower backoff than the other tests: the listener must come back before it ends
-        policy = ca.PollPolicy(time_scale=10)
-        async with _client(server, retry_submissions="safe", poll=policy, max_retries=10) as c:
+        async with _client(server, retry_submissions="safe", time_scale=10, max_retries=10) as c:
             await server.stop_listening()
             async with anyio.create_task_group() as tg:
                 handles: list[ca.Generation] = []
@@ -402,7 +400,7 @@ class _RefusesFirst(Loopback):
             "ck-" + "a" * 32,
             base_url=f"{self.base_url}/v1",
             retry_submissions="safe",
-            poll=ca.PollPolicy(time_scale=SPEED),
+            time_scale=SPEED,
         )
 
 

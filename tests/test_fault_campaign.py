@@ -57,7 +57,7 @@ def _prompt(i: int) -> str:
 def _client(server: FakeChuizi, **overrides: object) -> ca.Client:
     options: dict[str, object] = {
         "base_url": server.base_url,
-        "poll": ca.PollPolicy(time_scale=SPEED),
+        "time_scale": SPEED,
         "timeout": TIMEOUT,
         "max_retries": 8,
     }

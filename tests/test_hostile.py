@@ -21,7 +21,7 @@ from aiohttp import web
 
 import chuizi_async as ca
 
-from .conftest import Loopback, fast_policy
+from .conftest import SPEED, Loopback
 
 KEY = "ck-" + "H0st1le" * 4 + "abcd"
 MODEL = "google/veo-3.1-fast"
@@ -125,8 +125,9 @@ async def media() -> AsyncIterator[Crafted]:
 
 @pytest_asyncio.fixture
 async def client(api: Crafted) -> AsyncIterator[ca.Client]:
-    policy = fast_policy(first_poll_after=1.0, interval=1.0)
-    async with ca.Client(KEY, base_url=f"{api.url}/v1", poll=policy, max_retries=1) as c:
+    policy = ca.PollPolicy(first_poll_after=1.0, interval=1.0)
+    options: dict[str, Any] = {"poll": policy, "time_scale": SPEED, "max_retries": 1}
+    async with ca.Client(KEY, base_url=f"{api.url}/v1", **options) as c:
         yield c
 
 

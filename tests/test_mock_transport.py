@@ -14,7 +14,7 @@ import chuizi_async as ca
 API_KEY = "ck-" + "a" * 32
 BASE_URL = "https://api.chuizi.ai/v1"
 MEDIA = "https://media.chuizi.ai/videos"
-FAST = ca.PollPolicy(time_scale=1000.0)
+FAST = 1000.0  # the client's time_scale: milliseconds where it would wait seconds
 
 
 class FakeAPI:
@@ -58,7 +58,7 @@ class FakeAPI:
 
 
 def client_of(transport: ca.Transport, **options: Any) -> ca.Client:
-    return ca.Client(API_KEY, base_url=BASE_URL, poll=FAST, transport=transport, **options)
+    return ca.Client(API_KEY, base_url=BASE_URL, time_scale=FAST, transport=transport, **options)
 
 
 async def test_a_client_generates_against_a_handler() -> None:

@@ -11,7 +11,7 @@ import pytest
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, fast_policy, wait_until
+from .conftest import ClientFactory, wait_until
 
 pytestmark = pytest.mark.both_realisms  # against the harsh simulator too
 
@@ -41,7 +41,7 @@ async def test_status_checks_in_flight_never_exceed_max_in_flight(
     make_client: ClientFactory, server: FakeChuizi
 ) -> None:
     server.faults = Faults(slow=0.5, slow_seconds=0.05)
-    async with make_client(poll=fast_policy(max_in_flight=4)) as client:
+    async with make_client(poll=ca.PollPolicy(max_in_flight=4)) as client:
         results = await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(40)])
         assert 1 <= client.poller_stats.max_in_flight_seen <= 4
     assert len(results) == 40
@@ -89,7 +89,7 @@ async def test_a_burst_of_429s_pauses_all_polling_until_retry_after(
     make_client: ClientFactory, server: FakeChuizi
 ) -> None:
     server.auto_complete = False
-    async with make_client(poll=fast_policy(max_in_flight=2)) as client:
+    async with make_client(poll=ca.PollPolicy(max_in_flight=2)) as client:
         handles = [await client.submit(VEO, f"clip {i}") for i in range(20)]
         server.faults = Faults(rate_limited=1.0, retry_after=0.5)
         # one 429 delays only the check it refused; six of the last twelve answers are
@@ -184,7 +184,7 @@ async def test_a_cold_batch_learns_where_completions_begin(make_client: ClientFa
     speed = 20.0
     async with (
         FakeChuizi(speed=speed, completion_times={VEO: (15.0, 25.0)}, seed=5) as sim,
-        make_client(sim=sim, poll=ca.PollPolicy(time_scale=speed)) as client,
+        make_client(sim=sim, time_scale=speed) as client,
     ):
         results = await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(60)])
         ready = [sim.generations[v.id].processing_time for v in results if isinstance(v, ca.Video)]

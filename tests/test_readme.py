@@ -72,8 +72,13 @@ async def test_the_batch_examples_generate_resume_and_download(
     assert server.counters.submissions == len(batch.PROMPTS) * 2 + 3  # nothing sent twice
 
 
-def test_the_polling_example_shows_the_defaults() -> None:
-    assert _example("readme_polling").policy == ca.PollPolicy()
+def test_the_configuration_example_shows_the_defaults() -> None:
+    example = _example("readme_polling")
+    assert example.policy == ca.PollPolicy()
+    default = ca.Client("ck-...")
+    for setting in ("timeout", "max_retries", "retry_submissions", "limits", "time_scale"):
+        assert getattr(example.client, setting) == getattr(default, setting), setting
+    assert example.client.poll_policy == default.poll_policy
 
 
 def test_the_testing_examples_pass_under_pytest() -> None:

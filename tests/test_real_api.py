@@ -161,8 +161,8 @@ async def test_a_404_just_after_submission_is_checked_again(
         default_completion_time=(8.0, 12.0),
         seed=11,
     ) as sim:
-        poll = ca.PollPolicy(time_scale=GRACE_SPEED, first_poll_after=0.5, interval=1.0)
-        async with make_client(sim=sim, poll=poll) as client:
+        poll = ca.PollPolicy(first_poll_after=0.5, interval=1.0)
+        async with make_client(sim=sim, poll=poll, time_scale=GRACE_SPEED) as client:
             videos = await client.generate_many(_requests(40))
         assert all(isinstance(v, ca.Video) for v in videos)
         home, other = ("/v1/generation", "/v1/videos/")
@@ -179,8 +179,8 @@ async def test_an_id_that_never_existed_is_not_found_after_the_grace(
     make_client: ClientFactory, server: FakeChuizi, grace: float, requests: int
 ) -> None:
     ghost = "gen-" + "0" * 16
-    poll = ca.PollPolicy(time_scale=GRACE_SPEED, first_poll_after=0.5, not_found_grace=grace)
-    async with make_client(poll=poll) as client:
+    poll = ca.PollPolicy(first_poll_after=0.5, not_found_grace=grace)
+    async with make_client(poll=poll, time_scale=GRACE_SPEED) as client:
         with pytest.raises(ca.NotFoundError):
             await client.track(ghost)
     # each check asks both routes; within the grace, more than one check
@@ -253,7 +253,7 @@ LIMITED_SPEED = 50.0
 
 
 def _limited_client(make_client: ClientFactory, sim: FakeChuizi) -> ca.Client:
-    return make_client(sim=sim, poll=ca.PollPolicy(time_scale=LIMITED_SPEED))
+    return make_client(sim=sim, time_scale=LIMITED_SPEED)
 
 
 async def test_rate_window_headers_pace_a_batch_without_429s(make_client: ClientFactory) -> None:
@@ -297,8 +297,8 @@ async def test_a_per_model_limit_is_learned_and_respected(make_client: ClientFac
 
 async def test_max_requests_per_second_caps_the_whole_client(make_client: ClientFactory) -> None:
     async with FakeChuizi(speed=SPEED) as sim:
-        policy = ca.PollPolicy(time_scale=SPEED, max_requests_per_second=100)
-        async with make_client(sim=sim, poll=policy) as client:
+        limits = ca.Limits(max_requests_per_second=100)
+        async with make_client(sim=sim, limits=limits) as client:
             await client.generate_many(_requests(20))
         times = sorted(r.time for r in sim.requests_log)
     # 100/s: no more than ~11 requests in any 0.1 s

@@ -13,7 +13,7 @@ from chuizi_async._auth import USER_AGENT, AuthHeaders
 from chuizi_async._config import Secret
 from chuizi_async.testing import FakeChuizi, Faults
 
-from .conftest import ClientFactory, Recorder, fast_policy
+from .conftest import SPEED, ClientFactory, Recorder
 
 KEY = "ck-" + "K3y5ecret" * 3 + "abcde"
 
@@ -34,7 +34,7 @@ async def test_a_redirect_to_another_origin_never_carries_the_key(
     api: Recorder, elsewhere: Recorder
 ) -> None:
     api.redirect_to = elsewhere.base_url
-    async with ca.Client(KEY, base_url=api.base_url + "/v1", poll=fast_policy()) as client:
+    async with ca.Client(KEY, base_url=api.base_url + "/v1", time_scale=SPEED) as client:
         models = await client.list_models()
     assert [m.id for m in models] == ["google/veo-3.1"]
     assert api.seen[0]["Authorization"] == f"Bearer {KEY}"
@@ -44,7 +44,7 @@ async def test_a_redirect_to_another_origin_never_carries_the_key(
 
 async def test_a_redirect_within_the_api_origin_keeps_the_key(api: Recorder) -> None:
     api.redirect_to = None
-    async with ca.Client(KEY, base_url=api.base_url + "/v1", poll=fast_policy()) as client:
+    async with ca.Client(KEY, base_url=api.base_url + "/v1", time_scale=SPEED) as client:
         await client.list_models()
     assert all(h.get("Authorization") == f"Bearer {KEY}" for h in api.seen)
 

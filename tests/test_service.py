@@ -45,7 +45,7 @@ SPEED = 100.0
 MODEL = "google/veo-3.1-fast"
 # Generations finish when a test says so (auto_complete=False); meanwhile the poller checks
 # each pending one every 10 s of server time (0.1 s): the default interval, compressed.
-POLICY = ca.PollPolicy(time_scale=SPEED, first_poll_after=10.0)
+POLICY = ca.PollPolicy(first_poll_after=10.0)
 
 HttpClient = TestClient[web.Request, web.Application]
 Answer = tuple[int, dict[str, Any]]
@@ -59,7 +59,7 @@ async def sim() -> AsyncIterator[FakeChuizi]:
 
 def _factory(sim: FakeChuizi) -> Callable[[], ca.Client]:
     def make_client() -> ca.Client:
-        return ca.Client(sim.api_key, base_url=sim.base_url, poll=POLICY)
+        return ca.Client(sim.api_key, base_url=sim.base_url, poll=POLICY, time_scale=SPEED)
 
     return make_client
 

@@ -32,8 +32,8 @@ async def test_standalone_simulator_serves_any_client_until_sigterm() -> None:
         hello = json.loads(first.splitlines()[0])
         assert hello["base_url"].startswith("http://127.0.0.1:")
         assert hello["api_key"].startswith("ck-")
-        policy = ca.PollPolicy(time_scale=1000)
-        async with ca.Client(hello["api_key"], base_url=hello["base_url"], poll=policy) as client:
+        api_key, base_url = hello["api_key"], hello["base_url"]
+        async with ca.Client(api_key, base_url=base_url, time_scale=1000) as client:
             video = await client.generate("google/veo-3.1-fast", "a cat watching rain")
             assert video.url.startswith(hello["media_base_url"])
             with pytest.raises(ca.GenerationFailed, match="Content policy"):
@@ -55,7 +55,7 @@ def test_simulate_command_shares_the_standalone_options(capsys: pytest.CaptureFi
 async def test_server_client_is_matched_to_the_simulator_clock() -> None:
     async with FakeChuizi(speed=1000) as server, server.client() as client:
         assert client.base_url == server.base_url
-        assert client.poll_policy.time_scale == 1000
+        assert client.time_scale == 1000
         video = await client.generate("google/veo-3.1-fast", "a cat")
         assert video.id in server.generations
 

@@ -31,13 +31,13 @@ def check_key(args: argparse.Namespace) -> None:
         )
 
 
-def poll_policy(args: argparse.Namespace, simulate: bool) -> PollPolicy | None:
+def poll_policy(args: argparse.Namespace, simulate: bool) -> tuple[PollPolicy | None, float]:
+    """The policy and the clock's ``time_scale``: ``--poll-interval`` in real seconds, else
+    the default policy, on the simulator's clock with ``--simulate``."""
     interval = getattr(args, "poll_interval", None)
     if interval is not None:
-        return PollPolicy.every(interval)
-    if simulate:
-        return PollPolicy(time_scale=args.speed)
-    return None
+        return PollPolicy.every(interval), 1.0
+    return None, (args.speed if simulate else 1.0)
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +45,7 @@ async def open_client(
     args: argparse.Namespace, *, simulate: bool
 ) -> AsyncIterator[tuple[Client, FakeChuizi | None]]:
     """A client of the API, or of an in-process simulator with ``simulate``."""
-    policy = poll_policy(args, simulate)
+    policy, time_scale = poll_policy(args, simulate)
     retry_submissions: RetrySubmissions = (
         "safe" if getattr(args, "retry_submissions", None) == "safe" else "idempotent"
     )
@@ -57,6 +57,7 @@ async def open_client(
                 server.api_key,
                 base_url=server.base_url,
                 poll=policy,
+                time_scale=time_scale,
                 retry_submissions=retry_submissions,
             )
             async with client:

@@ -19,7 +19,6 @@ import attrs
 from aiohttp import web
 
 from .._client import Client
-from .._policy import PollPolicy
 from ._catalogue import Catalogue, Submission, validate_submission
 from ._errors import ApiError, error_response
 from ._faults import BAD_GATEWAY_HTML, FaultKind, Faults, pick_fault
@@ -299,10 +298,12 @@ class FakeChuizi:
     def client(self, **options: Any) -> Client:
         """A ``Client`` of this server: its URL and key, its clock (``time_scale=speed``).
 
-        Keyword arguments go to ``Client`` (``poll=`` replaces the matched policy).
+        Keyword arguments go to ``Client`` (``time_scale=`` replaces the matched clock).
         """
         options.setdefault("base_url", self.base_url)
-        options.setdefault("poll", PollPolicy(time_scale=self.speed))
+        poll = options.get("poll")
+        if poll is None or poll.time_scale is None:  # else the deprecated PollPolicy(time_scale=)
+            options.setdefault("time_scale", self.speed)
         return Client(options.pop("api_key", self.api_key), **options)
 
     async def aclose(self) -> None:
