@@ -15,15 +15,8 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from chuizi_async._budget import (
-    MAX_RESET,
-    Priority,
-    RateWindow,
-    RequestBudget,
-    Ticket,
-    parse_rate_window,
-    parse_reset,
-)
+from chuizi_async._budget import Priority, RequestBudget, Ticket
+from chuizi_async._rate_headers import MAX_RESET, RateWindow, parse_rate_window, parse_reset
 from chuizi_async.testing import FakeChuizi, Faults, RateLimit
 from chuizi_async.testing._ratelimit import RESET_FORMATS, ResetFormat
 
