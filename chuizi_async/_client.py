@@ -47,11 +47,8 @@ from ._models import (
     KeyInfo,
     RemoteModel,
     Video,
-    parse_billing,
-    parse_key_info,
-    parse_models,
-    parse_submission,
 )
+from ._parsing import parse_billing, parse_key_info, parse_models, parse_submission
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
 from ._responses import decode_json, error_from_response, request_id_note

@@ -18,7 +18,8 @@ from typing import Any
 
 from ._catalogue import lookup_model
 from ._exceptions import CostLimitExceeded, InvalidRequest
-from ._models import GenerationRequest, RemoteModel, Video, _decimal, _int
+from ._models import GenerationRequest, RemoteModel, Video
+from ._parsing import json_decimal, json_int
 from ._report import format_money
 
 __all__ = ["WAIT", "CostGuard", "Prices", "model_key", "price_estimate"]
@@ -52,7 +53,9 @@ def price_estimate(pricing: Mapping[str, Any], seconds: int | None) -> Decimal |
     keys = _UNITS.get(unit.lower().removeprefix("per_").rstrip("s"))  # "seconds", "per_second"
     if keys is None:
         return None
-    price = next((p for k in keys if (p := _decimal(pricing.get(k))) is not None and p >= 0), None)
+    price = next(
+        (p for k in keys if (p := json_decimal(pricing.get(k))) is not None and p >= 0), None
+    )
     if price is None or keys is _UNITS["request"]:
         return price
     return price * seconds if seconds is not None else None
@@ -79,7 +82,9 @@ class Prices:
         seconds = request.duration
         if seconds is None:  # the server's default length is not documented: the longest
             info = lookup_model(request.model)
-            seconds = info.max_duration if info is not None else _int(model.raw.get("max_duration"))
+            seconds = (
+                info.max_duration if info is not None else json_int(model.raw.get("max_duration"))
+            )
         return price_estimate(model.pricing, seconds)
 
 

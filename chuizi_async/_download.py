@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ._exceptions import InvalidRequest
-from ._models import is_web_url
+from ._parsing import is_web_url
 
 __all__ = [
     "PARTIAL_SUFFIX",

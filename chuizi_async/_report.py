@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ._models import is_web_url
+from ._parsing import is_web_url
 
 __all__ = [
     "STATUS_ORDER",

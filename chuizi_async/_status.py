@@ -16,7 +16,8 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from ._exceptions import InvalidRequest, NotFoundError, no_status_answer
-from ._models import GenerationStatus, WrongRoute, parse_status
+from ._models import GenerationStatus
+from ._parsing import WrongRoute, parse_status
 
 __all__ = ["ROUTES", "StatusRoute", "StatusRoutes", "billing_path"]
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import chuizi_async as ca
-from chuizi_async._models import (
+from chuizi_async._parsing import (
     WrongRoute,
     parse_key_info,
     parse_models,

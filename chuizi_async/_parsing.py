@@ -1,0 +1,330 @@
+"""The one place where server answers are parsed into the values of ``_models``.
+
+Parsing is forgiving about extra fields, envelopes (``{"data": {...}}``) and the two status
+vocabularies of the provider's two documents, and strict about what it needs: a missing id is
+a ``ResponseFormatError``, a done generation without a video URL an ``UnreadableVideo``, never
+a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ._exceptions import ResponseFormatError, UnreadableVideo, UnusableVideo
+from ._models import (
+    BillingRecord,
+    ErrorInfo,
+    GenerationState,
+    GenerationStatus,
+    KeyInfo,
+    RemoteModel,
+    Video,
+)
+
+__all__ = [
+    "WrongRoute",
+    "excerpt",
+    "find_video_url",
+    "is_web_url",
+    "json_decimal",
+    "json_int",
+    "parse_billing",
+    "parse_key_info",
+    "parse_models",
+    "parse_status",
+    "parse_submission",
+]
+
+logger = logging.getLogger("chuizi_async")
+
+_DONE_WORDS = frozenset({"completed", "succeeded"})
+_PENDING_WORDS = frozenset({"queued", "pending", "processing", "in_progress"})
+_FAILED_WORDS = frozenset({"failed"})
+_unknown_words_logged: set[str] = set()
+
+
+class WrongRoute(Exception):
+    """A 200 answer with no recognisable status: this route does not report video status."""
+
+
+# -- small, total accessors: any JSON shape in, a typed value or None out --------------------
+
+
+def _dict(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def json_int(value: object) -> int | None:
+    """An integer from any JSON value that reads as one (``"5"``, ``5.0``), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) < 2**63:
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(float(value))
+        except (ValueError, OverflowError):
+            return None
+    return None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if not isinstance(value, (int, float, str)):
+        return None
+    try:
+        result = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def json_decimal(value: object) -> Decimal | None:
+    """A finite ``Decimal`` from a JSON number or string (``"0.15000000"``), else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        if isinstance(value, float):
+            result = Decimal(repr(value))
+        elif isinstance(value, (int, str)):
+            result = Decimal(value)
+        else:
+            return None
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def _unwrap(raw: object) -> dict[str, Any]:
+    """The answer's object, out of a ``{"data": {...}}`` envelope when it has one."""
+    body = _dict(raw)
+    if body is None:
+        raise ResponseFormatError(f"expected a JSON object, got {type(raw).__name__}")
+    inner = _dict(body.get("data"))
+    if inner is not None and "status" not in body:
+        return inner
+    return body
+
+
+_STATES: dict[str, GenerationState] = {
+    **dict.fromkeys(_DONE_WORDS, "completed"),
+    **dict.fromkeys(_FAILED_WORDS, "failed"),
+    **dict.fromkeys(_PENDING_WORDS, "pending"),
+}
+
+
+def _state_of(word: str) -> GenerationState:
+    state = _STATES.get(word)  # the documents' own spelling: the common case, one lookup
+    if state is not None:
+        return state
+    lowered = word.lower()
+    if lowered in _DONE_WORDS:
+        return "completed"
+    if lowered in _FAILED_WORDS:
+        return "failed"
+    if lowered not in _PENDING_WORDS and lowered not in _unknown_words_logged:
+        _unknown_words_logged.add(lowered)
+        logger.warning("unknown generation status %r: treated as still processing", word)
+    return "pending"
+
+
+def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
+    """A status answer of either route, or ``WrongRoute`` when it reports no status.
+
+    A final status word with no video URL (``UnreadableVideo``) or an unsafe one
+    (``UnusableVideo``) is an error, raised with an excerpt of the answer.
+    """
+    body = _unwrap(raw)
+    word = _str(body.get("status"))
+    if word is None:
+        raise WrongRoute(f"no status in the answer for {requested_id}")
+    state = _state_of(word)
+    gen_id = _str(body.get("id")) or requested_id
+    created = json_int(body.get("created"))
+    video = error = None
+    if state == "completed":
+        video = _parse_video(body, gen_id, created, raw, word)
+    elif state == "failed":
+        err = _dict(body.get("error")) or {}
+        message = _str(err.get("message")) or _str(body.get("error")) or "generation failed"
+        error = ErrorInfo(message, _str(err.get("type")))
+    return GenerationStatus(
+        id=gen_id, status=word, state=state, created=created, video=video, error=error, raw=body
+    )
+
+
+def _first(value: object) -> dict[str, Any] | str | None:
+    """The first video of a list: an object, or the URL itself."""
+    if not isinstance(value, list) or not value:
+        return None
+    head = value[0]
+    return head if isinstance(head, (dict, str)) else None
+
+
+def _url_of(holder: dict[str, Any] | str | None) -> str | None:
+    if isinstance(holder, str):
+        return _str(holder)
+    if holder is None:
+        return None
+    return _str(holder.get("video_url")) or _str(holder.get("url"))
+
+
+def find_video_url(body: Mapping[str, Any]) -> str | None:
+    """The video URL of a done answer (its ``data`` envelope unwrapped), or None.
+
+    Looked for where the two documents and OpenAI-compatible gateways put it, in this order:
+    ``output.video_url``, ``output.url``, ``video_url``, ``url``, the same two under ``data``,
+    then the first of a list of videos (``output.videos``, ``output``, ``videos``, ``data``),
+    a URL or an object with ``video_url`` or ``url``. Nowhere else: a guess could pick up a
+    thumbnail or the source image.
+    """
+    output = body.get("output")
+    data = body.get("data")
+    return (
+        _url_of(_dict(output))
+        or _url_of(_dict(body))
+        or _url_of(_dict(data))
+        or _url_of(_first((_dict(output) or {}).get("videos")))
+        or _url_of(_first(output))
+        or _url_of(_first(body.get("videos")))
+        or _url_of(_first(data))
+    )
+
+
+_KEY_LIKE = re.compile(r"\b((?:ck|sk)-|Bearer\s+)[A-Za-z0-9_\-]{6,}")
+EXCERPT_CHARS = 200
+
+
+def excerpt(raw: object, limit: int = EXCERPT_CHARS) -> str:
+    """The start of an answer as compact JSON, for an error message; keys redacted."""
+    try:
+        text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = f"<{type(raw).__name__}>"
+    text = _KEY_LIKE.sub(lambda m: m.group(1) + "***", text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _parse_video(
+    body: dict[str, Any], gen_id: str, created: int | None, raw: object, word: str
+) -> Video:
+    url = find_video_url(body)
+    if url is None:
+        shown = excerpt(raw)
+        raise UnreadableVideo(
+            gen_id,
+            f"reported {word!r} but the answer has no video URL where the documents put it "
+            "(output.video_url, output.url, video_url, url, data, a list of videos); "
+            f"the server sent: {shown}",
+            excerpt=shown,
+        )
+    if not is_web_url(url):
+        raise UnusableVideo(
+            gen_id,
+            f"the server gave a video URL that is not http(s): {url[:80]!r}",
+            excerpt=excerpt(raw),
+        )
+    usage = _dict(body.get("usage")) or {}
+    extra = _dict(body.get("x_chuizi")) or {}
+    return Video(
+        id=gen_id,
+        url=url,
+        model=_str(body.get("model")),
+        duration_seconds=_float(usage.get("duration_seconds", body.get("duration"))),
+        cost=json_decimal(extra.get("cost", body.get("cost"))),
+        latency_ms=json_int(extra.get("latency_ms", body.get("latency_ms"))),
+        created=created,
+        raw=body,
+    )
+
+
+def parse_billing(raw: object, *, requested_id: str) -> BillingRecord:
+    """The billing record, or the guide's status answer on the same route: the cost either way."""
+    body = _unwrap(raw)
+    extra = _dict(body.get("x_chuizi")) or {}
+    return BillingRecord(
+        id=_str(body.get("id")) or requested_id,
+        cost=json_decimal(extra.get("cost", body.get("cost"))),
+        model=_str(body.get("model")),
+        latency_ms=json_int(extra.get("latency_ms", body.get("latency_ms"))),
+        raw=body,
+    )
+
+
+# http(s)://, maybe user info, then a host: a bracketed IPv6 literal or a name of printables
+_WEB_URL = re.compile(
+    r"https?://(?:[^/?#@]*@)?(?:\[[^\]/?#]+\]|[^:/?#@\s\x00-\x1f\x7f]+)(?=[:/?#]|\Z)", re.I
+)
+
+
+def is_web_url(url: str) -> bool:
+    """``http(s)://`` and a host: what a browser or a download may follow."""
+    return _WEB_URL.match(url) is not None
+
+
+def parse_submission(raw: object) -> tuple[str, dict[str, Any]]:
+    """The generation id of a submit answer (any documented shape), and the answer."""
+    body = _unwrap(raw)
+    extra = _dict(body.get("x_chuizi")) or {}
+    gen_id = _str(body.get("id")) or _str(extra.get("generation_id"))
+    if gen_id is None:
+        raise ResponseFormatError("the submit answer has no generation id")
+    return gen_id, body
+
+
+def parse_key_info(raw: object) -> KeyInfo:
+    """``/v1/key/info`` in the ``{"data": ...}`` shape or the older ``key_info`` object."""
+    body = _unwrap(raw)
+    limits = _dict(body.get("rate_limit")) or {}
+    allowed = body.get("allowed_models")
+    models = tuple(m for m in allowed if isinstance(m, str)) if isinstance(allowed, list) else None
+    return KeyInfo(
+        balance=json_decimal(body.get("balance")),
+        rpm_limit=json_int(body.get("rpm_limit", limits.get("rpm"))),
+        daily_limit=json_decimal(body.get("daily_limit")),
+        daily_requests=json_int(limits.get("daily")),
+        allowed_models=models,
+        currency=_str(body.get("currency")),
+        raw=body,
+    )
+
+
+def parse_models(raw: object) -> list[RemoteModel]:
+    """The ``data`` list of ``/v1/models``; entries without an id are skipped."""
+    body = _dict(raw)
+    items = body.get("data") if body is not None else raw
+    if not isinstance(items, list):
+        raise ResponseFormatError("the model list answer has no 'data' list")
+    models = []
+    for item in items:
+        entry = _dict(item)
+        model_id = _str(entry.get("id")) if entry else None
+        if entry is None or model_id is None:
+            continue
+        aliases = entry.get("aliases")
+        models.append(
+            RemoteModel(
+                id=model_id,
+                owned_by=_str(entry.get("owned_by")),
+                aliases=tuple(a for a in aliases if isinstance(a, str))
+                if isinstance(aliases, list)
+                else (),
+                pricing=_dict(entry.get("pricing")) or {},
+                created=json_int(entry.get("created")),
+                raw=entry,
+            )
+        )
+    return models
