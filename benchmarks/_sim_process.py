@@ -92,9 +92,10 @@ def _retry_after_whole_seconds(server: Any) -> None:
                 error.headers["Retry-After"] = str(max(1, math.ceil(float(wait))))
             return error
 
-    if not isinstance(getattr(server, "_limiter", None), RateLimiter):
+    routes: Any = getattr(server, "_routes", None)  # testing._routes.Routes
+    if not isinstance(getattr(routes, "limiter", None), RateLimiter):
         raise RuntimeError("FakeChuizi's rate limiter moved: update _retry_after_whole_seconds")
-    server._limiter = WholeSeconds(server.rate_limit)
+    routes.limiter = WholeSeconds(server.rate_limit)
 
 
 def _route(method: str, path: str) -> str:

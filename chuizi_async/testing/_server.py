@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import json
-import os
 import random
 import re
 import string
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal
@@ -19,34 +16,24 @@ import attrs
 from aiohttp import web
 
 from .._client import Client
-from ._catalogue import Catalogue, Submission, validate_submission
-from ._errors import ApiError, error_response
-from ._faults import BAD_GATEWAY_HTML, FaultKind, Faults, pick_fault
+from ._catalogue import Catalogue
+from ._faults import Faults
 from ._ledger import Ledger
-from ._media import fake_mp4
-from ._ratelimit import RateLimit, RateLimiter, format_seconds
+from ._ratelimit import RateLimit, RateLimiter
 from ._realism import REALISMS, Realism, harsh_changes
 from ._records import Counters, RecordedRequest, SimGeneration
 from ._render import (
     Dialect,
-    StatusOptions,
-    billing_body,
     check_video_url_at,
-    format_money,
-    key_info_body,
-    model_list_body,
-    status_body,
-    submit_body,
 )
+from ._routes import Routes
 
 __all__ = ["DEFAULT_FAIL_PATTERN", "FakeChuizi"]
 
-_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HOST = "127.0.0.1"
 DEFAULT_FAIL_PATTERN = "(?i)forbidden"
 """Prompts matching it fail with a content-policy error, everywhere the simulator runs."""
 _ALPHANUMERIC = string.ascii_letters + string.digits
-_UNLIMITED_BALANCE = Decimal("1000000")
 _SHUTDOWN_TIMEOUT = 0.25
 _FIXED = attrs.setters.frozen
 
@@ -59,29 +46,6 @@ class _State(enum.Enum):
 
 def _to_decimal(value: Decimal | int | str | None) -> Decimal | None:
     return None if value is None else Decimal(value)
-
-
-def _read_json(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def _reset_connection(request: web.Request) -> web.Response:
-    """Drop the connection without answering (the returned response is never sent)."""
-    if request.transport is not None:
-        request.transport.abort()
-    return web.Response(status=500)
-
-
-def _truncate(response: web.StreamResponse) -> web.StreamResponse:
-    if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
-        return response
-    half = response.body[: len(response.body) // 2]
-    return web.Response(body=half, status=response.status, content_type="application/json")
 
 
 @attrs.define(eq=False, kw_only=True, repr=False)
@@ -167,14 +131,9 @@ class FakeChuizi:
     counters: Counters = attrs.field(init=False, factory=Counters)
     requests_log: list[RecordedRequest] = attrs.field(init=False, factory=list)
     media_log: list[RecordedRequest] = attrs.field(init=False, factory=list)
-    _rng: random.Random = attrs.field(init=False)
     _ledger: Ledger = attrs.field(init=False)
     _key: str = attrs.field(init=False)
-    _catalogue: Catalogue = attrs.field(init=False)
-    _allowed: frozenset[str] | None = attrs.field(init=False)
-    _fail_re: re.Pattern[str] | None = attrs.field(init=False)
-    _limiter: RateLimiter | None = attrs.field(init=False)
-    _replies: dict[tuple[str, str], dict[str, Any]] = attrs.field(init=False, factory=dict)
+    _routes: Routes = attrs.field(init=False)
     _api_runner: web.AppRunner | None = attrs.field(init=False, default=None)
     _media_runner: web.AppRunner | None = attrs.field(init=False, default=None)
     _site: web.TCPSite | None = attrs.field(init=False, default=None)
@@ -190,18 +149,24 @@ class FakeChuizi:
                 object.__setattr__(self, name, value)  # before anything is built from them
         if self.speed <= 0:
             raise ValueError("speed must be positive")
-        self._rng = random.Random(self.seed)
-        self._ledger = Ledger(rng=self._rng, balance=self._initial_balance)
-        self._key = self._given_key or "ck-" + "".join(self._rng.choices(_ALPHANUMERIC, k=32))
-        self._catalogue = Catalogue.build(
+        rng = random.Random(self.seed)
+        self._ledger = Ledger(rng=rng, balance=self._initial_balance)
+        self._key = self._given_key or "ck-" + "".join(rng.choices(_ALPHANUMERIC, k=32))
+        catalogue = Catalogue.build(
             extra_models=self.extra_models,
             completion_times=self.completion_times,
             default_completion_time=self.default_completion_time,
         )
         allowed = self.allowed_models
-        self._allowed = None if allowed is None else self._catalogue.resolve_all(allowed)
-        self._fail_re = re.compile(self.fail_pattern) if self.fail_pattern else None
-        self._limiter = RateLimiter(self.rate_limit) if self.rate_limit else None
+        self._routes = Routes(
+            self,
+            ledger=self._ledger,
+            rng=rng,
+            catalogue=catalogue,
+            allowed=None if allowed is None else catalogue.resolve_all(allowed),
+            fail_re=re.compile(self.fail_pattern) if self.fail_pattern else None,
+            limiter=RateLimiter(self.rate_limit) if self.rate_limit else None,
+        )
 
     def __repr__(self) -> str:
         where = f" {self.base_url}" if self._port else ""
@@ -287,8 +252,8 @@ class FakeChuizi:
         if self._state is not _State.UNOPENED:
             raise RuntimeError("A FakeChuizi can only be started once")
         self._state = _State.OPENED
-        self._api_runner = await self._setup_runner(self._api_app())
-        self._media_runner = await self._setup_runner(self._media_app())
+        self._api_runner = await self._setup_runner(self._routes.api_app())
+        self._media_runner = await self._setup_runner(self._routes.media_app())
         media_site = web.TCPSite(self._media_runner, _HOST, media_port)
         await media_site.start()
         self._media_port = media_site.port
@@ -349,267 +314,3 @@ class FakeChuizi:
         if not port:
             raise RuntimeError("The server is not started")
         return port
-
-    # -- applications ---------------------------------------------------------------------
-
-    def _api_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._middleware])
-        app.router.add_post("/v1/videos/generations", self._handle_submit, name="submit")
-        app.router.add_get("/v1/generation", self._handle_generation, name="generation")
-        app.router.add_get("/v1/videos/{id}", self._handle_video, name="video")
-        app.router.add_get("/v1/models", self._handle_models, name="models")
-        app.router.add_get("/v1/key/info", self._handle_key_info, name="key_info")
-        return app
-
-    def _media_app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/videos/{name}", self._handle_media)
-        return app
-
-    # -- request path ---------------------------------------------------------------------
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        now = time.monotonic()
-        body = _read_json(await request.read()) if request.can_read_body else None
-        self._count_request(request)
-        self.requests_log.append(_record(request, body, now))
-        self._ledger.settle(now)
-        headers: dict[str, str] = {}
-        try:
-            key = self._authenticate(request)
-            headers = self._admit(request, key, body, now)
-            response = await self._dispatch(request, handler)
-        except ApiError as exc:
-            headers = exc.headers or headers
-            response = exc.to_response()
-        except web.HTTPException as exc:
-            kind = "not_found" if exc.status == 404 else "invalid_request_error"
-            response = error_response(exc.status, exc.reason, kind)
-        response.headers.update(headers)
-        if self.echo_request_id:
-            sent = request.headers.get("X-Request-Id")
-            response.headers["X-Request-Id"] = sent or f"req_{os.urandom(8).hex()}"
-        self._count_answer(response.status)
-        return response
-
-    def _count_request(self, request: web.Request) -> None:
-        self.counters.requests += 1
-        route = _route_name(request)
-        if route == "submit":
-            self.counters.submissions += 1
-        elif route in ("generation", "video"):
-            generation_id = request.match_info.get("id") or request.query.get("id", "")
-            self.counters.status_checks += 1
-            self.counters.status_checks_by_id[generation_id] += 1
-
-    def _count_answer(self, status: int) -> None:
-        if status == 429:
-            self.counters.rate_limited += 1
-        elif status == 402:
-            self.counters.payment_required += 1
-
-    def _authenticate(self, request: web.Request) -> str:
-        authorization = request.headers.get("Authorization", "")
-        scheme, _, token = authorization.partition(" ")
-        key = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-        if not key:
-            raise ApiError(401, "Missing API key", "authentication_error", code="invalid_api_key")
-        if key != self._key:
-            raise ApiError(401, "Invalid API key", "authentication_error", code="invalid_api_key")
-        return key
-
-    def _admit(self, request: web.Request, key: str, body: Any, now: float) -> dict[str, str]:
-        if self._limiter is None:
-            return {}
-        model = None
-        if _route_name(request) == "submit" and isinstance(body, dict):
-            name = body.get("model")
-            found = self._catalogue.resolve(name) if isinstance(name, str) else None
-            model = found.id if found else None
-        return self._limiter.admit(key, model, now)
-
-    async def _dispatch(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
-        faults = self._faults
-        submission = _route_name(request) == "submit"
-        number = self.counters.submissions  # counted on arrival, with no await since
-        fault = pick_fault(faults, self._rng, submission=submission, number=number)
-        if fault is None or faults is None:
-            return await handler(request)
-        self.counters.faults[fault] += 1
-        return await self._inject(fault, faults, request, handler)
-
-    async def _inject(
-        self, fault: FaultKind, faults: Faults, request: web.Request, handler: _Handler
-    ) -> web.StreamResponse:
-        if fault == "rate_limited":
-            headers = {}
-            if faults.retry_after is not None:
-                headers["Retry-After"] = format_seconds(faults.retry_after)
-            raise ApiError(
-                429,
-                "Rate limit exceeded",
-                "rate_limit_error",
-                code="rate_limit_exceeded",
-                headers=headers,
-            )
-        if fault == "server_error":
-            raise ApiError(500, "Internal server error", "server_error", code="internal_error")
-        if fault == "bad_gateway_html":
-            return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
-        if fault == "connection_reset":
-            return _reset_connection(request)
-        if fault == "slow":
-            await asyncio.sleep(faults.slow_seconds)
-            return await handler(request)
-        response = await handler(request)
-        if fault == "truncated_json":
-            return _truncate(response)
-        return _reset_connection(request)  # drop_after_create
-
-    # -- handlers -------------------------------------------------------------------------
-
-    async def _handle_submit(self, request: web.Request) -> web.StreamResponse:
-        key = self._key
-        idempotency_key = request.headers.get("Idempotency-Key")
-        replay_key = (key, idempotency_key) if idempotency_key else None
-        if self.honour_idempotency and replay_key is not None and replay_key in self._replies:
-            self.counters.idempotent_replays += 1
-            return web.json_response(self._replies[replay_key])
-        body = _read_json(await request.read())  # cached by aiohttp since the middleware
-        submission = validate_submission(body, self._catalogue, self._allowed)
-        generation = self._create(submission, key, idempotency_key)
-        answer = submit_body(generation, self.dialect)
-        if self.honour_idempotency and replay_key is not None:
-            self._replies[replay_key] = answer
-        return web.json_response(answer)
-
-    async def _handle_generation(self, request: web.Request) -> web.StreamResponse:
-        generation_id = request.query.get("id", "")
-        if not generation_id:
-            raise ApiError(400, "The 'id' query parameter is required", "invalid_request_error")
-        if self.dialect == "reference" and self.guide_route_on_reference == "404":
-            raise ApiError(404, "Not found", "not_found")
-        generation = self._visible(generation_id)
-        if self.dialect == "reference":
-            if self.billing_after_completion and generation.status == "processing":
-                raise ApiError(404, "Generation not found", "not_found")
-            return web.json_response(billing_body(generation))
-        return web.json_response(self._status(generation))
-
-    async def _handle_video(self, request: web.Request) -> web.StreamResponse:
-        generation_id = request.match_info["id"]
-        if self.dialect == "guide":
-            raise ApiError(404, "Not found", "not_found")
-        return web.json_response(self._status(self._visible(generation_id)))
-
-    async def _handle_models(self, request: web.Request) -> web.StreamResponse:
-        allowed = self._allowed
-        models = [m for m in self._catalogue.models.values() if allowed is None or m.id in allowed]
-        return web.json_response(model_list_body(models))
-
-    async def _handle_key_info(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self._key_info())
-
-    async def _handle_media(self, request: web.Request) -> web.StreamResponse:
-        record = _record(request, None, time.monotonic())
-        self.media_log.append(record)
-        self.counters.media_requests += 1
-        if record.has_credentials:
-            self.counters.media_requests_with_auth += 1
-        name = request.match_info["name"]
-        generation_id = name.removesuffix(".mp4")
-        self._ledger.settle(time.monotonic())
-        generation = self._ledger.generations.get(generation_id)
-        if not name.endswith(".mp4") or generation is None or generation.status != "completed":
-            return web.Response(status=404, text="Not Found")
-        return web.Response(body=fake_mp4(generation_id), content_type="video/mp4")
-
-    # -- generations ----------------------------------------------------------------------
-
-    def _visible(self, generation_id: str) -> SimGeneration:
-        """The generation, or a 404 while it is younger than ``not_found_grace``."""
-        generation = self._ledger.lookup(generation_id)
-        if time.monotonic() < generation.submitted_at + self.not_found_grace / self.speed:
-            raise ApiError(404, "Generation not found", "not_found")
-        return generation
-
-    def _check_daily_limit(self, submission: Submission) -> None:
-        """403 when the estimated cost would take the day's spend past ``daily_limit``."""
-        limit = self.daily_limit
-        if limit is None:
-            return
-        spent = self._ledger.spent()
-        cost = submission.model.cost(submission.duration)
-        if spent + cost > limit:
-            raise ApiError(
-                403,
-                f"Daily spend limit reached: {format_money(spent)} of {format_money(limit)} "
-                f"spent today; this request is estimated at {format_money(cost)}",
-                "permission_error",
-                code="daily_limit_exceeded",
-            )
-
-    def _create(
-        self, submission: Submission, key: str, idempotency_key: str | None
-    ) -> SimGeneration:
-        self._check_daily_limit(submission)
-        generation = self._ledger.create(
-            submission,
-            key=key,
-            idempotency_key=idempotency_key,
-            dialect=self.dialect,
-            speed=self.speed,
-            auto_complete=self.auto_complete,
-            planned_error=self._planned_error(submission.prompt),
-        )
-        self.counters.generations_created += 1
-        return generation
-
-    def _planned_error(self, prompt: str) -> dict[str, str] | None:
-        if self._fail_re is not None and self._fail_re.search(prompt):
-            return {"message": "Content policy violation", "type": "invalid_request_error"}
-        if self.failure_rate > 0 and self._rng.random() < self.failure_rate:
-            return {"message": "Upstream generation failed", "type": "upstream_error"}
-        return None
-
-    def _status(self, generation: SimGeneration) -> dict[str, Any]:
-        options = StatusOptions(
-            dialect=self.dialect,
-            speed=self.speed,
-            media_base_url=self.media_base_url,
-            wrap_data=self.wrap_data,
-            top_level_video_url=self.top_level_video_url,
-            video_url_at=self.video_url_at,
-            cost_in_status=self.cost_in_status,
-        )
-        return status_body(generation, options, time.monotonic())
-
-    def _key_info(self) -> dict[str, Any]:
-        balance = self._ledger.balance
-        limit = self.rate_limit
-        return key_info_body(
-            shape=self.key_info_shape,
-            key=self._key,
-            balance=_UNLIMITED_BALANCE if balance is None else balance,
-            rpm=round(limit.limit * 60 / limit.window) if limit else None,
-            allowed_models=sorted(self._allowed) if self._allowed is not None else None,
-            requests_today=self.counters.requests,
-            daily_limit=self.daily_limit,
-            generations=self._ledger.generations.values(),
-        )
-
-
-def _route_name(request: web.Request) -> str | None:
-    return request.match_info.route.name
-
-
-def _record(request: web.Request, body: Any, now: float) -> RecordedRequest:
-    return RecordedRequest(
-        method=request.method,
-        path=request.path,
-        query=dict(request.query),
-        headers=dict(request.headers),
-        json=body,
-        time=now,
-    )
