@@ -17,6 +17,7 @@ from ._client import Client as Client
 from ._client import ClientStats as ClientStats
 from ._config import Limits as Limits
 from ._download import remove_partial_downloads as remove_partial_downloads
+from ._error_rules import error_type as error_type
 from ._exceptions import APIConnectError as APIConnectError
 from ._exceptions import APIConnectionError as APIConnectionError
 from ._exceptions import APIConnectTimeout as APIConnectTimeout
@@ -42,7 +43,6 @@ from ._exceptions import ServerError as ServerError
 from ._exceptions import SubmissionUncertain as SubmissionUncertain
 from ._exceptions import UnreadableVideo as UnreadableVideo
 from ._exceptions import UnusableVideo as UnusableVideo
-from ._exceptions import error_type as error_type
 from ._generation import Generation as Generation
 from ._journal import Journal as Journal
 from ._journal import JournalEntry as JournalEntry

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._cost import WAIT, CostGuard, Prices, model_key
+from ._error_rules import is_final_error, is_final_refusal, stops_batch, stops_model
 from ._exceptions import (
     APIConnectError,
     APIConnectionError,
@@ -36,10 +37,6 @@ from ._exceptions import (
     InvalidRequest,
     NotSubmitted,
     SubmissionUncertain,
-    is_final_error,
-    is_final_refusal,
-    stops_batch,
-    stops_model,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key, request_fingerprint

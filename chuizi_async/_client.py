@@ -25,6 +25,7 @@ from ._checks import check_count, check_seconds
 from ._clock import now
 from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
+from ._error_rules import is_retryable, submission_uncertain
 from ._exceptions import (
     APIConnectTimeout,
     APITimeoutError,
@@ -34,8 +35,6 @@ from ._exceptions import (
     InvalidRequest,
     NotFoundError,
     SubmissionUncertain,
-    is_retryable,
-    submission_uncertain,
 )
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key

@@ -34,14 +34,12 @@ from typing import Any, Literal
 import anyio
 import attrs
 
+from ._error_rules import error_type, is_final_error, is_final_refusal
 from ._exceptions import (
     APIError,
     GenerationFailed,
     SubmissionUncertain,
     error_for_status,
-    error_type,
-    is_final_error,
-    is_final_refusal,
 )
 from ._models import GenerationRequest, Video
 
@@ -352,7 +350,7 @@ class Journal:
             key=key,
         )
 
-    # the rules a journal follows, decided in _exceptions; here for callers of Journal
+    # the rules a journal follows, decided in _error_rules; here for callers of Journal
     is_final_refusal = staticmethod(is_final_refusal)
     is_final_error = staticmethod(is_final_error)
 

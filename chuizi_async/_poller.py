@@ -26,6 +26,7 @@ import anyio.abc
 import attrs
 
 from ._clock import now
+from ._error_rules import is_transient
 from ._exceptions import (
     APITimeoutError,
     ChuiziError,
@@ -34,7 +35,6 @@ from ._exceptions import (
     NotFoundError,
     RateLimitError,
     UnusableVideo,
-    is_transient,
 )
 from ._generation import Generation
 from ._models import GenerationStatus, Video

@@ -1,6 +1,6 @@
 """Retry rules as pure functions, tested on their own; the client has the one loop using them.
 
-What an error means (retryable, a submission uncertain) is decided in ``_exceptions``; here:
+What an error means (retryable, a submission uncertain) is decided in ``_error_rules``; here:
 statuses, headers, backoff and how often a call may go again.
 """
 
@@ -14,7 +14,8 @@ from typing import Literal
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ._exceptions import APIConnectError, APIError, APITimeoutError, ChuiziError, is_retryable
+from ._error_rules import is_retryable
+from ._exceptions import APIConnectError, APIError, APITimeoutError, ChuiziError
 
 __all__ = [
     "BACKOFF_BASE",

@@ -7,8 +7,7 @@ import pickle
 import pytest
 
 import chuizi_async as ca
-from chuizi_async._exceptions import (
-    error_for_status,
+from chuizi_async._error_rules import (
     is_final_error,
     is_final_refusal,
     is_retryable,
@@ -18,6 +17,7 @@ from chuizi_async._exceptions import (
     stops_model,
     submission_uncertain,
 )
+from chuizi_async._exceptions import error_for_status
 
 ALL_ERRORS: list[type[ca.ChuiziError]] = [
     ca.InvalidRequest,

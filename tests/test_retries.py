@@ -9,7 +9,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 import chuizi_async as ca
-from chuizi_async._exceptions import is_retryable, submission_uncertain
+from chuizi_async._error_rules import is_retryable, submission_uncertain
 from chuizi_async._retries import (
     BACKOFF_BASE,
     BACKOFF_CAP,

@@ -34,7 +34,7 @@ from .. import (
     error_type,
 )
 from .._batch import request_keys  # the keys a journaled batch derives: not public API
-from .._exceptions import outcome_status  # the CLI's own vocabulary of outcomes
+from .._error_rules import outcome_status  # the CLI's own vocabulary of outcomes
 from .._report import write_report
 from ._input import InputLine
 from ._output import UsageError, format_duration, format_money
