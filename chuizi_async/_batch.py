@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -44,6 +45,7 @@ from ._exceptions import (
 from ._generation import Generation
 from ._journal import Journal, new_idempotency_key, request_fingerprint
 from ._models import GenerationRequest, Video
+from ._submitter import SubmitHere
 from ._validation import validate
 
 if TYPE_CHECKING:
@@ -207,10 +209,12 @@ class BatchSubmitter:
         """
         items = enumerate(self._requests)
         async with anyio.create_task_group() as tg:
-            for _ in range(self._client._max_connections):
-                tg.start_soon(self._work, items, tg)
+            work = functools.partial(self._work, items, tg)
+            self._client._submitter.start_workers(tg, self._client._max_connections, work)
 
-    async def _work(self, items: Iterator[tuple[int, RequestLike]], tg: TaskGroup) -> None:
+    async def _work(
+        self, items: Iterator[tuple[int, RequestLike]], tg: TaskGroup, submit_here: SubmitHere
+    ) -> None:
         while True:
             # Until the server has answered a submission, one goes out at a time: the
             # next request is not even taken while one is out (so input order holds).
@@ -233,7 +237,7 @@ class BatchSubmitter:
                 assert request is not None
                 self._active += 1
                 self.cost.start(index, request)
-                await self._one(index, request, key, tg)
+                await self._one(index, request, key, tg, submit_here)
             finally:
                 if probe:  # it ended: the next one may go (or be held back)
                     self._probing = False
@@ -343,11 +347,16 @@ class BatchSubmitter:
             self.stopped_models[model_key(model)] = exc
 
     async def _one(
-        self, index: int, request: GenerationRequest, key: str | None, tg: TaskGroup
+        self,
+        index: int,
+        request: GenerationRequest,
+        key: str | None,
+        tg: TaskGroup,
+        submit_here: SubmitHere,
     ) -> None:
         """Obtain the request's handle, then free its place when its generation ends."""
         try:
-            handle = await self._obtain(index, request, key)
+            handle = await self._obtain(index, request, key, submit_here)
         except BaseException:
             self._finish(index, None)
             raise
@@ -380,7 +389,9 @@ class BatchSubmitter:
         self.cost.finish(index, handle._outcome if handle is not None else None)
         self._wake()
 
-    async def _obtain(self, index: int, request: GenerationRequest, key: str | None) -> Generation:
+    async def _obtain(
+        self, index: int, request: GenerationRequest, key: str | None, submit_here: SubmitHere
+    ) -> Generation:
         """The handle of one request: from the journal, tracked by id, or submitted."""
         journal = self.journal if key is not None else None
         entry = journal.get(key) if journal is not None and key is not None else None
@@ -411,18 +422,16 @@ class BatchSubmitter:
             await journal.record_sent(key)
 
         try:
-            request, body = await self._client._prepare_submission(request)
+            checked = await self._client._submitter.check(request)
+            request = checked.request
             idempotency_key = idempotency_key or new_idempotency_key()
             if journal is not None and key is not None:
                 await journal.record_sending(key, idempotency_key, request.model)
-            # This task belongs to the batch's task group: the submission can be sent
-            # from it, shielded once on the wire (see Client._submit_here).
-            handle = await self._client._submit_here(
-                request,
-                body,
+            handle = await submit_here(
+                checked,
                 idempotency_key,
-                self._accepted,
-                index,
+                on_accepted=self._accepted,
+                index=index,
                 before_wire=before_wire if journal is not None and safe else None,
             )
         except SubmissionUncertain as exc:
