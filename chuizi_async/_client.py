@@ -18,8 +18,9 @@ import anyio
 import anyio.abc
 import attrs
 
+from ._as_completed import AsCompleted
 from ._auth import AuthHeaders
-from ._batch import AsCompleted, generate_many
+from ._batch import BatchParts
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._clock import now
@@ -35,6 +36,7 @@ from ._exceptions import (
     NotFoundError,
     is_retryable,
 )
+from ._generate_many import generate_many
 from ._generation import Generation
 from ._journal import Journal
 from ._models import (
@@ -69,6 +71,7 @@ from ._transport import (
     Request,
     Response,
     Transport,
+    pool_size,
     redact,
 )
 
@@ -168,7 +171,6 @@ class Client:
         self.max_retries = max_retries
         self.retry_submissions: RetrySubmissions = retry_submissions
         self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections)
-        self._max_connections = max_connections
         self.budget = RequestBudget(
             max_rate=self.poll_policy.max_requests_per_second,
             time_scale=self.poll_policy.time_scale,
@@ -194,6 +196,15 @@ class Client:
             retry_submissions=retry_submissions,
             on_answer=self._routes.hint_from,
             stats=self._stats,
+        )
+        self._batch_parts = BatchParts(
+            submitter=self._submitter,
+            # a transport of one's own that does not say its pool: this client's setting
+            workers=pool_size(self._transport) or max_connections,
+            track=self.track,
+            list_models=self.list_models,
+            ensure_open=self._ensure_open,
+            start_soon=self._spawn,
         )
 
     def _new_poller(self, stats: PollerStats) -> Poller:
@@ -719,7 +730,7 @@ class Client:
         """
         await self._ensure_open()
         return await generate_many(
-            self,
+            self._batch_parts,
             requests,
             concurrency=concurrency,
             return_exceptions=return_exceptions,
@@ -743,7 +754,7 @@ class Client:
         stops further submissions when the block is left early.
         """
         return AsCompleted(
-            self,
+            self._batch_parts,
             requests,
             concurrency=concurrency,
             journal=journal,
