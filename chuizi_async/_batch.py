@@ -210,7 +210,12 @@ class BatchSubmitter:
                 assert request is not None
                 self._active += 1
                 self.cost.start(index, request)
-                await self._one(index, request, key, tg, submit_here)
+                try:
+                    handle = await self._obtain(index, request, key, submit_here)
+                except BaseException:
+                    self._finish(index, None)
+                    raise
+                self._follow(handle, index, key, tg)
             finally:
                 if probe:  # it ended: the next one may go (or be held back)
                     self._probing = False
@@ -276,20 +281,10 @@ class BatchSubmitter:
         if self._stops.contact(error):
             self._wake()
 
-    async def _one(
-        self,
-        index: int,
-        request: GenerationRequest,
-        key: str | None,
-        tg: anyio.abc.TaskGroup,
-        submit_here: SubmitHere,
+    def _follow(
+        self, handle: Generation, index: int, key: str | None, tg: anyio.abc.TaskGroup
     ) -> None:
-        """Obtain the request's handle, then free its place when its generation ends."""
-        try:
-            handle = await self._obtain(index, request, key, submit_here)
-        except BaseException:
-            self._finish(index, None)
-            raise
+        """Free the request's place when its generation ends (once journaled, with a key)."""
         handle.key = key
         if self.journal is None or key is None:
             handle.add_done_callback(self._on_done)  # nothing to write at the end
@@ -348,12 +343,14 @@ class BatchSubmitter:
                 return _unsent(index, request, error, key)
         idempotency_key = entry.idempotency_key if entry is not None else None
         went_out = False
+        before_wire: Callable[[], Awaitable[None]] | None = None
+        if journal is not None and key is not None and safe:
 
-        async def before_wire() -> None:
-            nonlocal went_out
-            assert journal is not None and key is not None
-            went_out = True
-            await journal.record_sent(key)
+            async def before_wire() -> None:
+                nonlocal went_out
+                assert journal is not None and key is not None
+                went_out = True
+                await journal.record_sent(key)
 
         try:
             checked = await self._parts.submitter.check(request)
@@ -366,7 +363,7 @@ class BatchSubmitter:
                 idempotency_key,
                 on_accepted=self._accepted,
                 index=index,
-                before_wire=before_wire if journal is not None and safe else None,
+                before_wire=before_wire,
             )
         except SubmissionUncertain as exc:
             self._contact(exc)

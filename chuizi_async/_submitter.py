@@ -152,10 +152,10 @@ class Submitter:
         return self._closed
 
     async def check(self, request: GenerationRequest | Mapping[str, Any]) -> Checked:
-        """The request checked and its body built (nothing sent), on an open client."""
+        """The request checked and its body built (nothing sent). A batch calls it on a
+        client it opened; ``submit()`` opens the client after it."""
         request = GenerationRequest.coerce(request)
         body = await build_body(request)
-        await self._ensure_open()
         if self._closed:
             raise RuntimeError("this Client is closed; create a new one")
         return Checked(request, body)
@@ -175,6 +175,9 @@ class Submitter:
         generation is tracked (and found in ``client.pending``), never lost.
         """
         checked = await self.check(request)
+        await self._ensure_open()
+        if self._closed:  # while it opened
+            raise RuntimeError("this Client is closed; create a new one")
         key = idempotency_key or new_idempotency_key()
         # Two scopes: ``dropped`` by the caller, ``wire`` shielded inside it once on the wire
         # (a scope's own cancel goes through its shield: one scope could not tell them apart).
