@@ -126,7 +126,7 @@ class Submitter:
         *,
         send: Send,
         register: Register,
-        start_soon: Callable[[Callable[[], Awaitable[object]]], object],
+        start_soon: Callable[[Callable[[], Coroutine[Any, Any, object]]], object],
         ensure_open: Callable[[], Awaitable[None]],
         retry_submissions: RetrySubmissions,
         on_answer: Callable[[Mapping[str, Any]], object],
