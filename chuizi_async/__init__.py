@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from ._batch import AsCompleted as AsCompleted
+from ._as_completed import AsCompleted as AsCompleted
 from ._catalogue import MODELS as MODELS
 from ._catalogue import ModelInfo as ModelInfo
 from ._client import Client as Client

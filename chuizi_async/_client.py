@@ -18,14 +18,15 @@ import anyio
 import anyio.abc
 import attrs
 
+from ._as_completed import AsCompleted
 from ._auth import AuthHeaders
-from ._batch import AsCompleted, generate_many
+from ._batch import BatchParts
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._clock import now
 from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
-from ._error_rules import is_retryable, submission_uncertain
+from ._error_rules import is_retryable
 from ._exceptions import (
     APIConnectTimeout,
     APITimeoutError,
@@ -34,10 +35,10 @@ from ._exceptions import (
     GenerationTimeout,
     InvalidRequest,
     NotFoundError,
-    SubmissionUncertain,
 )
+from ._generate_many import generate_many
 from ._generation import Generation
-from ._journal import Journal, new_idempotency_key
+from ._journal import Journal
 from ._models import (
     BillingRecord,
     GenerationRequest,
@@ -47,7 +48,7 @@ from ._models import (
     RemoteModel,
     Video,
 )
-from ._parsing import parse_billing, parse_key_info, parse_models, parse_submission
+from ._parsing import parse_billing, parse_key_info, parse_models
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
 from ._responses import decode_json, error_from_response, request_id_note
@@ -57,10 +58,10 @@ from ._retries import (
     parse_retry_after,
     retry_delay,
     should_retry,
-    should_retry_submission,
     silent_too_often,
 )
 from ._status import StatusRoute, StatusRoutes, billing_path
+from ._submitter import Submitter
 from ._transport import (
     DEFAULT_TIMEOUT,
     REQUEST_ID_HEADER,
@@ -68,9 +69,9 @@ from ._transport import (
     Request,
     Response,
     Transport,
+    pool_size,
     redact,
 )
-from ._validation import build_body
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
 
@@ -96,29 +97,6 @@ class _State(enum.Enum):
     UNOPENED = 1
     OPENED = 2
     CLOSED = 3
-
-
-@attrs.define(eq=False)
-class _Submission:
-    """One submission between its caller and the client task that sends it."""
-
-    request: GenerationRequest
-    body: dict[str, Any]
-    idempotency_key: str
-    on_wire: bool = False
-    result: Generation | Exception | None = None
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-    scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
-
-    def mark_on_wire(self) -> None:
-        self.on_wire = True
-
-    def outcome(self) -> Generation:
-        if isinstance(self.result, Generation):
-            return self.result
-        if self.result is None:
-            raise ClientClosed(None, "the client closed before the submission was answered")
-        raise self.result
 
 
 @attrs.define
@@ -201,10 +179,8 @@ class Client:
         self.timeout = timeout
         self.max_retries = max_retries
         self.retry_submissions: RetrySubmissions = retry_submissions
-        self._retry_submission = functools.partial(should_retry_submission, mode=retry_submissions)
-        self._max_connections = self.limits.max_connections
         self._transport: Transport = transport or AiohttpTransport(
-            max_connections=self._max_connections
+            max_connections=self.limits.max_connections
         )
         self.budget = RequestBudget(
             max_rate=self.limits.max_requests_per_second, time_scale=self.time_scale
@@ -223,10 +199,25 @@ class Client:
         self._service: asyncio.Task[None] | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
         self._started = anyio.Event()
-        self._submitting = 0
-        self._submits_done: anyio.Event | None = None  # made by aclose() when it must wait
-        self._on_the_wire: set[anyio.CancelScope] = set()
         self._stats = ClientStats()
+        self._submitter = Submitter(
+            send=self._send,
+            register=self._register,
+            start_soon=self._spawn,
+            ensure_open=self._ensure_open,
+            retry_submissions=retry_submissions,
+            on_answer=self._routes.hint_from,
+            stats=self._stats,
+        )
+        self._batch_parts = BatchParts(
+            submitter=self._submitter,
+            # a transport of one's own that does not say its pool: this client's setting
+            workers=pool_size(self._transport) or self.limits.max_connections,
+            track=self.track,
+            list_models=self.list_models,
+            ensure_open=self._ensure_open,
+            start_soon=self._spawn,
+        )
 
     def _new_poller(self, stats: PollerStats) -> Poller:
         policy = self.poll_policy
@@ -369,12 +360,7 @@ class Client:
         if self._state is _State.OPENED and asyncio.get_running_loop() is not self._loop:
             raise RuntimeError(self._other_loop())
         self._state = _State.CLOSED
-        if self._submitting:
-            self._submits_done = done = anyio.Event()
-            with anyio.move_on_after(self.timeout):
-                await done.wait()
-        for wire in list(self._on_the_wire):
-            wire.cancel()  # still unanswered after the grace period: give up on them
+        await self._submitter.aclose(grace=self.timeout)
         if self._service is not None:
             self._service.cancel()
             await asyncio.wait([self._service])
@@ -620,117 +606,9 @@ class Client:
         With ``retry_submissions="safe"``, a request that went out without an answer raises
         ``SubmissionUncertain`` (it may or may not have created a generation).
         """
-        request, body = await self._prepare_submission(request)
-        submission = _Submission(request, body, idempotency_key or new_idempotency_key())
-
-        async def send() -> None:
-            try:
-                with submission.scope:
-                    submission.result = await self._submit_here(
-                        request,
-                        body,
-                        submission.idempotency_key,
-                        on_accepted,
-                        index,
-                        on_wire=submission.mark_on_wire,
-                    )
-            except Exception as exc:  # the caller raises it; the client's task group must not
-                submission.result = exc
-            finally:
-                submission.done.set()
-
-        # The caller's task may be cancelled natively (task.cancel()), which no shield of
-        # anyio survives: the request goes out from the client's own task group instead.
-        self._spawn(send)
-        try:
-            await submission.done.wait()
-        except BaseException:
-            # The caller went away. Before the request is on the wire it is dropped; once it
-            # is, it goes on in the client's task group so that an accepted generation is
-            # tracked (and found in client.pending), never lost.
-            if not submission.on_wire:
-                submission.scope.cancel()
-            raise
-        return submission.outcome()
-
-    async def _prepare_submission(
-        self, request: GenerationRequest | Mapping[str, Any]
-    ) -> tuple[GenerationRequest, dict[str, Any]]:
-        """The request checked and its body built (nothing sent), on an open client."""
-        request = GenerationRequest.coerce(request)
-        body = await build_body(request)
-        await self._ensure_open()
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this Client is closed; create a new one")
-        return request, body
-
-    async def _submit_here(
-        self,
-        request: GenerationRequest,
-        body: Mapping[str, Any],
-        idempotency_key: str,
-        on_accepted: Callable[[Generation], object] | None,
-        index: int | None,
-        *,
-        on_wire: Callable[[], object] | None = None,
-        before_wire: Callable[[], Awaitable[None]] | None = None,
-    ) -> Generation:
-        """Send one submission from the calling task and track what the server accepted.
-
-        Cancellable until the request is on the wire; shielded from then on, so that an
-        accepted generation is always registered. The caller's task must belong to an anyio
-        task group (a batch's): a native ``task.cancel()`` goes through any shield.
-        ``before_wire`` is awaited once, just before the request first goes out (a journal
-        records durably that it may have been received).
-        """
-        self._submitting += 1
-        wire = anyio.CancelScope()
-        self._on_the_wire.add(wire)
-        first = [before_wire] if before_wire is not None else []
-
-        def on_the_wire() -> Awaitable[None] | None:
-            wire.shield = True  # from here the answer must be read: it may carry an id
-            if on_wire is not None:
-                on_wire()
-            return first.pop()() if first else None
-
-        try:
-            with wire:
-                try:
-                    raw = await self._send(
-                        "POST",
-                        "/videos/generations",
-                        body=body,
-                        priority=Priority.SUBMIT,
-                        scope=request.model,
-                        idempotency_key=idempotency_key,
-                        on_wire=on_the_wire,
-                        retry_if=self._retry_submission,
-                    )
-                    gen_id, answer = parse_submission(raw)
-                except ChuiziError as exc:
-                    if self.retry_submissions == "safe" and submission_uncertain(exc):
-                        raise SubmissionUncertain(
-                            idempotency_key, request, reason=str(exc)
-                        ) from exc
-                    raise
-                handle = self._register(gen_id, request.model, request, index)
-                self._routes.hint_from(answer)
-                logger.debug("accepted %s (%s)", gen_id, request.model)
-                if on_accepted is not None:
-                    on_accepted(handle)
-                return handle
-            # only aclose() cancels a submission on the wire, after its grace period
-            if wire.shield and self.retry_submissions == "safe":
-                reason = "the client closed before the answer came"
-                raise SubmissionUncertain(idempotency_key, request, reason=reason)
-            raise ClientClosed(None, "the client closed before the submission was answered")
-        finally:
-            self._on_the_wire.discard(wire)
-            self._stats.submissions += 1
-            self._submitting -= 1
-            if not self._submitting and self._submits_done is not None:
-                self._submits_done.set()
+        return await self._submitter.submit(
+            request, idempotency_key=idempotency_key, on_accepted=on_accepted, index=index
+        )
 
     def _register(
         self,
@@ -864,7 +742,7 @@ class Client:
         """
         await self._ensure_open()
         return await generate_many(
-            self,
+            self._batch_parts,
             requests,
             concurrency=concurrency,
             return_exceptions=return_exceptions,
@@ -888,7 +766,7 @@ class Client:
         stops further submissions when the block is left early.
         """
         return AsCompleted(
-            self,
+            self._batch_parts,
             requests,
             concurrency=concurrency,
             journal=journal,

@@ -55,6 +55,9 @@ class MockTransport:
     Like it, a closed ``MockTransport`` opens again on its next request.
     """
 
+    max_connections: int | None = None
+    """No pool: every request at once (a batch then has the client's ``max_connections``)."""
+
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.requests: list[Request] = []

@@ -43,6 +43,7 @@ __all__ = [
     "Transport",
     "client_timeout",
     "map_exceptions",
+    "pool_size",
     "redact",
 ]
 
@@ -81,7 +82,12 @@ class Response:
 
 
 class Transport(Protocol):
-    """What the client needs of the network."""
+    """What the client needs of the network.
+
+    A transport may also say how many requests it sends at once: an attribute
+    ``max_connections`` (an int, or None for no limit; see ``pool_size``). A batch has as
+    many submissions on the wire at once.
+    """
 
     async def send(self, request: Request) -> Response:
         """Send one request; the whole answer (capped), or ``APIConnectionError``.
@@ -97,6 +103,13 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def pool_size(transport: object) -> int | None:
+    """How many requests ``transport`` sends at once: its ``max_connections``, or None when it
+    has no limit or does not say."""
+    size = getattr(transport, "max_connections", None)
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else None
 
 
 # The most specific source class wins: ``map_exceptions`` walks the raised type's MRO.
@@ -210,6 +223,11 @@ class AiohttpTransport:
         self._max_body = max_body
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
+
+    @property
+    def max_connections(self) -> int:
+        """The size of the connection pool: requests sent at once (see ``pool_size``)."""
+        return self._max_connections
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:

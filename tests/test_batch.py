@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 import random
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 import chuizi_async as ca
-from chuizi_async._batch import UNREACHABLE_AFTER, unreachable
-from chuizi_async.testing import FakeChuizi
+from chuizi_async._batch_stops import UNREACHABLE_AFTER, unreachable
+from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, wait_until
 
@@ -82,6 +83,66 @@ async def test_a_client_of_one_connection_finishes_its_batches(
         assert len(videos) == 6
         async with client.as_completed(_requests(4)) as finished:
             assert len([handle async for handle in finished]) == 4
+
+
+class _PoolOf:
+    """A transport that says its pool size (and does not enforce it): counts POSTs at once."""
+
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self._inner = ca.AiohttpTransport(max_connections=64)
+        self.posting = self.most_posting = 0
+
+    async def send(self, request: ca.Request) -> ca.Response:
+        post = request.method == "POST"
+        self.posting += post
+        self.most_posting = max(self.most_posting, self.posting)
+        try:
+            return await self._inner.send(request)
+        finally:
+            self.posting -= post
+
+    async def download(self, request: ca.Request, path: Path) -> ca.Response:
+        return await self._inner.download(request, path)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_a_batch_sends_as_many_submissions_at_once_as_its_transport_has_connections(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    transport = _PoolOf(max_connections=3)
+    server.faults = Faults(slow=1.0, slow_seconds=0.05)  # answers overlap
+    async with make_client(transport=transport) as client:  # max_connections: 64
+        results = await client.generate_many(_requests(12), return_exceptions=True)
+    assert all(isinstance(r, ca.Video) for r in results)
+    assert transport.most_posting == 3
+
+
+async def test_a_batch_on_a_transport_without_a_pool_sends_as_many_as_the_client_allows() -> None:
+    posting = most_posting = 0
+    count = iter(range(100))
+
+    async def handler(request: ca.Request) -> ca.Response:
+        nonlocal posting, most_posting
+        posting += 1
+        most_posting = max(most_posting, posting)
+        await anyio.sleep(0.01)
+        posting -= 1
+        return ca.json_response({"id": f"gen-{next(count):016x}", "status": "processing"})
+
+    transport = ca.MockTransport(handler)
+    policy = ca.PollPolicy(first_poll_after=3600.0)
+    async with (
+        ca.Client(
+            "ck-" + "a" * 32, transport=transport, limits=ca.Limits(max_connections=4), poll=policy
+        ) as c,
+        c.as_completed(_requests(12)) as results,
+    ):
+        await wait_until(lambda: len(results.accepted) == 12)
+    assert transport.max_connections is None
+    assert most_posting == 4
 
 
 async def test_the_first_error_stops_submissions_and_accepted_ones_stay_tracked(

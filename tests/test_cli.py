@@ -27,7 +27,7 @@ import pytest
 import pytest_asyncio
 
 import chuizi_async as ca
-from chuizi_async._batch import request_keys
+from chuizi_async._batch_journal import request_keys
 from chuizi_async._cli import main
 from chuizi_async._cli._input import parse_line
 from chuizi_async._cli._output import format_duration

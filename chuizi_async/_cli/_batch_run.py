@@ -33,7 +33,7 @@ from .. import (
     Video,
     error_type,
 )
-from .._batch import request_keys  # the keys a journaled batch derives: not public API
+from .._batch_journal import request_keys  # the keys a journaled batch derives: not public API
 from .._error_rules import outcome_status  # the CLI's own vocabulary of outcomes
 from .._report import write_report
 from ._input import InputLine
