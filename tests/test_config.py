@@ -95,8 +95,9 @@ async def test_server_client_keeps_the_simulators_clock_beside_a_policy() -> Non
 
 
 async def test_deprecated_poll_policy_time_scale_warns_and_still_compresses_time() -> None:
-    with pytest.deprecated_call(match=r"pass Client\(time_scale=\.\.\.\)"):
+    with pytest.deprecated_call(match=r"pass Client\(time_scale=\.\.\.\)") as warned:
         policy = ca.PollPolicy(time_scale=SPEED)
+    assert warned[0].filename == __file__  # the warning points at the caller's line
     async with FakeChuizi(speed=SPEED) as server:
         client = ca.Client(server.api_key, base_url=server.base_url, poll=policy)
         assert client.time_scale == SPEED
@@ -136,6 +137,9 @@ async def test_deprecated_client_max_connections_warns_and_still_bounds_the_pool
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         with pytest.deprecated_call(match=r"Limits\(max_connections=\.\.\.\)"):
             client = server.client(max_connections=1)
+        with pytest.deprecated_call() as warned:
+            ca.Client("ck-x", max_connections=1)
+        assert warned[0].filename == __file__  # the warning points at the caller's line
         assert client.limits == ca.Limits(max_connections=1)
         server.faults = Faults(slow=1.0, slow_seconds=0.1)
         async with client, anyio.create_task_group() as tg:

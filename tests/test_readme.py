@@ -73,7 +73,7 @@ async def test_the_batch_examples_generate_resume_and_download(
 
 
 def test_the_configuration_example_shows_the_defaults() -> None:
-    example = _example("readme_polling")
+    example = _example("readme_configuration")
     assert example.policy == ca.PollPolicy()
     default = ca.Client("ck-...")
     for setting in ("timeout", "max_retries", "retry_submissions", "limits", "time_scale"):

@@ -16,7 +16,7 @@ from ._progress import Tally
 if TYPE_CHECKING:
     from ..testing import FakeChuizi
 
-__all__ = ["check_key", "open_client", "poll_policy", "simulator_rows"]
+__all__ = ["check_key", "open_client", "poll_settings", "simulator_rows"]
 
 
 def check_key(args: argparse.Namespace) -> None:
@@ -31,7 +31,7 @@ def check_key(args: argparse.Namespace) -> None:
         )
 
 
-def poll_policy(args: argparse.Namespace, simulate: bool) -> tuple[PollPolicy | None, float]:
+def poll_settings(args: argparse.Namespace, simulate: bool) -> tuple[PollPolicy | None, float]:
     """The policy and the clock's ``time_scale``: ``--poll-interval`` in real seconds, else
     the default policy, on the simulator's clock with ``--simulate``."""
     interval = getattr(args, "poll_interval", None)
@@ -45,7 +45,7 @@ async def open_client(
     args: argparse.Namespace, *, simulate: bool
 ) -> AsyncIterator[tuple[Client, FakeChuizi | None]]:
     """A client of the API, or of an in-process simulator with ``simulate``."""
-    policy, time_scale = poll_policy(args, simulate)
+    policy, time_scale = poll_settings(args, simulate)
     retry_submissions: RetrySubmissions = (
         "safe" if getattr(args, "retry_submissions", None) == "safe" else "idempotent"
     )
