@@ -41,7 +41,7 @@ from ._exceptions import (
     stops_batch,
     stops_model,
 )
-from ._generation import Generation
+from ._generation import Generation, outcome_of, resolved
 from ._journal import Journal, new_idempotency_key, request_fingerprint
 from ._models import GenerationRequest, Video
 from ._validation import validate
@@ -82,9 +82,8 @@ def _unsent(
     index: int, request: GenerationRequest | None, error: BaseException, key: str | None = None
 ) -> Generation:
     """A handle for a request the server never accepted, already resolved with the reason."""
-    handle = Generation(None, request=request, index=index)
+    handle = resolved(None, error, request=request, index=index)
     handle.key = key
-    handle._resolve(error)
     return handle
 
 
@@ -377,7 +376,7 @@ class BatchSubmitter:
 
     def _finish(self, index: int, handle: Generation | None) -> None:
         self._active -= 1
-        self.cost.finish(index, handle._outcome if handle is not None else None)
+        self.cost.finish(index, outcome_of(handle) if handle is not None else None)
         self._wake()
 
     async def _obtain(self, index: int, request: GenerationRequest, key: str | None) -> Generation:
@@ -385,13 +384,13 @@ class BatchSubmitter:
         journal = self.journal if key is not None else None
         entry = journal.get(key) if journal is not None and key is not None else None
         if entry is not None and journal is not None and journal.settled(entry):
-            handle = Generation(entry.generation_id, request=request, index=index)
-            handle._resolve(entry.outcome(request))
-            return handle
+            settled = entry.outcome(request)
+            return resolved(entry.generation_id, settled, request=request, index=index)
         if entry is not None and entry.generation_id is not None:
             handle = self._client.track(entry.generation_id, model=request.model)
             handle.request, handle.index = request, index
-            handle._wants_cost = handle._wants_cost or self._wants_cost
+            if self._wants_cost:
+                self._client._tracker.want_cost(handle)
             return handle
         safe = self._client.retry_submissions == "safe"
         if entry is not None and entry.state == "sent" and safe:
@@ -451,14 +450,15 @@ class BatchSubmitter:
 
     def _accepted(self, handle: Generation) -> None:
         # before the first check: a cost the status answer lacks is then read once
-        handle._wants_cost = handle._wants_cost or self._wants_cost
+        if self._wants_cost:
+            self._client._tracker.want_cost(handle)
         self.accepted.append(handle)
 
     async def _settle(self, handle: Generation, key: str | None) -> None:
         """Wait for the outcome (the request holds its place until then) and journal it."""
         with contextlib.suppress(Exception):
             await handle.wait()
-        outcome = handle._outcome
+        outcome = outcome_of(handle)
         if self.journal is None or key is None or handle.id is None or outcome is None:
             return
         entry = self.journal.get(key)
