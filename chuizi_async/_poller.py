@@ -44,6 +44,7 @@ from ._generation import Generation, resolve
 from ._models import GenerationStatus, Video
 from ._policy import Schedule
 from ._responses import request_id_note
+from ._watchdog import Watchdog
 
 __all__ = ["Poller", "PollerStats", "Tracked"]
 
@@ -108,9 +109,11 @@ class Poller:
     _tasks: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
     _billing: dict[Tracked, Video] = attrs.field(factory=dict, init=False)
     _billing_limiter: anyio.CapacityLimiter = attrs.field(init=False)
+    _watchdog: Watchdog[Tracked] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._billing_limiter = anyio.CapacityLimiter(self.max_in_flight)
+        self._watchdog = Watchdog(self.check_timeout)
 
     # -- the entries -----------------------------------------------------------------------
 
@@ -208,45 +211,63 @@ class Poller:
         ``max_in_flight`` workers take due handles off the heap. While something is due a
         worker goes from one check to the next without waiting; otherwise one of them (the
         one holding ``_lead``) sleeps until the earliest due time and the others queue for
-        the lead: one timer per client, however many workers.
+        the lead: one timer per client, however many workers. A check still unanswered
+        after ``check_timeout`` is abandoned by the watchdog: one timer too, not one each.
         """
         async with anyio.create_task_group() as tg:
             self._tasks = tg
             for _ in range(self.max_in_flight):
                 tg.start_soon(self._work)
+            if self.check_timeout < math.inf:
+                tg.start_soon(self._watchdog.run)
 
     async def _work(self) -> None:
+        worker = self._watchdog.watch()
+        watchdog = self._watchdog
         while True:
-            entry = self._take_due()
-            if entry is None:
-                async with self._lead:
-                    entry = await self._next_due()
-            self._in_flight += 1
-            self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._in_flight)
-            try:
-                await self._check(entry)
-            finally:
-                self._in_flight -= 1
+            # cancelled only by the watchdog, when a check is stuck: then a new scope
+            with worker.scope:
+                while True:
+                    entry = self._take_due()
+                    if entry is None:
+                        async with self._lead:
+                            entry = await self._next_due()
+                    self._in_flight += 1
+                    seen = max(self.stats.max_in_flight_seen, self._in_flight)
+                    self.stats.max_in_flight_seen = seen
+                    worker.waiting_for, worker.since = entry, now()
+                    if watchdog.idle is not None:
+                        watchdog.wake()
+                    try:
+                        await self._check(entry)
+                    finally:
+                        worker.waiting_for = None
+                        self._in_flight -= 1
+                    if worker.abandoned is not None:
+                        # the watchdog came as the answer did, which won: leave the
+                        # cancelled scope before anything else is awaited in it
+                        worker.abandoned = None
+                        break
+            worker.scope = anyio.CancelScope()
+            stuck, worker.abandoned = worker.abandoned, None
+            if stuck is not None:
+                # a GET is cheap to send again: a stuck answer must not hold one of the
+                # max_in_flight places (and every check queued behind it) for a whole timeout
+                message = f"{stuck.handle.id}: no status after {self.check_timeout:.3g} s"
+                self._on_error(stuck, APITimeoutError(message))
 
     async def _check(self, entry: Tracked) -> None:
         """One status check, then resolve or reschedule; never raises but for cancellation."""
         self.stats.checks += 1
         handle = entry.handle
-        with anyio.move_on_after(self.check_timeout) as stuck:
-            try:
-                status = await self.fetch(handle)
-            except ChuiziError as exc:
-                self._on_error(entry, exc)
-                return
-            except Exception as exc:  # a bug must not kill the poller nor hang the handle
-                logger.exception("unexpected error checking %s", handle.id)
-                self._resolve(entry, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
-                return
-        if stuck.cancelled_caught:
-            # a GET is cheap to send again: a stuck answer must not hold one of the
-            # max_in_flight places (and every check queued behind it) for a whole timeout
-            message = f"{handle.id}: no status after {self.check_timeout:.3g} s"
-            self._on_error(entry, APITimeoutError(message))
+        try:
+            status = await self.fetch(handle)
+        except ChuiziError as exc:
+            self._on_error(entry, exc)
+            return
+        except Exception as exc:  # a bug must not kill the poller nor hang the handle
+            logger.exception("unexpected error checking %s", handle.id)
+            self._resolve(entry, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
             return
         handle.status = status
         entry.failures = 0
