@@ -27,6 +27,9 @@ class Generation:
 
     A handle whose ``id`` is None stands for a request the server never accepted (in
     ``as_completed``): it is already resolved with the reason.
+
+    The client makes the handles (``submit``, ``track``, batches); ``on_resolved`` is for
+    their maker, told once the handle resolves, before its done-callbacks.
     """
 
     __slots__ = (
