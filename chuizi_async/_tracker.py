@@ -66,8 +66,8 @@ class Tracker:
 
     def want_cost(self, handle: Generation) -> None:
         """Resolve ``handle`` with its cost: read from its billing record where its status
-        answer has none (a batch with ``max_cost``, the CLI's results). Ask before its first
-        check; a handle not tracked here is left alone."""
+        answer has none (a batch with ``max_cost``, the CLI's results). Ask before it is done;
+        a handle not pending here is left alone."""
         entry = self.poller.find(handle.id) if handle.id is not None else None
         if entry is not None and entry.handle is handle:
             entry.wants_cost = True
