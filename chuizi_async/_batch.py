@@ -40,9 +40,9 @@ from ._exceptions import (
     NotSubmitted,
     SubmissionUncertain,
 )
-from ._generation import Generation
+from ._generation import Generation, outcome_of, resolved
 from ._journal import Journal, new_idempotency_key
-from ._models import GenerationRequest, RemoteModel, Video
+from ._models import GenerationRequest, RemoteModel
 from ._submitter import SubmitHere, Submitter
 
 __all__ = ["BatchParts", "BatchSubmitter", "RequestLike", "Track"]
@@ -52,30 +52,13 @@ logger = logging.getLogger("chuizi_async")
 RequestLike = GenerationRequest | Mapping[str, Any]
 
 
-# Generation's private state, each read in one place: the tracker (issue 13) replaces these.
-
-
-def _resolved(handle: Generation, outcome: Video | BaseException) -> Generation:
-    handle._resolve(outcome)
-    return handle
-
-
-def _outcome(handle: Generation | None) -> Video | BaseException | None:
-    return handle._outcome if handle is not None else None
-
-
-def _wants_cost(handle: Generation) -> None:
-    """Look up the cost the status answer lacks (before the first check: it is read once)."""
-    handle._wants_cost = True
-
-
 def _unsent(
     index: int, request: GenerationRequest | None, error: BaseException, key: str | None = None
 ) -> Generation:
     """A handle for a request the server never accepted, already resolved with the reason."""
-    handle = Generation(None, request=request, index=index)
+    handle = resolved(None, error, request=request, index=index)
     handle.key = key
-    return _resolved(handle, error)
+    return handle
 
 
 class Track(Protocol):
@@ -91,6 +74,8 @@ class BatchParts:
     :param submitter: sends the submissions (its ``start_workers`` runs the batch's workers).
     :param workers: submissions on the wire at once: the transport's pool size.
     :param track: follows an id a journal says was accepted (``Client.track``).
+    :param want_cost: asks the tracker to look up a handle's cost that its status answer
+        lacks (``fetch_costs``), before its first check.
     :param list_models: the catalogue, for ``max_cost``'s prices (``Client.list_models``).
     :param ensure_open: opens the client in the running event loop.
     :param start_soon: runs a coroutine function in the client's own task group
@@ -100,6 +85,7 @@ class BatchParts:
     submitter: Submitter
     workers: int
     track: Track
+    want_cost: Callable[[Generation], object]
     list_models: Callable[[], Awaitable[Sequence[RemoteModel]]]
     ensure_open: Callable[[], Awaitable[None]]
     start_soon: Callable[[Callable[[], Coroutine[Any, Any, object]]], object]
@@ -311,7 +297,7 @@ class BatchSubmitter:
 
     def _finish(self, index: int, handle: Generation | None) -> None:
         self._active -= 1
-        self.cost.finish(index, _outcome(handle))
+        self.cost.finish(index, outcome_of(handle) if handle is not None else None)
         self._wake()
 
     async def _obtain(
@@ -325,13 +311,13 @@ class BatchSubmitter:
         journal = self.journal if key is not None else None
         entry = journal.get(key) if journal is not None and key is not None else None
         if entry is not None and journal is not None and journal.settled(entry):
-            handle = Generation(entry.generation_id, request=request, index=index)
-            return _resolved(handle, entry.outcome(request))
+            settled = entry.outcome(request)
+            return resolved(entry.generation_id, settled, request=request, index=index)
         if entry is not None and entry.generation_id is not None:
             handle = self._parts.track(entry.generation_id, model=request.model)
             handle.request, handle.index = request, index
             if self._wants_cost:
-                _wants_cost(handle)
+                self._parts.want_cost(handle)
             return handle
         safe = self._safe
         if entry is not None and entry.state == "sent" and safe:
@@ -390,8 +376,9 @@ class BatchSubmitter:
         return handle
 
     def _accepted(self, handle: Generation) -> None:
+        # before the first check: a cost the status answer lacks is then read once
         if self._wants_cost:
-            _wants_cost(handle)
+            self._parts.want_cost(handle)
         self.accepted.append(handle)
 
     def _emit(self, handle: Generation) -> None:

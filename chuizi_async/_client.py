@@ -23,7 +23,6 @@ from ._auth import AuthHeaders
 from ._batch import BatchParts
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
-from ._clock import now
 from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._error_rules import is_retryable
@@ -37,7 +36,7 @@ from ._exceptions import (
     NotFoundError,
 )
 from ._generate_many import generate_many
-from ._generation import Generation
+from ._generation import Generation, resolved
 from ._journal import Journal
 from ._models import (
     BillingRecord,
@@ -62,6 +61,7 @@ from ._retries import (
 )
 from ._status import StatusRoute, StatusRoutes, billing_path
 from ._submitter import Submitter
+from ._tracker import Tracker
 from ._transport import (
     DEFAULT_TIMEOUT,
     REQUEST_ID_HEADER,
@@ -188,7 +188,7 @@ class Client:
         self._schedule = Schedule(
             self.poll_policy, saturated=self.budget.saturated, time_scale=self.time_scale
         )
-        self._poller = self._new_poller(PollerStats())
+        self._tracker = self._new_tracker(PollerStats())
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
@@ -214,14 +214,15 @@ class Client:
             # a transport of one's own that does not say its pool: this client's setting
             workers=pool_size(self._transport) or self.limits.max_connections,
             track=self.track,
+            want_cost=self._tracker.want_cost,
             list_models=self.list_models,
             ensure_open=self._ensure_open,
             start_soon=self._spawn,
         )
 
-    def _new_poller(self, stats: PollerStats) -> Poller:
+    def _new_tracker(self, stats: PollerStats) -> Tracker:
         policy = self.poll_policy
-        return Poller(
+        poller = Poller(
             fetch=self._fetch_status,
             schedule=self._schedule,
             give_up_after=policy.give_up_after / self.time_scale,
@@ -233,6 +234,7 @@ class Client:
             ),
             stats=stats,
         )
+        return Tracker(poller)
 
     def __repr__(self) -> str:
         state = self._state.name.lower()
@@ -266,7 +268,7 @@ class Client:
         """Start the service task in ``loop``; after an earlier loop ended, with a new poller
         and budget events (theirs belonged to that loop; what was learned is kept)."""
         if self._opened_once:
-            self._poller = self._new_poller(self._poller.stats)
+            self._tracker = self._new_tracker(self._tracker.stats)
             self.budget.new_event_loop()
             self._started = anyio.Event()
         self._opened_once = True
@@ -298,7 +300,7 @@ class Client:
             await anyio.lowlevel.checkpoint()
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
-                tg.start_soon(self._poller.run)
+                tg.start_soon(self._tracker.run)
                 await anyio.lowlevel.checkpoint()
                 self._started.set()
         except asyncio.CancelledError:
@@ -318,7 +320,7 @@ class Client:
         await self._transport.aclose()
 
     def _forget_loop(self) -> None:
-        closed = self._poller.close(
+        closed = self._tracker.close(
             lambda h: ClientClosed(
                 h.id, "the client's event loop ended while it was pending; track(id) resumes it"
             )
@@ -341,7 +343,7 @@ class Client:
             return
         exc = task.exception()
         logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
-        self._poller.close(lambda h: ChuiziError(f"{h.id}: the poller stopped: {exc!r}"))
+        self._tracker.close(lambda h: ChuiziError(f"{h.id}: the poller stopped: {exc!r}"))
 
     def _spawn(self, func: Callable[[], Any]) -> None:
         """Run ``func`` in the client's own task group (cancelled by ``aclose``)."""
@@ -364,7 +366,7 @@ class Client:
         if self._service is not None:
             self._service.cancel()
             await asyncio.wait([self._service])
-        closed = self._poller.close(lambda h: ClientClosed(h.id))
+        closed = self._tracker.close(lambda h: ClientClosed(h.id))
         if closed:
             logger.info(
                 "client closed with %d generations pending; track() them elsewhere: %s",
@@ -380,7 +382,7 @@ class Client:
     @property
     def pending(self) -> list[Generation]:
         """Handles still being tracked (for handing over on shutdown: keep their ids)."""
-        return self._poller.pending
+        return self._tracker.pending
 
     @property
     def stats(self) -> ClientStats:
@@ -390,7 +392,7 @@ class Client:
 
     @property
     def poller_stats(self) -> PollerStats:
-        return self._poller.stats
+        return self._tracker.stats
 
     # -- the send path: _send -> _send_with_retries -> _retrying -> _send_once -> _follow_redirects
 
@@ -617,15 +619,10 @@ class Client:
         request: GenerationRequest | None,
         index: int | None = None,
     ) -> Generation:
-        existing = self._poller.get(gen_id)
-        if existing is not None:
-            return existing
-        handle = Generation(gen_id, model=model, request=request, submitted_at=now(), index=index)
-        if self._state is _State.CLOSED:
-            handle._resolve(ClientClosed(gen_id))
-        else:
-            self._poller.add(handle)
-        return handle
+        if self._state is _State.CLOSED and self._tracker.get(gen_id) is None:
+            closed = ClientClosed(gen_id)
+            return resolved(gen_id, closed, model=model, request=request, index=index)
+        return self._tracker.register(gen_id, model, request, index)
 
     async def generate(
         self,

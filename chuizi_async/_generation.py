@@ -13,7 +13,7 @@ from ._checks import check_seconds
 from ._exceptions import GenerationCancelled, GenerationTimeout
 from ._models import GenerationRequest, GenerationStatus, Video
 
-__all__ = ["Generation"]
+__all__ = ["Generation", "outcome_of", "resolve", "resolved"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -27,20 +27,17 @@ class Generation:
 
     A handle whose ``id`` is None stands for a request the server never accepted (in
     ``as_completed``): it is already resolved with the reason.
+
+    The client makes the handles (``submit``, ``track``, batches); ``on_resolved`` is for
+    their maker, told once the handle resolves, before its done-callbacks.
     """
 
     __slots__ = (
         "__weakref__",
         "_callbacks",
-        "_checks",
-        "_due",
         "_event",
-        "_failures",
         "_on_resolved",
         "_outcome",
-        "_scout",
-        "_submitted_at",
-        "_wants_cost",
         "id",
         "index",
         "key",
@@ -55,8 +52,8 @@ class Generation:
         *,
         model: str | None = None,
         request: GenerationRequest | None = None,
-        submitted_at: float = 0.0,
         index: int | None = None,
+        on_resolved: Callable[[Generation], object] | None = None,
     ) -> None:
         self.id = generation_id
         self.model = model if model is not None else (request.model if request else None)
@@ -69,13 +66,7 @@ class Generation:
         # the running async library each time (8x the cost); the library runs on asyncio only
         self._event: asyncio.Event | None = None
         self._callbacks: list[Callable[[Generation], object]] | None = None
-        self._on_resolved: Callable[[Generation], object] | None = None  # the poller's
-        self._submitted_at = submitted_at
-        self._checks = 0
-        self._due = 0.0
-        self._scout = False
-        self._failures = 0
-        self._wants_cost = False  # look up a cost the status answer lacks (see Poller)
+        self._on_resolved = on_resolved  # its owner's (the tracker's): told once it resolves
 
     def __repr__(self) -> str:
         if self._outcome is None:
@@ -142,7 +133,7 @@ class Generation:
         The API has **no cancel endpoint**: the server goes on generating, and may bill it.
         Keep ``id`` to ``track()`` it later. Returns False if the handle had already resolved.
         """
-        return self._resolve(GenerationCancelled(self.id))
+        return resolve(self, GenerationCancelled(self.id))
 
     def add_done_callback(self, callback: Callable[[Generation], object]) -> None:
         """Call ``callback(handle)`` once resolved (at once if it already is)."""
@@ -153,21 +144,46 @@ class Generation:
             self._callbacks = []
         self._callbacks.append(callback)
 
-    # -- for the client and poller ---------------------------------------------------------
 
-    def _resolve(self, outcome: Video | BaseException) -> bool:
-        """Set the outcome if none is set yet; the first outcome wins."""
-        if self._outcome is not None:
-            return False
-        self._outcome = outcome
-        if self._event is not None:
-            self._event.set()
-        if self._on_resolved is not None:
-            self._on_resolved(self)
-        callbacks, self._callbacks = self._callbacks, None
-        for callback in callbacks or ():
-            try:
-                callback(self)
-            except Exception:
-                logger.exception("a done-callback of generation %s raised", self.id)
-        return True
+# -- the owner's side ------------------------------------------------------------------------
+# Functions, not methods: a user's handle offers no way to resolve it but cancel(). Its owner
+# (the tracker, a batch) resolves it and reads its outcome with these, as asyncio's owner of a
+# future calls set_result(); nothing else in the package reaches into a handle.
+
+
+def resolve(handle: Generation, result: Video | BaseException) -> bool:
+    """Set the handle's outcome if none is set yet (the first wins); False if one was."""
+    if handle._outcome is not None:
+        return False
+    handle._outcome = result
+    if handle._event is not None:
+        handle._event.set()
+    if handle._on_resolved is not None:
+        handle._on_resolved(handle)
+    callbacks, handle._callbacks = handle._callbacks, None
+    for callback in callbacks or ():
+        try:
+            callback(handle)
+        except Exception:
+            logger.exception("a done-callback of generation %s raised", handle.id)
+    return True
+
+
+def outcome_of(handle: Generation) -> Video | BaseException | None:
+    """The handle's video or error; None while it is pending."""
+    return handle._outcome
+
+
+def resolved(
+    generation_id: str | None,
+    result: Video | BaseException,
+    *,
+    model: str | None = None,
+    request: GenerationRequest | None = None,
+    index: int | None = None,
+) -> Generation:
+    """A handle that is done from the start: a request the server never accepted (no id),
+    one a journal already settled, one accepted as the client closed."""
+    handle = Generation(generation_id, model=model, request=request, index=index)
+    resolve(handle, result)
+    return handle

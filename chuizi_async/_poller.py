@@ -5,6 +5,10 @@ is due (no request at all while nothing is pending), runs due checks with at mos
 ``max_in_flight`` status requests at once, and reschedules or resolves each handle from the
 answer. The request budget (shared with submissions) paces and pauses it on 429.
 
+What the poller knows of a generation (when it is due, how often it was checked, whether it
+scouts) sits in a ``Tracked`` entry of its own; the ``Generation`` is the user's handle, which
+it resolves (see ``_tracker`` for who creates both).
+
 A 404 for a generation younger than ``not_found_grace`` means "not visible yet" (a gateway's
 read-after-write lag) and is checked again like a transient failure. A handle that wants its
 cost (a batch with ``max_cost``, the CLI's results) and finishes with none in its status
@@ -36,22 +40,36 @@ from ._exceptions import (
     RateLimitError,
     UnusableVideo,
 )
-from ._generation import Generation
+from ._generation import Generation, resolve
 from ._models import GenerationStatus, Video
 from ._policy import Schedule
 from ._responses import request_id_note
+from ._watchdog import Watchdog
 
-__all__ = ["Poller", "PollerStats"]
+__all__ = ["Poller", "PollerStats", "Tracked"]
 
 logger = logging.getLogger("chuizi_async")
 
-_IN_FLIGHT = -math.inf  # the due time of a handle whose check is under way
+_IN_FLIGHT = -math.inf  # the due time of an entry whose check is under way
 REREADS = 2
 """How often a done answer without a usable video is read again (it may have been torn, or
 read from a replica that lags) before the handle fails with it."""
 
 StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus]]
 CostFetcher = Callable[[str], Awaitable[Decimal | None]]
+
+
+@attrs.define(eq=False, weakref_slot=False)
+class Tracked:
+    """The poller's entry for one pending handle: its place in the schedule and its history."""
+
+    handle: Generation
+    submitted_at: float
+    due: float = 0.0
+    checks: int = 0
+    failures: int = 0  # transient failures in a row
+    scout: bool = False  # checked early to learn the model's latency (see Schedule)
+    wants_cost: bool = False  # look up a cost the status answer lacks (see _look_up_cost)
 
 
 @attrs.define
@@ -77,8 +95,8 @@ class Poller:
     check_timeout: float = math.inf
     """Seconds after which a status check is abandoned and tried again later."""
     stats: PollerStats = attrs.field(factory=PollerStats)
-    _heap: list[tuple[float, int, Generation]] = attrs.field(factory=list, init=False)
-    _tracked: dict[str, Generation] = attrs.field(factory=dict, init=False)
+    _heap: list[tuple[float, int, Tracked]] = attrs.field(factory=list, init=False)
+    _tracked: dict[str, Tracked] = attrs.field(factory=dict, init=False)
     _counter: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
@@ -88,93 +106,98 @@ class Poller:
     )
     _lead: anyio.Lock = attrs.field(factory=lambda: anyio.Lock(fast_acquire=True), init=False)
     _rereads: dict[str, int] = attrs.field(factory=dict, init=False)  # by id, while unusable
-    # one bound method for every handle (a handle's own would cost memory per generation)
-    _forget_resolved: Callable[[Generation], None] = attrs.field(init=False)
     _tasks: anyio.abc.TaskGroup | None = attrs.field(default=None, init=False)
-    _billing: dict[Generation, Video] = attrs.field(factory=dict, init=False)
+    _billing: dict[Tracked, Video] = attrs.field(factory=dict, init=False)
     _billing_limiter: anyio.CapacityLimiter = attrs.field(init=False)
+    _watchdog: Watchdog[Tracked] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._forget_resolved = self._forget
         self._billing_limiter = anyio.CapacityLimiter(self.max_in_flight)
+        self._watchdog = Watchdog(self.check_timeout)
+
+    # -- the entries -----------------------------------------------------------------------
+
+    def entries(self) -> list[Tracked]:
+        """The entries of the pending handles, oldest first."""
+        return [e for e in self._tracked.values() if not e.handle.done()]
+
+    def find(self, generation_id: str) -> Tracked | None:
+        """The entry of the pending handle of ``generation_id``, if there is one."""
+        entry = self._tracked.get(generation_id)
+        return entry if entry is not None and not entry.handle.done() else None
+
+    def add(self, entry: Tracked) -> None:
+        """Schedule a new entry, its first check planned by the schedule."""
+        handle = entry.handle
+        assert handle.id is not None
+        delay, entry.scout = self.schedule.plan_first(handle.model)
+        self._tracked[handle.id] = entry
+        self._per_model[handle.model] += 1
+        self._push(entry, now() + delay)
+
+    def forget(self, handle: Generation) -> None:
+        """Drop the entry of a handle that resolved (the handle's ``on_resolved``)."""
+        gen_id = handle.id
+        entry = None if gen_id is None else self._tracked.get(gen_id)
+        if gen_id is None or entry is None or entry.handle is not handle:
+            return
+        del self._tracked[gen_id]
+        self._per_model[handle.model] -= 1
+        if self._rereads:
+            self._rereads.pop(gen_id, None)
+        if entry.scout and not self._closing and self.schedule.scout_ended(handle.model):
+            self._promote_scout(handle.model)
 
     # -- the schedule ----------------------------------------------------------------------
 
-    @property
-    def pending(self) -> list[Generation]:
-        """The handles being tracked, oldest first."""
-        return [g for g in self._tracked.values() if not g.done()]
-
-    def get(self, generation_id: str) -> Generation | None:
-        handle = self._tracked.get(generation_id)
-        return handle if handle is not None and not handle.done() else None
-
-    def add(self, handle: Generation) -> None:
-        """Track a new handle, its first check planned by the schedule."""
-        assert handle.id is not None
-        delay, handle._scout = self.schedule.plan_first(handle.model)
-        self._tracked[handle.id] = handle
-        self._per_model[handle.model] += 1
-        handle._on_resolved = self._forget_resolved
-        self._push(handle, now() + delay)
-
-    def _forget(self, handle: Generation) -> None:
-        if handle.id is not None and self._tracked.get(handle.id) is handle:
-            del self._tracked[handle.id]
-            self._per_model[handle.model] -= 1
-            if self._rereads:
-                self._rereads.pop(handle.id, None)
-        if handle._scout and not self._closing and self.schedule.scout_ended(handle.model):
-            self._promote_scout(handle.model)
-
-    def _waiting(self, model: str | None) -> Iterator[Generation]:
-        """Pending handles of ``model`` that are in the heap (not being checked)."""
-        for handle in self._tracked.values():
-            if handle.model == model and not handle.done() and handle._due != _IN_FLIGHT:
-                yield handle
+    def _waiting(self, model: str | None) -> Iterator[Tracked]:
+        """Entries of ``model`` that are in the heap (not being checked)."""
+        for entry in self._tracked.values():
+            if entry.handle.model == model and not entry.handle.done() and entry.due != _IN_FLIGHT:
+                yield entry
 
     def _promote_scout(self, model: str | None) -> None:
         """A scout ended before anything was learned: another takes its place, soon."""
-        for handle in self._waiting(model):
-            if not handle._scout:
-                handle._scout = True
-                self._push(handle, now() + self.schedule.next_delay(0, model))
+        for entry in self._waiting(model):
+            if not entry.scout:
+                entry.scout = True
+                self._push(entry, now() + self.schedule.next_delay(0, model))
                 return
         self.schedule.scout_ended(model)  # nobody left to scout: give the place back
 
     def _pull_in(self, model: str | None, start: float) -> None:
         """Completions now begin at ``start``: bring the waiting checks of this model forward."""
         current = now()
-        for handle in list(self._waiting(model)):
-            due = max(current, handle._submitted_at + start) + self.schedule.stagger(model)
-            if handle._due > due:
-                self._push(handle, due)
+        for entry in list(self._waiting(model)):
+            due = max(current, entry.submitted_at + start) + self.schedule.stagger(model)
+            if entry.due > due:
+                self._push(entry, due)
 
-    def _push(self, handle: Generation, due: float) -> None:
+    def _push(self, entry: Tracked, due: float) -> None:
         earliest = self._heap[0][0] if self._heap else math.inf
-        handle._due = due
-        heapq.heappush(self._heap, (due, next(self._counter), handle))
+        entry.due = due
+        heapq.heappush(self._heap, (due, next(self._counter), entry))
         if due < earliest:
             self._wakeup.set()
 
-    def _take_due(self) -> Generation | None:
-        """The earliest pending generation if it is due now, taken off the heap."""
+    def _take_due(self) -> Tracked | None:
+        """The earliest pending entry if it is due now, taken off the heap."""
         heap = self._heap
-        # drop what was resolved, or rescheduled since (its live entry is another one)
-        while heap and (heap[0][2].done() or heap[0][0] != heap[0][2]._due):
+        # drop what was resolved, or rescheduled since (its live place is another one)
+        while heap and (heap[0][0] != heap[0][2].due or heap[0][2].handle.done()):
             heapq.heappop(heap)
         if not heap or heap[0][0] > now():
             return None
-        handle = heapq.heappop(heap)[2]
-        handle._due = _IN_FLIGHT
-        return handle
+        entry = heapq.heappop(heap)[2]
+        entry.due = _IN_FLIGHT
+        return entry
 
-    async def _next_due(self) -> Generation:
-        """Sleep until the earliest pending generation is due and take it off the heap."""
+    async def _next_due(self) -> Tracked:
+        """Sleep until the earliest pending entry is due and take it off the heap."""
         while True:
-            handle = self._take_due()
-            if handle is not None:
-                return handle
+            entry = self._take_due()
+            if entry is not None:
+                return entry
             heap = self._heap
             self._wakeup = anyio.Event()
             with anyio.move_on_after(heap[0][0] - now() if heap else math.inf):
@@ -188,164 +211,177 @@ class Poller:
         ``max_in_flight`` workers take due handles off the heap. While something is due a
         worker goes from one check to the next without waiting; otherwise one of them (the
         one holding ``_lead``) sleeps until the earliest due time and the others queue for
-        the lead: one timer per client, however many workers.
+        the lead: one timer per client, however many workers. A check still unanswered
+        after ``check_timeout`` is abandoned by the watchdog: one timer too, not one each.
         """
         async with anyio.create_task_group() as tg:
             self._tasks = tg
             for _ in range(self.max_in_flight):
                 tg.start_soon(self._work)
+            if self.check_timeout < math.inf:
+                tg.start_soon(self._watchdog.run)
 
     async def _work(self) -> None:
+        worker = self._watchdog.watch()
+        watchdog = self._watchdog
         while True:
-            handle = self._take_due()
-            if handle is None:
-                async with self._lead:
-                    handle = await self._next_due()
-            self._in_flight += 1
-            self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self._in_flight)
-            try:
-                await self._check(handle)
-            finally:
-                self._in_flight -= 1
+            # cancelled only by the watchdog, when a check is stuck: then a new scope
+            with worker.scope:
+                while True:
+                    entry = self._take_due()
+                    if entry is None:
+                        async with self._lead:
+                            entry = await self._next_due()
+                    self._in_flight += 1
+                    seen = max(self.stats.max_in_flight_seen, self._in_flight)
+                    self.stats.max_in_flight_seen = seen
+                    worker.waiting_for, worker.since = entry, now()
+                    if watchdog.idle is not None:
+                        watchdog.wake()
+                    try:
+                        await self._check(entry)
+                    finally:
+                        worker.waiting_for = None
+                        self._in_flight -= 1
+                    if worker.abandoned is not None:
+                        # the watchdog came as the answer did, which won: leave the
+                        # cancelled scope before anything else is awaited in it
+                        worker.abandoned = None
+                        break
+            worker.scope = anyio.CancelScope()
+            stuck, worker.abandoned = worker.abandoned, None
+            if stuck is not None:
+                # a GET is cheap to send again: a stuck answer must not hold one of the
+                # max_in_flight places (and every check queued behind it) for a whole timeout
+                message = f"{stuck.handle.id}: no status after {self.check_timeout:.3g} s"
+                self._on_error(stuck, APITimeoutError(message))
 
-    async def _check(self, handle: Generation) -> None:
+    async def _check(self, entry: Tracked) -> None:
         """One status check, then resolve or reschedule; never raises but for cancellation."""
         self.stats.checks += 1
-        with anyio.move_on_after(self.check_timeout) as stuck:
-            try:
-                status = await self.fetch(handle)
-            except ChuiziError as exc:
-                self._on_error(handle, exc)
-                return
-            except Exception as exc:  # a bug must not kill the poller nor hang the handle
-                logger.exception("unexpected error checking %s", handle.id)
-                self._resolve(handle, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
-                return
-        if stuck.cancelled_caught:
-            # a GET is cheap to send again: a stuck answer must not hold one of the
-            # max_in_flight places (and every check queued behind it) for a whole timeout
-            message = f"{handle.id}: no status after {self.check_timeout:.3g} s"
-            self._on_error(handle, APITimeoutError(message))
+        handle = entry.handle
+        try:
+            status = await self.fetch(handle)
+        except ChuiziError as exc:
+            self._on_error(entry, exc)
+            return
+        except Exception as exc:  # a bug must not kill the poller nor hang the handle
+            logger.exception("unexpected error checking %s", handle.id)
+            self._resolve(entry, ChuiziError(f"{handle.id}: unexpected error: {exc!r}"))
             return
         handle.status = status
-        handle._failures = 0
-        handle._checks += 1
+        entry.failures = 0
+        entry.checks += 1
         if status.state == "completed" and status.video is not None:
             video = status.video
             if video.latency_ms is not None:
                 start = self.schedule.learn(handle.model, video.latency_ms / 1000.0)
                 if start is not None:
                     self._pull_in(handle.model, start)
-            if video.cost is None and handle._wants_cost and self._look_up_cost(handle, video):
+            if video.cost is None and entry.wants_cost and self._look_up_cost(entry, video):
                 return
-            self._resolve(handle, video)
+            self._resolve(entry, video)
         elif status.state == "failed":
             error = status.error
             self._resolve(
-                handle,
+                entry,
                 GenerationFailed(
                     handle.id,
                     error.message if error else "generation failed",
                     error.type if error else None,
                 ),
             )
-        elif not self._gave_up(handle):
-            age = now() - handle._submitted_at
-            waiting = self._per_model[handle.model] if handle._scout else 0
-            delay = self.schedule.next_delay(
-                handle._checks, handle.model, age, scouting_for=waiting
-            )
-            self._reschedule(handle, delay)
+        elif not self._gave_up(entry):
+            age = now() - entry.submitted_at
+            waiting = self._per_model[handle.model] if entry.scout else 0
+            delay = self.schedule.next_delay(entry.checks, handle.model, age, scouting_for=waiting)
+            self._reschedule(entry, delay)
 
-    def _look_up_cost(self, handle: Generation, video: Video) -> bool:
-        """Resolve ``handle`` once its billing record is read; False if there is no way to."""
-        if self.billed_cost is None or self._tasks is None or handle.id is None:
+    def _look_up_cost(self, entry: Tracked, video: Video) -> bool:
+        """Resolve the handle once its billing record is read; False if there is no way to."""
+        gen_id = entry.handle.id
+        if self.billed_cost is None or self._tasks is None or gen_id is None:
             return False
-        self._billing[handle] = video
-        self._tasks.start_soon(self._fill_cost, handle, video, self.billed_cost)
+        self._billing[entry] = video
+        self._tasks.start_soon(self._fill_cost, entry, gen_id, video, self.billed_cost)
         return True
 
-    async def _fill_cost(self, handle: Generation, video: Video, billed_cost: CostFetcher) -> None:
-        assert handle.id is not None
+    async def _fill_cost(
+        self, entry: Tracked, gen_id: str, video: Video, billed_cost: CostFetcher
+    ) -> None:
         cost = None
         try:
             async with self._billing_limiter:
-                cost = await billed_cost(handle.id)
+                cost = await billed_cost(gen_id)
         except Exception:  # the video is there either way: never lose it to a bug
-            logger.exception("unexpected error reading the cost of %s", handle.id)
-        self._billing.pop(handle, None)
-        self._resolve(handle, video if cost is None else attrs.evolve(video, cost=cost))
+            logger.exception("unexpected error reading the cost of %s", gen_id)
+        self._billing.pop(entry, None)
+        self._resolve(entry, video if cost is None else attrs.evolve(video, cost=cost))
 
-    def _not_visible_yet(self, handle: Generation, exc: ChuiziError) -> bool:
+    def _not_visible_yet(self, entry: Tracked, exc: ChuiziError) -> bool:
         """A 404 just after acceptance: the gateway may not show the id it gave out yet."""
-        return (
-            isinstance(exc, NotFoundError) and now() - handle._submitted_at < self.not_found_grace
-        )
+        return isinstance(exc, NotFoundError) and now() - entry.submitted_at < self.not_found_grace
 
-    def _on_error(self, handle: Generation, exc: ChuiziError) -> None:
-        if isinstance(exc, UnusableVideo) and self._reread(handle, exc):
+    def _on_error(self, entry: Tracked, exc: ChuiziError) -> None:
+        if isinstance(exc, UnusableVideo) and self._reread(entry, exc):
             return
-        if not is_transient(exc) and not self._not_visible_yet(handle, exc):
-            logger.info("status check of %s failed: %s%s", handle.id, exc, request_id_note(exc))
-            self._resolve(handle, exc)
+        gen_id = entry.handle.id
+        if not is_transient(exc) and not self._not_visible_yet(entry, exc):
+            logger.info("status check of %s failed: %s%s", gen_id, exc, request_id_note(exc))
+            self._resolve(entry, exc)
             return
         self.stats.transient_failures += 1
-        handle._failures += 1
+        entry.failures += 1
         logger.debug(
             "status check of %s failed, checking again later: %s%s",
-            handle.id,
+            gen_id,
             exc,
             request_id_note(exc),
         )
-        if not self._gave_up(handle):
+        if not self._gave_up(entry):
             # a 429 delays the check it refused, by its Retry-After; the budget decides
             # whether the whole client slows down
             delay = exc.retry_after if isinstance(exc, RateLimitError) else None
             if delay is None:
-                delay = self.schedule.retry_delay(handle._failures)
-            self._reschedule(handle, delay)
+                delay = self.schedule.retry_delay(entry.failures)
+            self._reschedule(entry, delay)
 
-    def _reread(self, handle: Generation, exc: UnusableVideo) -> bool:
+    def _reread(self, entry: Tracked, exc: UnusableVideo) -> bool:
         """Whether a done answer without a usable video is read again before it is final."""
-        assert handle.id is not None
-        count = self._rereads.get(handle.id, 0)
+        gen_id = entry.handle.id
+        assert gen_id is not None
+        count = self._rereads.get(gen_id, 0)
         if count >= REREADS:
             return False
-        self._rereads[handle.id] = count + 1
-        logger.debug(
-            "%s: reading the answer again (%d of %d): %s", handle.id, count + 1, REREADS, exc
-        )
-        if not self._gave_up(handle):
-            self._reschedule(handle, self.schedule.retry_delay(count + 1))
+        self._rereads[gen_id] = count + 1
+        logger.debug("%s: reading the answer again (%d of %d): %s", gen_id, count + 1, REREADS, exc)
+        if not self._gave_up(entry):
+            self._reschedule(entry, self.schedule.retry_delay(count + 1))
         return True
 
-    def _gave_up(self, handle: Generation) -> bool:
-        waited = now() - handle._submitted_at
+    def _gave_up(self, entry: Tracked) -> bool:
+        waited = now() - entry.submitted_at
         if waited < self.give_up_after:
             return False
         self._resolve(
-            handle,
-            GenerationTimeout(handle.id, f"still not finished after {waited:.0f} s: gave up"),
+            entry,
+            GenerationTimeout(entry.handle.id, f"still not finished after {waited:.0f} s: gave up"),
         )
         return True
 
-    def _reschedule(self, handle: Generation, delay: float) -> None:
-        deadline = handle._submitted_at + self.give_up_after
-        self._push(handle, min(now() + delay, deadline))
+    def _reschedule(self, entry: Tracked, delay: float) -> None:
+        deadline = entry.submitted_at + self.give_up_after
+        self._push(entry, min(now() + delay, deadline))
 
-    def _resolve(self, handle: Generation, outcome: object) -> None:
-        assert isinstance(outcome, BaseException) or not isinstance(outcome, type)
-        if handle._resolve(outcome):  # type: ignore[arg-type]
+    def _resolve(self, entry: Tracked, outcome: Video | BaseException) -> None:
+        if resolve(entry.handle, outcome):
             self.stats.resolved += 1
 
-    def close(self, make_error: Callable[[Generation], BaseException]) -> list[Generation]:
-        """Resolve every pending handle with ``make_error(handle)``; returns them."""
+    def stop(self) -> None:
+        """Stop scheduling (the client closes): a handle whose cost was being looked up
+        resolves with its video, the others stay for the tracker to resolve."""
         self._closing = True
-        for handle, video in list(self._billing.items()):
-            self._resolve(handle, video)  # done: only its cost is missing
+        for entry, video in list(self._billing.items()):
+            self._resolve(entry, video)  # done: only its cost is missing
         self._billing.clear()
-        pending = self.pending
-        for handle in pending:
-            handle._resolve(make_error(handle))
         self._heap.clear()
-        return pending
