@@ -1,18 +1,19 @@
-"""The session: configuration, the send path with retries, submissions, status and lifecycle."""
+"""The session: configuration, submissions, status, downloads and lifecycle.
+
+One API call goes through ``_sender.Sender`` (budget, retries, redirects, transport).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import functools
-import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
-from urllib.parse import urljoin
+from typing import Any, Literal, overload
 
 import anyio
 import anyio.abc
@@ -26,15 +27,12 @@ from ._clock import now
 from ._config import Secret, check_base_url
 from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
 from ._exceptions import (
-    APIConnectTimeout,
-    APITimeoutError,
     ChuiziError,
     ClientClosed,
     GenerationTimeout,
     InvalidRequest,
     NotFoundError,
     SubmissionUncertain,
-    is_retryable,
     submission_uncertain,
 )
 from ._generation import Generation
@@ -54,25 +52,18 @@ from ._models import (
 )
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
-from ._responses import decode_json, error_from_response, request_id_note
 from ._retries import (
     RETRY_SUBMISSIONS,
     RetrySubmissions,
-    parse_retry_after,
-    retry_delay,
-    should_retry,
     should_retry_submission,
-    silent_too_often,
 )
+from ._sender import ClientStats, Sender
 from ._status import StatusRoute, StatusRoutes, billing_path
 from ._transport import (
     DEFAULT_TIMEOUT,
-    REQUEST_ID_HEADER,
     AiohttpTransport,
-    Request,
     Response,
     Transport,
-    redact,
 )
 from ._validation import build_body
 
@@ -80,20 +71,10 @@ __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
 
 logger = logging.getLogger("chuizi_async")
 
-T = TypeVar("T")
-
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_MAX_REDIRECTS = 5
 _STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout) ...
 _STUCK_FLOOR = 5.0  # ... but never before this many seconds (of the API's time), nor timeout / 2
-_NO_HEADERS: Mapping[str, str] = {}
 _BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
-
-
-def new_request_id() -> str:
-    """A fresh ``X-Request-Id`` (``req_`` and 16 hex digits), one per attempt."""
-    return f"req_{os.urandom(8).hex()}"
 
 
 class _State(enum.Enum):
@@ -123,17 +104,6 @@ class _Submission:
         if self.result is None:
             raise ClientClosed(None, "the client closed before the submission was answered")
         raise self.result
-
-
-@attrs.define
-class ClientStats:
-    """Requests this client made, by kind (a live view; read, don't write)."""
-
-    requests: int = 0
-    submissions: int = 0
-    status_checks: int = 0
-    retries: int = 0
-    rate_limited: int = 0
 
 
 class Client:
@@ -189,10 +159,7 @@ class Client:
         self.base_url = check_base_url(
             base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
         )
-        self._auth = AuthHeaders(self.base_url, Secret(key.strip()))
         self.poll_policy = poll if poll is not None else PollPolicy()
-        self.timeout = timeout
-        self.max_retries = max_retries
         self.retry_submissions: RetrySubmissions = retry_submissions
         self._retry_submission = functools.partial(should_retry_submission, mode=retry_submissions)
         self._transport: Transport = transport or AiohttpTransport(max_connections=max_connections)
@@ -201,6 +168,19 @@ class Client:
             max_rate=self.poll_policy.max_requests_per_second,
             time_scale=self.poll_policy.time_scale,
         )
+        self._stats = ClientStats()
+        self._sender = Sender(
+            auth=AuthHeaders(self.base_url, Secret(key.strip())),
+            transport=self._transport,
+            budget=self.budget,
+            timeout=timeout,
+            max_retries=max_retries,
+            time_scale=self.poll_policy.time_scale,
+            stats=self._stats,
+        )
+        self._send = self._sender.send  # the send path's parts, read by the code below
+        self._retrying = self._sender.retrying
+        self._follow_redirects = self._sender.follow_redirects
         self._schedule = Schedule(self.poll_policy, saturated=self.budget.saturated)
         self._poller = self._new_poller(PollerStats())
         self._routes = StatusRoutes(status_route)
@@ -216,7 +196,6 @@ class Client:
         self._submitting = 0
         self._submits_done: anyio.Event | None = None  # made by aclose() when it must wait
         self._on_the_wire: set[anyio.CancelScope] = set()
-        self._stats = ClientStats()
 
     def _new_poller(self, stats: PollerStats) -> Poller:
         policy = self.poll_policy
@@ -232,6 +211,24 @@ class Client:
             ),
             stats=stats,
         )
+
+    @property
+    def timeout(self) -> float:
+        """Seconds an attempt may take (the send path's setting)."""
+        return self._sender.timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._sender.timeout = value
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after a transient failure (the send path's setting)."""
+        return self._sender.max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        self._sender.max_retries = value
 
     def __repr__(self) -> str:
         state = self._state.name.lower()
@@ -395,168 +392,6 @@ class Client:
     @property
     def poller_stats(self) -> PollerStats:
         return self._poller.stats
-
-    # -- the send path: _send -> _send_with_retries -> _retrying -> _send_once -> _follow_redirects
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        priority: Priority = Priority.OTHER,
-        scope: str | None = None,
-        idempotency_key: str | None = None,
-        retries: bool = True,
-        on_wire: Callable[[], object] | None = None,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> object:
-        """One API call: the decoded JSON of a 2xx answer, or a typed error.
-
-        ``retry_if`` decides which errors are retried (default: ``should_retry`` of an error
-        status, ``is_retryable`` of a failure without an answer).
-        """
-        content = json.dumps(body).encode() if body is not None else None
-        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
-        url = f"{self.base_url}{path}"
-        attempts = self.max_retries + 1 if retries else 1
-        return await self._send_with_retries(
-            method, url, content, extra, priority, scope, attempts, on_wire, retry_if
-        )
-
-    def _send_with_retries(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        priority: Priority,
-        scope: str | None,
-        attempts: int,
-        on_wire: Callable[[], object] | None,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> Coroutine[Any, Any, object]:
-        """The retry loop around ``_send_once`` (returned to be awaited: one frame less)."""
-        once = functools.partial(
-            self._send_once, method, url, content, extra_headers, priority, scope, on_wire
-        )
-        return self._retrying(once, decode_json, attempts, method, url, retry_if)
-
-    async def _retrying(
-        self,
-        once: Callable[[], Awaitable[Response]],
-        accept: Callable[[Response], T],
-        attempts: int,
-        method: str,
-        url: str,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> T:
-        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error.
-
-        At most ``MAX_TIMEOUTS`` attempts may time out: a silent server gets a clear error
-        in ``3 x timeout``, not ``max_retries + 1`` times it.
-        """
-        timeouts = 0
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = await once()
-                if 200 <= response.status < 300:
-                    return accept(response)
-                error: ChuiziError = error_from_response(response)
-                retry = should_retry(response.status) if retry_if is None else retry_if(error)
-                if last or not retry:
-                    raise error
-                delay = parse_retry_after(response.headers)
-            except ChuiziError as exc:
-                retry = is_retryable(exc) if retry_if is None else retry_if(exc)
-                timeouts += isinstance(exc, APITimeoutError)
-                if last or not retry or silent_too_often(exc, timeouts):
-                    if isinstance(exc, APITimeoutError):
-                        exc.args = (self._no_answer(exc, url, attempt + 1),)
-                    raise
-                error, delay = exc, None
-            if delay is None:
-                delay = retry_delay(attempt) / self.poll_policy.time_scale
-            self._stats.retries += 1
-            logger.debug(
-                "retrying %s %s in %.2f s after: %s%s",
-                method,
-                redact(url),
-                delay,
-                error,
-                request_id_note(error),
-            )
-            await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _no_answer(self, exc: APITimeoutError, url: str, attempts: int) -> str:
-        """What a call that ended in a timeout met: where, how long, how many times."""
-        what = "no connection to" if isinstance(exc, APIConnectTimeout) else "no answer from"
-        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-        return f"{what} {redact(url)} within {self.timeout:g} s ({tries})"  # cause: chained
-
-    async def _send_once(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        priority: Priority,
-        scope: str | None,
-        on_wire: Callable[[], object] | None,
-    ) -> Response:
-        """Send once within the budget, following redirects; the key never leaves its origin."""
-        budget = self.budget
-        ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
-        try:
-            if on_wire is not None:
-                pending = on_wire()
-                if isinstance(pending, Awaitable):  # e.g. a journal's write before it goes out
-                    await pending
-            self._stats.requests += 1
-            response = await self._follow_redirects(
-                method, url, content, extra_headers, self._transport.send
-            )
-            budget.observe(ticket, response.status, response.headers)
-            return response
-        finally:
-            budget.release(ticket)
-
-    async def _follow_redirects(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        send: Callable[[Request], Awaitable[Response]],
-    ) -> Response:
-        """Send, following redirects; the key goes only to the API's own origin.
-
-        Each call (each attempt) sends a fresh ``X-Request-Id`` to the API.
-        """
-        request_id = new_request_id()
-        headers_for = self._auth.headers_for
-        for _ in range(_MAX_REDIRECTS + 1):
-            headers = headers_for(url, has_body=content is not None, request_id=request_id)
-            if extra_headers:
-                headers.update(extra_headers)
-            request = Request(
-                method=method, url=url, headers=headers, content=content, timeout=self.timeout
-            )
-            response = await send(request)
-            if response.status not in _REDIRECTS:
-                break
-            location = response.headers.get("Location")
-            if not location:
-                break
-            url = urljoin(url, location)
-            if response.status == 303 or (response.status in (301, 302) and method != "GET"):
-                break  # a method change is not ours to make: report the answer as is
-        if response.request_id is None and response.status >= 300:
-            # an error to report, from a transport that did not note the id: the one we sent
-            response = attrs.evolve(response, request_id=request.headers.get(REQUEST_ID_HEADER))
-        return response
 
     # -- submissions -------------------------------------------------------------------------
 
