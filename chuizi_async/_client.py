@@ -25,7 +25,7 @@ from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._clock import now
 from ._config import Secret, check_base_url
-from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
+from ._download import check_media_url, remove_partial_downloads, target_path
 from ._exceptions import (
     ChuiziError,
     ClientClosed,
@@ -62,7 +62,6 @@ from ._status import StatusRoute, StatusRoutes, billing_path
 from ._transport import (
     DEFAULT_TIMEOUT,
     AiohttpTransport,
-    Response,
     Transport,
 )
 from ._validation import build_body
@@ -178,9 +177,7 @@ class Client:
             time_scale=self.poll_policy.time_scale,
             stats=self._stats,
         )
-        self._send = self._sender.send  # the send path's parts, read by the code below
-        self._retrying = self._sender.retrying
-        self._follow_redirects = self._sender.follow_redirects
+        self._send = self._sender.send
         self._schedule = Schedule(self.poll_policy, saturated=self.budget.saturated)
         self._poller = self._new_poller(PollerStats())
         self._routes = StatusRoutes(status_route)
@@ -806,7 +803,8 @@ class Client:
         id sanitized; otherwise the file itself. An existing file is returned untouched unless
         ``overwrite``. Streamed to a temporary file beside the target, ``Content-Length``
         checked, then renamed: a failed download leaves no file. Transient errors are retried.
-        The key is never sent to the media host.
+        The key is never sent to the media host. Not paced by the request budget: the API's
+        rate limits count requests to the API, and videos come from the CDN, another host.
         """
         await self._ensure_open()
         url = check_media_url(video_or_url.url if isinstance(video_or_url, Video) else video_or_url)
@@ -816,20 +814,7 @@ class Client:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_partial_downloads(target.parent, target)
-
-        async def once() -> Response:
-            part = partial_path(target)
-            try:
-                response = await self._follow_redirects(
-                    "GET", url, None, {}, functools.partial(self._transport.download, path=part)
-                )
-                if response.status == 200:
-                    os.replace(part, target)
-                return response
-            finally:
-                part.unlink(missing_ok=True)
-
-        await self._retrying(once, lambda _: None, self.max_retries + 1, "download", url)
+        await self._sender.download(url, target)
         return target
 
     # -- account -----------------------------------------------------------------------------

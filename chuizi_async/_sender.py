@@ -1,13 +1,18 @@
 """The send path: one API call, from a path and a body to a decoded answer or a typed error.
 
-It reads top-down in the order a request flows (as httpx's ``send`` → ``_send_handling_auth``
-→ ``_send_handling_redirects`` → ``_send_single_request``)::
+It reads top-down in the order a request flows, as httpx's ``send`` ->
+``_send_handling_auth`` -> ``_send_handling_redirects`` -> ``_send_single_request`` does::
 
-    send               the URL, the JSON body, the Idempotency-Key, how many attempts
-    └ retrying         the one retry loop: backoff, Retry-After, the cap on timeouts
-      └ send_once      the request budget's ticket, the journal's hook before the wire
-        └ follow_redirects   the headers (AuthHeaders: the key only to the API's origin)
-          └ transport.send   the I/O
+    send                          the URL, the JSON body, the Idempotency-Key, the attempts
+    └ _send_handling_retries      the one retry loop: backoff, Retry-After, the cap on timeouts
+      └ _send_handling_budget     one attempt: the budget's ticket, the journal's hook
+        └ _send_handling_redirects    X-Request-Id; the headers of each hop (AuthHeaders:
+          │                           the key only to the API's origin); redirects
+          └ Transport.send        the I/O (aiohttp, or a MockTransport)
+
+The budget is taken per attempt (a retry's pause holds no ticket) and the key per hop (a
+redirect may leave the API's origin), hence this order. ``download`` takes the same path
+without the budget (see there) and with ``Transport.download`` at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urljoin
 
@@ -25,6 +31,7 @@ import attrs
 
 from ._auth import AuthHeaders
 from ._budget import Priority, RequestBudget
+from ._download import partial_path
 from ._exceptions import APIConnectTimeout, APITimeoutError, ChuiziError, is_retryable
 from ._responses import decode_json, error_from_response, request_id_note
 from ._retries import parse_retry_after, retry_delay, should_retry, silent_too_often
@@ -39,6 +46,10 @@ T = TypeVar("T")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _NO_HEADERS: Mapping[str, str] = {}
+
+
+def _ignore(response: Response) -> None:
+    """A download's 2xx: the file is already in place."""
 
 
 def new_request_id() -> str:
@@ -58,7 +69,7 @@ class ClientStats:
 
 
 class Sender:
-    """Sends one API call through the budget, the retries and the redirects to the transport.
+    """Sends API calls through the retries, the budget and the redirects to the transport.
 
     It holds no task and opens nothing: the client owns the transport's lifecycle. ``stats``
     is the client's, counted here (``requests``, ``retries``).
@@ -95,7 +106,7 @@ class Sender:
         self._time_scale = time_scale
         self._stats = stats
 
-    async def send(
+    def send(
         self,
         method: str,
         path: str,
@@ -107,47 +118,44 @@ class Sender:
         retries: bool = True,
         on_wire: Callable[[], object] | None = None,
         retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> object:
-        """One API call: the decoded JSON of a 2xx answer, or a typed error.
+    ) -> Coroutine[Any, Any, object]:
+        """One API call, to await: the decoded JSON of a 2xx answer, or a typed error.
 
         ``retry_if`` decides which errors are retried (default: ``should_retry`` of an error
         status, ``is_retryable`` of a failure without an answer). ``on_wire`` is called (and
-        awaited if it returns an awaitable) just before each attempt goes out.
+        awaited if it returns an awaitable) just before each attempt goes out. A plain
+        function returning the retry loop's coroutine: one frame less on every request.
         """
         content = json.dumps(body).encode() if body is not None else None
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
         url = f"{self._base_url}{path}"
-        attempts = self.max_retries + 1 if retries else 1
-        return await self._send_with_retries(
-            method, url, content, extra, priority, scope, attempts, on_wire, retry_if
-        )
-
-    def _send_with_retries(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        priority: Priority,
-        scope: str | None,
-        attempts: int,
-        on_wire: Callable[[], object] | None,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> Coroutine[Any, Any, object]:
-        """The retry loop around ``send_once`` (returned to be awaited: one frame less)."""
         once = functools.partial(
-            self.send_once, method, url, content, extra_headers, priority, scope, on_wire
+            self._send_handling_budget, method, url, content, extra, priority, scope, on_wire
         )
-        return self.retrying(once, decode_json, attempts, method, url, retry_if)
+        attempts = self.max_retries + 1 if retries else 1
+        return self._send_handling_retries(once, decode_json, attempts, method, url, retry_if)
 
-    async def retrying(
+    def download(self, url: str, target: Path) -> Coroutine[Any, Any, None]:
+        """Fetch a video into ``target``, to await; retried, redirected, without the key.
+
+        Outside the request budget: the budget paces the API's rate limits, which count
+        requests to the API (``api.chuizi.ai``); a video comes from the CDN, another host,
+        which those limits do not cover. Streamed into a partial file beside ``target`` and
+        renamed on a 200: a failed download leaves no file.
+        """
+        once = functools.partial(self._download_once, url, target)
+        return self._send_handling_retries(
+            once, _ignore, self.max_retries + 1, "download", url, None
+        )
+
+    async def _send_handling_retries(
         self,
         once: Callable[[], Awaitable[Response]],
         accept: Callable[[Response], T],
         attempts: int,
         method: str,
         url: str,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
+        retry_if: Callable[[ChuiziError], bool] | None,
     ) -> T:
         """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error.
 
@@ -194,7 +202,7 @@ class Sender:
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         return f"{what} {redact(url)} within {self.timeout:g} s ({tries})"  # cause: chained
 
-    async def send_once(
+    async def _send_handling_budget(
         self,
         method: str,
         url: str,
@@ -204,7 +212,8 @@ class Sender:
         scope: str | None,
         on_wire: Callable[[], object] | None,
     ) -> Response:
-        """Send once within the budget, following redirects; the key never leaves its origin."""
+        """One attempt within the request budget: a ticket held until the answer is in,
+        which the budget reads (rate-limit headers, a 429) as it gives the ticket back."""
         budget = self._budget
         ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
         try:
@@ -213,7 +222,7 @@ class Sender:
                 if isinstance(pending, Awaitable):  # e.g. a journal's write before it goes out
                     await pending
             self._stats.requests += 1
-            response = await self.follow_redirects(
+            response = await self._send_handling_redirects(
                 method, url, content, extra_headers, self._transport.send
             )
             budget.observe(ticket, response.status, response.headers)
@@ -221,7 +230,23 @@ class Sender:
         finally:
             budget.release(ticket)
 
-    async def follow_redirects(
+    async def _download_once(self, url: str, target: Path) -> Response:
+        part = partial_path(target)
+        try:
+            response = await self._send_handling_redirects(
+                "GET",
+                url,
+                None,
+                _NO_HEADERS,
+                functools.partial(self._transport.download, path=part),
+            )
+            if response.status == 200:
+                os.replace(part, target)
+            return response
+        finally:
+            part.unlink(missing_ok=True)
+
+    async def _send_handling_redirects(
         self,
         method: str,
         url: str,
@@ -229,10 +254,9 @@ class Sender:
         extra_headers: Mapping[str, str],
         send: Callable[[Request], Awaitable[Response]],
     ) -> Response:
-        """Send, following redirects; the key goes only to the API's own origin.
-
-        Each call (each attempt) sends a fresh ``X-Request-Id`` to the API.
-        """
+        """One attempt through ``send``, following redirects: the headers of each hop come
+        from ``AuthHeaders`` (the key only to the API's own origin), with one fresh
+        ``X-Request-Id`` per attempt."""
         request_id = new_request_id()
         headers_for = self._auth.headers_for
         for _ in range(_MAX_REDIRECTS + 1):
