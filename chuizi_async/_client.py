@@ -20,6 +20,7 @@ import anyio.abc
 import attrs
 
 from ._auth import AuthHeaders
+from ._background import BackgroundTasks
 from ._batch import AsCompleted, generate_many
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
@@ -185,11 +186,13 @@ class Client:
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._state = _State.UNOPENED
-        self._loop: asyncio.AbstractEventLoop | None = None  # the one it is open in
         self._opened_once = False
-        self._service: asyncio.Task[None] | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._started = anyio.Event()
+        self._background = BackgroundTasks(
+            on_loop_end=self._forget_loop,
+            release=self._transport.aclose,
+            on_crash=self._poller_crashed,
+        )
+        self._spawn = self._background.start_soon
         self._submitting = 0
         self._submits_done: anyio.Event | None = None  # made by aclose() when it must wait
         self._on_the_wire: set[anyio.CancelScope] = set()
@@ -229,7 +232,8 @@ class Client:
 
     def __repr__(self) -> str:
         state = self._state.name.lower()
-        if self._state is _State.OPENED and self._loop is not None and self._loop.is_closed():
+        loop = self._background.loop
+        if self._state is _State.OPENED and loop is not None and loop.is_closed():
             state += " in an event loop that is closed"
         elif self._state is _State.UNOPENED and self._opened_once:
             state += " (its event loop ended; the next use opens it again)"
@@ -250,27 +254,25 @@ class Client:
         loop = asyncio.get_running_loop()
         if self._state is _State.UNOPENED:
             self._open_in(loop)
-        elif loop is not self._loop:
+        elif loop is not self._background.loop:
             raise RuntimeError(self._other_loop())
-        if not self._started.is_set():
-            await self._started.wait()
+        if not self._background.ready:
+            await self._background.wait_ready()
 
     def _open_in(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the service task in ``loop``; after an earlier loop ended, with a new poller
-        and budget events (theirs belonged to that loop; what was learned is kept)."""
+        """Start the background tasks in ``loop``; after an earlier loop ended, with a new
+        poller and budget events (theirs belonged to that loop; what was learned is kept)."""
         if self._opened_once:
             self._poller = self._new_poller(self._poller.stats)
             self.budget.new_event_loop()
-            self._started = anyio.Event()
         self._opened_once = True
         self._state = _State.OPENED
-        self._loop = loop
-        self._service = loop.create_task(self._serve(), name="chuizi-async poller")
-        self._service.add_done_callback(self._service_ended)
+        self._background.open(loop, self._poller.run, name="chuizi-async poller")
 
     def _other_loop(self) -> str:
         """Why this client cannot serve the running event loop."""
-        running = self._loop is not None and self._loop.is_running()
+        loop = self._background.loop
+        running = loop is not None and loop.is_running()
         where = (
             "another event loop, which is still running (in another thread)"
             if running
@@ -283,41 +285,19 @@ class Client:
             "the usual way (asyncio.run returned) opens again in the next one."
         )
 
-    async def _serve(self) -> None:
-        """The client's one background task: owns the poller and batch submitters."""
-        try:
-            # A loop that ends at once (track() and return) then finds no child unstarted;
-            # and the poller runs before anyone is told the client is open.
-            await anyio.lowlevel.checkpoint()
-            async with anyio.create_task_group() as tg:
-                self._task_group = tg
-                tg.start_soon(self._poller.run)
-                await anyio.lowlevel.checkpoint()
-                self._started.set()
-        except asyncio.CancelledError:
-            if self._state is _State.OPENED:  # cancelled by its event loop's end, not aclose()
-                with anyio.CancelScope(shield=True):
-                    await self._loop_ended()
-            raise
-
-    async def _loop_ended(self) -> None:
+    def _forget_loop(self) -> None:
         """The event loop is ending under the open client (``asyncio.run`` returns, a test's
-        loop closes): close what belongs to it; the next use, in another loop, reopens.
+        loop closes): the next use, in another loop, reopens.
 
         Submissions on the wire have completed (the task group waited for them). What is
         still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
         """
-        self._forget_loop()
-        await self._transport.aclose()
-
-    def _forget_loop(self) -> None:
         closed = self._poller.close(
             lambda h: ClientClosed(
                 h.id, "the client's event loop ended while it was pending; track(id) resumes it"
             )
         )
         self._state = _State.UNOPENED
-        self._loop = self._service = self._task_group = None
         if closed:
             logger.warning(
                 "the event loop ended with %d generations pending; track() them: %s",
@@ -325,21 +305,9 @@ class Client:
                 " ".join(str(h.id) for h in closed),
             )
 
-    def _service_ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            if self._service is task and self._state is _State.OPENED:
-                self._forget_loop()  # cancelled before it ran: nothing of the loop to close
-            return
-        if task.exception() is None:
-            return
-        exc = task.exception()
+    def _poller_crashed(self, exc: BaseException) -> None:
         logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
         self._poller.close(lambda h: ChuiziError(f"{h.id}: the poller stopped: {exc!r}"))
-
-    def _spawn(self, func: Callable[[], Any]) -> None:
-        """Run ``func`` in the client's own task group (cancelled by ``aclose``)."""
-        assert self._task_group is not None
-        self._task_group.start_soon(func)
 
     async def aclose(self) -> None:
         """Stop the poller and close the connections.
@@ -350,7 +318,7 @@ class Client:
         """
         if self._state is _State.CLOSED:
             return
-        if self._state is _State.OPENED and asyncio.get_running_loop() is not self._loop:
+        if self._state is _State.OPENED and asyncio.get_running_loop() is not self._background.loop:
             raise RuntimeError(self._other_loop())
         self._state = _State.CLOSED
         if self._submitting:
@@ -359,9 +327,7 @@ class Client:
                 await done.wait()
         for wire in list(self._on_the_wire):
             wire.cancel()  # still unanswered after the grace period: give up on them
-        if self._service is not None:
-            self._service.cancel()
-            await asyncio.wait([self._service])
+        await self._background.aclose()
         closed = self._poller.close(lambda h: ClientClosed(h.id))
         if closed:
             logger.info(
@@ -683,6 +649,9 @@ class Client:
         :param fetch_costs: fill in ``Video.cost`` from the billing record where the status
             answer has none (one low-priority request per such video; always on with
             ``max_cost``).
+
+        The submitter runs in a task group of the calling task: the call waits for it (see
+        ``_background`` for where each task runs).
         """
         await self._ensure_open()
         return await generate_many(
@@ -707,7 +676,9 @@ class Client:
         """Finished handles in completion order, while submissions go on.
 
         ``async with client.as_completed(reqs) as results: async for handle in results``
-        stops further submissions when the block is left early.
+        stops further submissions when the block is left early. The submitter runs in the
+        client's background tasks, between the caller's steps; leaving the block stops it
+        and waits for it.
         """
         return AsCompleted(
             self,
@@ -733,7 +704,7 @@ class Client:
             ) from None
         if self._state is _State.UNOPENED:
             self._open_in(loop)  # the poller starts with the service task, soon
-        elif loop is not self._loop:
+        elif loop is not self._background.loop:
             raise RuntimeError(self._other_loop())
         return self._register(generation_id.strip(), model, None)
 
