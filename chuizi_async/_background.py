@@ -79,6 +79,22 @@ class BackgroundTasks:
         self._host = loop.create_task(host, name="chuizi-async background tasks")
         self._host.add_done_callback(self._host_done)
 
+    def check_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """``RuntimeError`` if the tasks are open in an event loop other than ``loop``."""
+        if self.loop is None or loop is self.loop:
+            return
+        where = (
+            "another event loop, which is still running (in another thread)"
+            if self.loop.is_running()
+            else "another event loop, which stopped without cancelling the client's task"
+        )
+        raise RuntimeError(
+            f"this Client is open in {where}: its connections and poller belong to that loop. "
+            "Use one Client per event loop, or close it (leave `async with Client()`, or "
+            "`await client.aclose()`) in the loop that opened it. A client whose loop ended "
+            "the usual way (asyncio.run returned) opens again in the next one."
+        )
+
     @property
     def ready(self) -> bool:
         """The task group is open and ``first`` is started."""

@@ -1,6 +1,14 @@
-"""The session: configuration, submissions, status, downloads and lifecycle.
+"""The session: configuration, lifecycle, the public methods, and the wiring of its parts.
 
-One API call goes through ``_sender.Sender`` (budget, retries, redirects, transport).
+``Client`` holds no machinery of its own; it wires these together, once, in ``__init__``:
+
+- ``_sender.Sender``: every API call (retries, the request budget, redirects and the key's
+  headers, then the ``Transport``), and downloads on the same path outside the budget;
+- ``_background.BackgroundTasks``: the client's tasks in the event loop it is open in (the
+  poller, each submission's send, ``as_completed``'s submitter), cancelled and awaited by
+  ``aclose()``; when that loop ends, pending handles resolve and the next loop reopens;
+- ``_poller.Poller``: the status checks of every pending generation;
+- ``_status.StatusRoutes``: which route reports a status.
 """
 
 from __future__ import annotations
@@ -189,7 +197,7 @@ class Client:
         self._opened_once = False
         self._background = BackgroundTasks(
             on_loop_end=self._forget_loop,
-            release=self._transport.aclose,
+            release=self._release_loop,
             on_crash=self._poller_crashed,
         )
         self._spawn = self._background.start_soon
@@ -254,8 +262,8 @@ class Client:
         loop = asyncio.get_running_loop()
         if self._state is _State.UNOPENED:
             self._open_in(loop)
-        elif loop is not self._background.loop:
-            raise RuntimeError(self._other_loop())
+        else:
+            self._background.check_loop(loop)
         if not self._background.ready:
             await self._background.wait_ready()
 
@@ -269,22 +277,6 @@ class Client:
         self._state = _State.OPENED
         self._background.open(loop, self._poller.run, name="chuizi-async poller")
 
-    def _other_loop(self) -> str:
-        """Why this client cannot serve the running event loop."""
-        loop = self._background.loop
-        running = loop is not None and loop.is_running()
-        where = (
-            "another event loop, which is still running (in another thread)"
-            if running
-            else "another event loop, which stopped without cancelling the client's task"
-        )
-        return (
-            f"this Client is open in {where}: its connections and poller belong to that loop. "
-            "Use one Client per event loop, or close it (leave `async with Client()`, or "
-            "`await client.aclose()`) in the loop that opened it. A client whose loop ended "
-            "the usual way (asyncio.run returned) opens again in the next one."
-        )
-
     def _forget_loop(self) -> None:
         """The event loop is ending under the open client (``asyncio.run`` returns, a test's
         loop closes): the next use, in another loop, reopens.
@@ -292,6 +284,8 @@ class Client:
         Submissions on the wire have completed (the task group waited for them). What is
         still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
         """
+        if self._state is not _State.OPENED:
+            return  # aclose() is under way: it resolves what is pending itself
         closed = self._poller.close(
             lambda h: ClientClosed(
                 h.id, "the client's event loop ended while it was pending; track(id) resumes it"
@@ -304,6 +298,10 @@ class Client:
                 len(closed),
                 " ".join(str(h.id) for h in closed),
             )
+
+    async def _release_loop(self) -> None:
+        if self._state is _State.UNOPENED:  # forgotten, not closing: its connections go
+            await self._transport.aclose()
 
     def _poller_crashed(self, exc: BaseException) -> None:
         logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
@@ -318,8 +316,8 @@ class Client:
         """
         if self._state is _State.CLOSED:
             return
-        if self._state is _State.OPENED and asyncio.get_running_loop() is not self._background.loop:
-            raise RuntimeError(self._other_loop())
+        if self._state is _State.OPENED:
+            self._background.check_loop(asyncio.get_running_loop())
         self._state = _State.CLOSED
         if self._submitting:
             self._submits_done = done = anyio.Event()
@@ -703,9 +701,9 @@ class Client:
                 "track() needs a running event loop (call it from async code)"
             ) from None
         if self._state is _State.UNOPENED:
-            self._open_in(loop)  # the poller starts with the service task, soon
-        elif loop is not self._background.loop:
-            raise RuntimeError(self._other_loop())
+            self._open_in(loop)  # the poller starts with the background tasks, soon
+        else:
+            self._background.check_loop(loop)
         return self._register(generation_id.strip(), model, None)
 
     # -- status ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
+import chuizi_async as ca
 from chuizi_async._background import BackgroundTasks
 
 
@@ -83,3 +84,26 @@ def test_a_crashing_task_is_reported() -> None:
 
     asyncio.run(use())
     assert len(events.seen) == 1 and "a bug" in events.seen[0]
+
+
+def test_a_client_closing_as_its_event_loop_ends_stays_closed() -> None:
+    """The loop ends while aclose() waits for a submission on the wire: closed, not reopenable."""
+
+    async def slow(request: ca.Request) -> ca.Response:
+        await anyio.sleep(0.05)
+        return ca.json_response({"id": "gen-0123456789abcdef", "status": "processing"})
+
+    client = ca.Client("ck-" + "x" * 32, transport=ca.MockTransport(slow))
+
+    async def close_while_submitting() -> None:
+        submitting = asyncio.ensure_future(client.submit("google/veo-3.1-fast", "a cat"))
+        await anyio.sleep(0.01)  # on the wire
+        closing = asyncio.ensure_future(client.aclose())  # waits for the answer
+        await anyio.lowlevel.checkpoint()
+        assert not submitting.done() and not closing.done()
+        # returning: asyncio.run cancels every task left, the client's among them
+
+    asyncio.run(close_while_submitting())
+    assert client.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(client.retrieve("gen-0123456789abcdef"))
