@@ -1,34 +1,40 @@
-"""The session: configuration, the send path with retries, submissions, status and lifecycle."""
+"""The session: configuration, lifecycle, the public methods, and the wiring of its parts.
+
+``Client`` holds no machinery of its own; it wires these together, once, in ``__init__``:
+
+- ``_sender.Sender``: every API call (retries, the request budget, redirects and the key's
+  headers, then the ``Transport``), and downloads on the same path outside the budget;
+- ``_background.BackgroundTasks``: the client's tasks in the event loop it is open in (the
+  poller, each submission's send, ``as_completed``'s submitter), cancelled and awaited by
+  ``aclose()``; when that loop ends, pending handles resolve and the next loop reopens;
+- ``_poller.Poller``: the status checks of every pending generation;
+- ``_status.StatusRoutes``: which route reports a status.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import enum
 import functools
-import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar, overload
-from urllib.parse import urljoin
+from typing import Any, Literal, overload
 
 import anyio
 import anyio.abc
-import attrs
 
 from ._as_completed import AsCompleted
 from ._auth import AuthHeaders
+from ._background import BackgroundTasks
 from ._batch import BatchParts
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
-from ._download import check_media_url, partial_path, remove_partial_downloads, target_path
-from ._error_rules import is_retryable
+from ._download import check_media_url, remove_partial_downloads, target_path
 from ._exceptions import (
-    APIConnectTimeout,
-    APITimeoutError,
     ChuiziError,
     ClientClosed,
     GenerationTimeout,
@@ -50,64 +56,35 @@ from ._models import (
 from ._parsing import parse_billing, parse_key_info, parse_models
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
-from ._responses import decode_json, error_from_response, request_id_note
 from ._retries import (
     RETRY_SUBMISSIONS,
     RetrySubmissions,
-    parse_retry_after,
-    retry_delay,
-    should_retry,
-    silent_too_often,
 )
+from ._sender import ClientStats, Sender
 from ._status import StatusRoute, StatusRoutes, billing_path
 from ._submitter import Submitter
 from ._tracker import Tracker
 from ._transport import (
     DEFAULT_TIMEOUT,
-    REQUEST_ID_HEADER,
     AiohttpTransport,
-    Request,
-    Response,
     Transport,
     pool_size,
-    redact,
 )
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
 
 logger = logging.getLogger("chuizi_async")
 
-T = TypeVar("T")
-
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
-_MAX_REDIRECTS = 5
 _STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout) ...
 _STUCK_FLOOR = 5.0  # ... but never before this many seconds (of the API's time), nor timeout / 2
-_NO_HEADERS: Mapping[str, str] = {}
 _BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
-
-
-def new_request_id() -> str:
-    """A fresh ``X-Request-Id`` (``req_`` and 16 hex digits), one per attempt."""
-    return f"req_{os.urandom(8).hex()}"
 
 
 class _State(enum.Enum):
     UNOPENED = 1
     OPENED = 2
     CLOSED = 3
-
-
-@attrs.define
-class ClientStats:
-    """Requests this client made, by kind (a live view; read, don't write)."""
-
-    requests: int = 0
-    submissions: int = 0
-    status_checks: int = 0
-    retries: int = 0
-    rate_limited: int = 0
 
 
 class Client:
@@ -174,10 +151,7 @@ class Client:
         self.base_url = check_base_url(
             base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL, allow_insecure_http
         )
-        self._auth = AuthHeaders(self.base_url, Secret(key.strip()))
         self.poll_policy = policy
-        self.timeout = timeout
-        self.max_retries = max_retries
         self.retry_submissions: RetrySubmissions = retry_submissions
         self._transport: Transport = transport or AiohttpTransport(
             max_connections=self.limits.max_connections
@@ -188,18 +162,30 @@ class Client:
         self._schedule = Schedule(
             self.poll_policy, saturated=self.budget.saturated, time_scale=self.time_scale
         )
+        self._stats = ClientStats()
+        self._sender = Sender(
+            auth=AuthHeaders(self.base_url, Secret(key.strip())),
+            transport=self._transport,
+            budget=self.budget,
+            timeout=timeout,
+            max_retries=max_retries,
+            time_scale=self.time_scale,
+            stats=self._stats,
+        )
+        self._send = self._sender.send
         self._tracker = self._new_tracker(PollerStats())
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._state = _State.UNOPENED
-        self._loop: asyncio.AbstractEventLoop | None = None  # the one it is open in
         self._opened_once = False
-        self._service: asyncio.Task[None] | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._started = anyio.Event()
-        self._stats = ClientStats()
+        self._background = BackgroundTasks(
+            on_loop_end=self._forget_loop,
+            release=self._release_loop,
+            on_crash=self._poller_crashed,
+        )
+        self._spawn = self._background.start_soon
         self._submitter = Submitter(
             send=self._send,
             register=self._register,
@@ -236,9 +222,28 @@ class Client:
         )
         return Tracker(poller)
 
+    @property
+    def timeout(self) -> float:
+        """Seconds an attempt may take (the send path's setting)."""
+        return self._sender.timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._sender.timeout = value
+
+    @property
+    def max_retries(self) -> int:
+        """Retries after a transient failure (the send path's setting)."""
+        return self._sender.max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: int) -> None:
+        self._sender.max_retries = value
+
     def __repr__(self) -> str:
         state = self._state.name.lower()
-        if self._state is _State.OPENED and self._loop is not None and self._loop.is_closed():
+        loop = self._background.loop
+        if self._state is _State.OPENED and loop is not None and loop.is_closed():
             state += " in an event loop that is closed"
         elif self._state is _State.UNOPENED and self._opened_once:
             state += " (its event loop ended; the next use opens it again)"
@@ -259,74 +264,36 @@ class Client:
         loop = asyncio.get_running_loop()
         if self._state is _State.UNOPENED:
             self._open_in(loop)
-        elif loop is not self._loop:
-            raise RuntimeError(self._other_loop())
-        if not self._started.is_set():
-            await self._started.wait()
+        else:
+            self._background.check_loop(loop)
+        if not self._background.ready:
+            await self._background.wait_ready()
 
     def _open_in(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the service task in ``loop``; after an earlier loop ended, with a new poller
-        and budget events (theirs belonged to that loop; what was learned is kept)."""
+        """Start the background tasks in ``loop``; after an earlier loop ended, with a new
+        poller and budget events (theirs belonged to that loop; what was learned is kept)."""
         if self._opened_once:
             self._tracker = self._new_tracker(self._tracker.stats)
             self.budget.new_event_loop()
-            self._started = anyio.Event()
         self._opened_once = True
         self._state = _State.OPENED
-        self._loop = loop
-        self._service = loop.create_task(self._serve(), name="chuizi-async poller")
-        self._service.add_done_callback(self._service_ended)
+        self._background.open(loop, self._tracker.run, name="chuizi-async poller")
 
-    def _other_loop(self) -> str:
-        """Why this client cannot serve the running event loop."""
-        running = self._loop is not None and self._loop.is_running()
-        where = (
-            "another event loop, which is still running (in another thread)"
-            if running
-            else "another event loop, which stopped without cancelling the client's task"
-        )
-        return (
-            f"this Client is open in {where}: its connections and poller belong to that loop. "
-            "Use one Client per event loop, or close it (leave `async with Client()`, or "
-            "`await client.aclose()`) in the loop that opened it. A client whose loop ended "
-            "the usual way (asyncio.run returned) opens again in the next one."
-        )
-
-    async def _serve(self) -> None:
-        """The client's one background task: owns the poller and batch submitters."""
-        try:
-            # A loop that ends at once (track() and return) then finds no child unstarted;
-            # and the poller runs before anyone is told the client is open.
-            await anyio.lowlevel.checkpoint()
-            async with anyio.create_task_group() as tg:
-                self._task_group = tg
-                tg.start_soon(self._tracker.run)
-                await anyio.lowlevel.checkpoint()
-                self._started.set()
-        except asyncio.CancelledError:
-            if self._state is _State.OPENED:  # cancelled by its event loop's end, not aclose()
-                with anyio.CancelScope(shield=True):
-                    await self._loop_ended()
-            raise
-
-    async def _loop_ended(self) -> None:
+    def _forget_loop(self) -> None:
         """The event loop is ending under the open client (``asyncio.run`` returns, a test's
-        loop closes): close what belongs to it; the next use, in another loop, reopens.
+        loop closes): the next use, in another loop, reopens.
 
         Submissions on the wire have completed (the task group waited for them). What is
         still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
         """
-        self._forget_loop()
-        await self._transport.aclose()
-
-    def _forget_loop(self) -> None:
+        if self._state is not _State.OPENED:
+            return  # aclose() is under way: it resolves what is pending itself
         closed = self._tracker.close(
             lambda h: ClientClosed(
                 h.id, "the client's event loop ended while it was pending; track(id) resumes it"
             )
         )
         self._state = _State.UNOPENED
-        self._loop = self._service = self._task_group = None
         if closed:
             logger.warning(
                 "the event loop ended with %d generations pending; track() them: %s",
@@ -334,21 +301,13 @@ class Client:
                 " ".join(str(h.id) for h in closed),
             )
 
-    def _service_ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            if self._service is task and self._state is _State.OPENED:
-                self._forget_loop()  # cancelled before it ran: nothing of the loop to close
-            return
-        if task.exception() is None:
-            return
-        exc = task.exception()
+    async def _release_loop(self) -> None:
+        if self._state is _State.UNOPENED:  # forgotten, not closing: its connections go
+            await self._transport.aclose()
+
+    def _poller_crashed(self, exc: BaseException) -> None:
         logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
         self._tracker.close(lambda h: ChuiziError(f"{h.id}: the poller stopped: {exc!r}"))
-
-    def _spawn(self, func: Callable[[], Any]) -> None:
-        """Run ``func`` in the client's own task group (cancelled by ``aclose``)."""
-        assert self._task_group is not None
-        self._task_group.start_soon(func)
 
     async def aclose(self) -> None:
         """Stop the poller and close the connections.
@@ -359,13 +318,11 @@ class Client:
         """
         if self._state is _State.CLOSED:
             return
-        if self._state is _State.OPENED and asyncio.get_running_loop() is not self._loop:
-            raise RuntimeError(self._other_loop())
+        if self._state is _State.OPENED:
+            self._background.check_loop(asyncio.get_running_loop())
         self._state = _State.CLOSED
         await self._submitter.aclose(grace=self.timeout)
-        if self._service is not None:
-            self._service.cancel()
-            await asyncio.wait([self._service])
+        await self._background.aclose()
         closed = self._tracker.close(lambda h: ClientClosed(h.id))
         if closed:
             logger.info(
@@ -393,168 +350,6 @@ class Client:
     @property
     def poller_stats(self) -> PollerStats:
         return self._tracker.stats
-
-    # -- the send path: _send -> _send_with_retries -> _retrying -> _send_once -> _follow_redirects
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Mapping[str, Any] | None = None,
-        priority: Priority = Priority.OTHER,
-        scope: str | None = None,
-        idempotency_key: str | None = None,
-        retries: bool = True,
-        on_wire: Callable[[], object] | None = None,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> object:
-        """One API call: the decoded JSON of a 2xx answer, or a typed error.
-
-        ``retry_if`` decides which errors are retried (default: ``should_retry`` of an error
-        status, ``is_retryable`` of a failure without an answer).
-        """
-        content = json.dumps(body).encode() if body is not None else None
-        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
-        url = f"{self.base_url}{path}"
-        attempts = self.max_retries + 1 if retries else 1
-        return await self._send_with_retries(
-            method, url, content, extra, priority, scope, attempts, on_wire, retry_if
-        )
-
-    def _send_with_retries(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        priority: Priority,
-        scope: str | None,
-        attempts: int,
-        on_wire: Callable[[], object] | None,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> Coroutine[Any, Any, object]:
-        """The retry loop around ``_send_once`` (returned to be awaited: one frame less)."""
-        once = functools.partial(
-            self._send_once, method, url, content, extra_headers, priority, scope, on_wire
-        )
-        return self._retrying(once, decode_json, attempts, method, url, retry_if)
-
-    async def _retrying(
-        self,
-        once: Callable[[], Awaitable[Response]],
-        accept: Callable[[Response], T],
-        attempts: int,
-        method: str,
-        url: str,
-        retry_if: Callable[[ChuiziError], bool] | None = None,
-    ) -> T:
-        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error.
-
-        At most ``MAX_TIMEOUTS`` attempts may time out: a silent server gets a clear error
-        in ``3 x timeout``, not ``max_retries + 1`` times it.
-        """
-        timeouts = 0
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = await once()
-                if 200 <= response.status < 300:
-                    return accept(response)
-                error: ChuiziError = error_from_response(response)
-                retry = should_retry(response.status) if retry_if is None else retry_if(error)
-                if last or not retry:
-                    raise error
-                delay = parse_retry_after(response.headers)
-            except ChuiziError as exc:
-                retry = is_retryable(exc) if retry_if is None else retry_if(exc)
-                timeouts += isinstance(exc, APITimeoutError)
-                if last or not retry or silent_too_often(exc, timeouts):
-                    if isinstance(exc, APITimeoutError):
-                        exc.args = (self._no_answer(exc, url, attempt + 1),)
-                    raise
-                error, delay = exc, None
-            if delay is None:
-                delay = retry_delay(attempt) / self.time_scale
-            self._stats.retries += 1
-            logger.debug(
-                "retrying %s %s in %.2f s after: %s%s",
-                method,
-                redact(url),
-                delay,
-                error,
-                request_id_note(error),
-            )
-            await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _no_answer(self, exc: APITimeoutError, url: str, attempts: int) -> str:
-        """What a call that ended in a timeout met: where, how long, how many times."""
-        what = "no connection to" if isinstance(exc, APIConnectTimeout) else "no answer from"
-        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-        return f"{what} {redact(url)} within {self.timeout:g} s ({tries})"  # cause: chained
-
-    async def _send_once(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        priority: Priority,
-        scope: str | None,
-        on_wire: Callable[[], object] | None,
-    ) -> Response:
-        """Send once within the budget, following redirects; the key never leaves its origin."""
-        budget = self.budget
-        ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
-        try:
-            if on_wire is not None:
-                pending = on_wire()
-                if isinstance(pending, Awaitable):  # e.g. a journal's write before it goes out
-                    await pending
-            self._stats.requests += 1
-            response = await self._follow_redirects(
-                method, url, content, extra_headers, self._transport.send
-            )
-            budget.observe(ticket, response.status, response.headers)
-            return response
-        finally:
-            budget.release(ticket)
-
-    async def _follow_redirects(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        send: Callable[[Request], Awaitable[Response]],
-    ) -> Response:
-        """Send, following redirects; the key goes only to the API's own origin.
-
-        Each call (each attempt) sends a fresh ``X-Request-Id`` to the API.
-        """
-        request_id = new_request_id()
-        headers_for = self._auth.headers_for
-        for _ in range(_MAX_REDIRECTS + 1):
-            headers = headers_for(url, has_body=content is not None, request_id=request_id)
-            if extra_headers:
-                headers.update(extra_headers)
-            request = Request(
-                method=method, url=url, headers=headers, content=content, timeout=self.timeout
-            )
-            response = await send(request)
-            if response.status not in _REDIRECTS:
-                break
-            location = response.headers.get("Location")
-            if not location:
-                break
-            url = urljoin(url, location)
-            if response.status == 303 or (response.status in (301, 302) and method != "GET"):
-                break  # a method change is not ours to make: report the answer as is
-        if response.request_id is None and response.status >= 300:
-            # an error to report, from a transport that did not note the id: the one we sent
-            response = attrs.evolve(response, request_id=request.headers.get(REQUEST_ID_HEADER))
-        return response
 
     # -- submissions -------------------------------------------------------------------------
 
@@ -736,6 +531,9 @@ class Client:
         :param fetch_costs: fill in ``Video.cost`` from the billing record where the status
             answer has none (one low-priority request per such video; always on with
             ``max_cost``).
+
+        The submitter runs in a task group of the calling task: the call waits for it (see
+        ``_background`` for where each task runs).
         """
         await self._ensure_open()
         return await generate_many(
@@ -760,7 +558,9 @@ class Client:
         """Finished handles in completion order, while submissions go on.
 
         ``async with client.as_completed(reqs) as results: async for handle in results``
-        stops further submissions when the block is left early.
+        stops further submissions when the block is left early. The submitter runs in the
+        client's background tasks, between the caller's steps; leaving the block stops it
+        and waits for it.
         """
         return AsCompleted(
             self._batch_parts,
@@ -785,9 +585,9 @@ class Client:
                 "track() needs a running event loop (call it from async code)"
             ) from None
         if self._state is _State.UNOPENED:
-            self._open_in(loop)  # the poller starts with the service task, soon
-        elif loop is not self._loop:
-            raise RuntimeError(self._other_loop())
+            self._open_in(loop)  # the poller starts with the background tasks, soon
+        else:
+            self._background.check_loop(loop)
         return self._register(generation_id.strip(), model, None)
 
     # -- status ------------------------------------------------------------------------------
@@ -856,7 +656,8 @@ class Client:
         id sanitized; otherwise the file itself. An existing file is returned untouched unless
         ``overwrite``. Streamed to a temporary file beside the target, ``Content-Length``
         checked, then renamed: a failed download leaves no file. Transient errors are retried.
-        The key is never sent to the media host.
+        The key is never sent to the media host. Not paced by the request budget: the API's
+        rate limits count requests to the API, and videos come from the CDN, another host.
         """
         await self._ensure_open()
         url = check_media_url(video_or_url.url if isinstance(video_or_url, Video) else video_or_url)
@@ -866,20 +667,7 @@ class Client:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_partial_downloads(target.parent, target)
-
-        async def once() -> Response:
-            part = partial_path(target)
-            try:
-                response = await self._follow_redirects(
-                    "GET", url, None, {}, functools.partial(self._transport.download, path=part)
-                )
-                if response.status == 200:
-                    os.replace(part, target)
-                return response
-            finally:
-                part.unlink(missing_ok=True)
-
-        await self._retrying(once, lambda _: None, self.max_retries + 1, "download", url)
+        await self._sender.download(url, target)
         return target
 
     # -- account -----------------------------------------------------------------------------
