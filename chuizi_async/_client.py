@@ -23,9 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, overload
 
-import anyio
-import anyio.abc
-
+from ._account import Account, generation_id_of
 from ._as_completed import AsCompleted
 from ._auth import AuthHeaders
 from ._background import BackgroundTasks
@@ -33,14 +31,9 @@ from ._batch import BatchParts
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
-from ._download import check_media_url, remove_partial_downloads, target_path
-from ._exceptions import (
-    ChuiziError,
-    ClientClosed,
-    GenerationTimeout,
-    InvalidRequest,
-    NotFoundError,
-)
+from ._download import save_video
+from ._exceptions import ChuiziError, ClientClosed, InvalidRequest
+from ._generate import generate_within
 from ._generate_many import generate_many
 from ._generation import Generation, resolved
 from ._journal import Journal
@@ -53,23 +46,14 @@ from ._models import (
     RemoteModel,
     Video,
 )
-from ._parsing import parse_billing, parse_key_info, parse_models
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
-from ._retries import (
-    RETRY_SUBMISSIONS,
-    RetrySubmissions,
-)
+from ._retries import RETRY_SUBMISSIONS, RetrySubmissions
 from ._sender import ClientStats, Sender
-from ._status import StatusRoute, StatusRoutes, billing_path
+from ._status import StatusRoute, StatusRoutes
 from ._submitter import Submitter
 from ._tracker import Tracker
-from ._transport import (
-    DEFAULT_TIMEOUT,
-    AiohttpTransport,
-    Transport,
-    pool_size,
-)
+from ._transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport, pool_size
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
 
@@ -78,7 +62,6 @@ logger = logging.getLogger("chuizi_async")
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 _STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout) ...
 _STUCK_FLOOR = 5.0  # ... but never before this many seconds (of the API's time), nor timeout / 2
-_BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
 
 
 class _State(enum.Enum):
@@ -131,8 +114,8 @@ class Client:
         retry_submissions: RetrySubmissions = "idempotent",
         max_connections: int | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
-        if not key or not key.strip():
+        api_key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
+        if not api_key or not api_key.strip():
             raise InvalidRequest(
                 "no API key: pass Client(api_key=...) or set the CHUIZI_API_KEY "
                 "environment variable"
@@ -164,7 +147,7 @@ class Client:
         )
         self._stats = ClientStats()
         self._sender = Sender(
-            auth=AuthHeaders(self.base_url, Secret(key.strip())),
+            auth=AuthHeaders(self.base_url, Secret(api_key.strip())),
             transport=self._transport,
             budget=self.budget,
             timeout=timeout,
@@ -173,6 +156,7 @@ class Client:
             stats=self._stats,
         )
         self._send = self._sender.send
+        self._account = Account(send=self._send, retry_delay=self._schedule.retry_delay)
         self._tracker = self._new_tracker(PollerStats())
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
@@ -214,7 +198,7 @@ class Client:
             give_up_after=policy.give_up_after / self.time_scale,
             max_in_flight=policy.max_in_flight,
             not_found_grace=policy.not_found_grace / self.time_scale,
-            billed_cost=self._billed_cost,
+            billed_cost=self._account.billed_cost,
             check_timeout=max(
                 self.timeout / _STUCK_CHECK, min(self.timeout / 2, _STUCK_FLOOR / self.time_scale)
             ),
@@ -441,34 +425,20 @@ class Client:
         already on the wire goes on in the client, and its generation, once accepted, is
         in ``client.pending``.
         """
-        if timeout is not None:
-            check_seconds("generate(timeout=...)", timeout, allow_inf=True)
-        handle: Generation | None = None
-        with anyio.move_on_after(timeout):
-            handle = await self.submit(
-                model,
-                prompt,
-                duration=duration,
-                image=image,
-                extra_body=extra_body,
-                aspect_ratio=aspect_ratio,
-                resolution=resolution,
-                reference_images=reference_images,
-                video=video,
-                watermark=watermark,
-            )
-            return await handle
-        if handle is None:
-            raise GenerationTimeout(
-                None,
-                f"no answer to the submission within {timeout:g} s; if the server accepts it, "
-                "the generation is tracked (client.pending)",
-            )
-        if handle.done():
-            return handle.result()
-        raise GenerationTimeout(
-            handle.id, f"not finished within {timeout:g} s; still tracked, await it again"
+        submit = functools.partial(
+            self.submit,
+            model,
+            prompt,
+            duration=duration,
+            image=image,
+            extra_body=extra_body,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            reference_images=reference_images,
+            video=video,
+            watermark=watermark,
         )
+        return await generate_within(timeout, submit)
 
     @overload
     async def generate_many(
@@ -612,34 +582,9 @@ class Client:
         not there yet (404) is asked for again a couple of times, then ``NotFoundError``.
         Batches that need costs (``max_cost``, ``fetch_costs``) do this themselves.
         """
-        gen_id = generation.id if isinstance(generation, Video) else generation
-        if not isinstance(gen_id, str) or not gen_id.strip():
-            raise InvalidRequest("billing() needs a Video or a generation id")
+        generation_id = generation_id_of(generation)
         await self._ensure_open()
-        return await self._billing_record(gen_id.strip())
-
-    async def _billing_record(self, gen_id: str) -> BillingRecord:
-        for attempt in range(_BILLING_ATTEMPTS):
-            try:
-                # Bookkeeping: at the lowest level of the budget (the submissions'), it never
-                # takes a request from a status check.
-                raw = await self._send("GET", billing_path(gen_id), priority=Priority.SUBMIT)
-            except NotFoundError:
-                if attempt == _BILLING_ATTEMPTS - 1:
-                    raise
-                await anyio.sleep(self._schedule.retry_delay(attempt + 1))
-                continue
-            return parse_billing(raw, requested_id=gen_id)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _billed_cost(self, gen_id: str) -> Decimal | None:
-        """For the poller: a finished generation's cost from its billing record, or None."""
-        try:
-            record = await self._billing_record(gen_id)
-        except ChuiziError as exc:
-            logger.info("the cost of %s is unknown: no billing record (%s)", gen_id, exc)
-            return None
-        return record.cost
+        return await self._account.billing(generation_id)
 
     # -- downloads -----------------------------------------------------------------------------
 
@@ -660,24 +605,16 @@ class Client:
         rate limits count requests to the API, and videos come from the CDN, another host.
         """
         await self._ensure_open()
-        url = check_media_url(video_or_url.url if isinstance(video_or_url, Video) else video_or_url)
-        video_id = video_or_url.id if isinstance(video_or_url, Video) else None
-        target = target_path(dest, video_id, url)
-        if target.exists() and not overwrite:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_partial_downloads(target.parent, target)
-        await self._sender.download(url, target)
-        return target
+        return await save_video(self._sender.download, video_or_url, dest, overwrite=overwrite)
 
     # -- account -----------------------------------------------------------------------------
 
     async def list_models(self) -> list[RemoteModel]:
         """The live catalogue of models this key may call (``GET /v1/models``)."""
         await self._ensure_open()
-        return parse_models(await self._send("GET", "/models"))
+        return await self._account.models()
 
     async def key_info(self) -> KeyInfo:
         """The key's balance and limits (``GET /v1/key/info``)."""
         await self._ensure_open()
-        return parse_key_info(await self._send("GET", "/key/info"))
+        return await self._account.key_info()
