@@ -458,18 +458,6 @@ class Client:
         requests: Iterable[GenerationRequest | Mapping[str, Any]],
         *,
         concurrency: int | None = None,
-        return_exceptions: Literal[True],
-        journal: Journal | str | os.PathLike[str] | None = None,
-        max_cost: Decimal | None = None,
-        fetch_costs: bool = False,
-    ) -> list[Video | BaseException]: ...
-
-    @overload
-    async def generate_many(
-        self,
-        requests: Iterable[GenerationRequest | Mapping[str, Any]],
-        *,
-        concurrency: int | None = None,
         return_exceptions: bool,
         journal: Journal | str | os.PathLike[str] | None = None,
         max_cost: Decimal | None = None,
