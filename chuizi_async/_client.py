@@ -4,19 +4,20 @@
 
 - ``_sender.Sender``: every API call (retries, the request budget, redirects and the key's
   headers, then the ``Transport``), and downloads on the same path outside the budget;
-- ``_background.BackgroundTasks``: the client's tasks in the event loop it is open in (the
-  poller, each submission's send, ``as_completed``'s submitter), cancelled and awaited by
-  ``aclose()``; when that loop ends, pending handles resolve and the next loop reopens;
-- ``_poller.Poller``: the status checks of every pending generation;
-- ``_status.StatusRoutes``: which route reports a status.
+- ``_lifecycle.Lifecycle``: opens the client in the running event loop, reopens it in the
+  next one, closes it once; it holds the background tasks (``_background.BackgroundTasks``:
+  the poller, each submission's send, ``as_completed``'s submitter) and the current
+  ``_tracker.Tracker`` (the pending handles and the ``_poller.Poller`` that checks them);
+- ``_submitter.Submitter``: every submission; batches get it in ``_batch.BatchParts``;
+- ``_status.StatusRoutes``: which route reports a status;
+- ``_account.Account``: billing records, the live catalogue, the key's balance;
+- ``_download.save_video``: where a video goes on disk; ``_generate.generate_within``:
+  ``generate()``'s one deadline over the submission and the wait.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import functools
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -26,17 +27,17 @@ from typing import Any, Literal, overload
 from ._account import Account, generation_id_of
 from ._as_completed import AsCompleted
 from ._auth import AuthHeaders
-from ._background import BackgroundTasks
 from ._batch import BatchParts
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
 from ._download import save_video
-from ._exceptions import ChuiziError, ClientClosed, InvalidRequest
+from ._exceptions import InvalidRequest
 from ._generate import generate_within
 from ._generate_many import generate_many
-from ._generation import Generation, resolved
+from ._generation import Generation
 from ._journal import Journal
+from ._lifecycle import Lifecycle
 from ._models import (
     BillingRecord,
     GenerationRequest,
@@ -57,17 +58,9 @@ from ._transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport, pool_size
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
 
-logger = logging.getLogger("chuizi_async")
-
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 _STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout) ...
 _STUCK_FLOOR = 5.0  # ... but never before this many seconds (of the API's time), nor timeout / 2
-
-
-class _State(enum.Enum):
-    UNOPENED = 1
-    OPENED = 2
-    CLOSED = 3
 
 
 class Client:
@@ -157,22 +150,18 @@ class Client:
         )
         self._send = self._sender.send
         self._account = Account(send=self._send, retry_delay=self._schedule.retry_delay)
-        self._tracker = self._new_tracker(PollerStats())
+        self._lifecycle = Lifecycle(
+            new_tracker=self._new_tracker, budget=self.budget, transport=self._transport
+        )
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
-        self._state = _State.UNOPENED
-        self._opened_once = False
-        self._background = BackgroundTasks(
-            on_loop_end=self._forget_loop,
-            release=self._release_loop,
-            on_crash=self._poller_crashed,
-        )
-        self._spawn = self._background.start_soon
+        self._ensure_open = self._lifecycle.ensure_open
+        self._spawn = self._lifecycle.background.start_soon
         self._submitter = Submitter(
             send=self._send,
-            register=self._register,
+            register=self._lifecycle.register,
             start_soon=self._spawn,
             ensure_open=self._ensure_open,
             retry_submissions=retry_submissions,
@@ -184,7 +173,7 @@ class Client:
             # a transport of one's own that does not say its pool: this client's setting
             workers=pool_size(self._transport) or self.limits.max_connections,
             track=self.track,
-            want_cost=self._tracker.want_cost,
+            want_cost=self._lifecycle.tracker.want_cost,
             list_models=self.list_models,
             ensure_open=self._ensure_open,
             start_soon=self._spawn,
@@ -225,13 +214,7 @@ class Client:
         self._sender.max_retries = value
 
     def __repr__(self) -> str:
-        state = self._state.name.lower()
-        loop = self._background.loop
-        if self._state is _State.OPENED and loop is not None and loop.is_closed():
-            state += " in an event loop that is closed"
-        elif self._state is _State.UNOPENED and self._opened_once:
-            state += " (its event loop ended; the next use opens it again)"
-        return f"<chuizi_async.Client base_url={self.base_url!r} {state}>"
+        return f"<chuizi_async.Client base_url={self.base_url!r} {self._lifecycle.describe()}>"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -242,57 +225,6 @@ class Client:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _ensure_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this Client is closed; create a new one")
-        loop = asyncio.get_running_loop()
-        if self._state is _State.UNOPENED:
-            self._open_in(loop)
-        else:
-            self._background.check_loop(loop)
-        if not self._background.ready:
-            await self._background.wait_ready()
-
-    def _open_in(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the background tasks in ``loop``; after an earlier loop ended, with a new
-        poller and budget events (theirs belonged to that loop; what was learned is kept)."""
-        if self._opened_once:
-            self._tracker = self._new_tracker(self._tracker.stats)
-            self.budget.new_event_loop()
-        self._opened_once = True
-        self._state = _State.OPENED
-        self._background.open(loop, self._tracker.run, name="chuizi-async poller")
-
-    def _forget_loop(self) -> None:
-        """The event loop is ending under the open client (``asyncio.run`` returns, a test's
-        loop closes): the next use, in another loop, reopens.
-
-        Submissions on the wire have completed (the task group waited for them). What is
-        still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
-        """
-        if self._state is not _State.OPENED:
-            return  # aclose() is under way: it resolves what is pending itself
-        closed = self._tracker.close(
-            lambda h: ClientClosed(
-                h.id, "the client's event loop ended while it was pending; track(id) resumes it"
-            )
-        )
-        self._state = _State.UNOPENED
-        if closed:
-            logger.warning(
-                "the event loop ended with %d generations pending; track() them: %s",
-                len(closed),
-                " ".join(str(h.id) for h in closed),
-            )
-
-    async def _release_loop(self) -> None:
-        if self._state is _State.UNOPENED:  # forgotten, not closing: its connections go
-            await self._transport.aclose()
-
-    def _poller_crashed(self, exc: BaseException) -> None:
-        logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
-        self._tracker.close(lambda h: ChuiziError(f"{h.id}: the poller stopped: {exc!r}"))
-
     async def aclose(self) -> None:
         """Stop the poller and close the connections.
 
@@ -300,30 +232,16 @@ class Client:
         server accepted goes unrecorded. Every generation still pending resolves with
         ``ClientClosed``, carrying its id: ``track(id)`` on another client resumes it.
         """
-        if self._state is _State.CLOSED:
-            return
-        if self._state is _State.OPENED:
-            self._background.check_loop(asyncio.get_running_loop())
-        self._state = _State.CLOSED
-        await self._submitter.aclose(grace=self.timeout)
-        await self._background.aclose()
-        closed = self._tracker.close(lambda h: ClientClosed(h.id))
-        if closed:
-            logger.info(
-                "client closed with %d generations pending; track() them elsewhere: %s",
-                len(closed),
-                " ".join(str(h.id) for h in closed),
-            )
-        await self._transport.aclose()
+        await self._lifecycle.aclose(functools.partial(self._submitter.aclose, grace=self.timeout))
 
     @property
     def closed(self) -> bool:
-        return self._state is _State.CLOSED
+        return self._lifecycle.closed
 
     @property
     def pending(self) -> list[Generation]:
         """Handles still being tracked (for handing over on shutdown: keep their ids)."""
-        return self._tracker.pending
+        return self._lifecycle.tracker.pending
 
     @property
     def stats(self) -> ClientStats:
@@ -333,7 +251,7 @@ class Client:
 
     @property
     def poller_stats(self) -> PollerStats:
-        return self._tracker.stats
+        return self._lifecycle.tracker.stats
 
     # -- submissions -------------------------------------------------------------------------
 
@@ -390,18 +308,6 @@ class Client:
         return await self._submitter.submit(
             request, idempotency_key=idempotency_key, on_accepted=on_accepted, index=index
         )
-
-    def _register(
-        self,
-        gen_id: str,
-        model: str | None,
-        request: GenerationRequest | None,
-        index: int | None = None,
-    ) -> Generation:
-        if self._state is _State.CLOSED and self._tracker.get(gen_id) is None:
-            closed = ClientClosed(gen_id)
-            return resolved(gen_id, closed, model=model, request=request, index=index)
-        return self._tracker.register(gen_id, model, request, index)
 
     async def generate(
         self,
@@ -534,19 +440,8 @@ class Client:
         client in the running event loop if needed)."""
         if not isinstance(generation_id, str) or not generation_id.strip():
             raise InvalidRequest("track() needs a generation id such as 'gen-0123456789abcdef'")
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this Client is closed; create a new one")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                "track() needs a running event loop (call it from async code)"
-            ) from None
-        if self._state is _State.UNOPENED:
-            self._open_in(loop)  # the poller starts with the background tasks, soon
-        else:
-            self._background.check_loop(loop)
-        return self._register(generation_id.strip(), model, None)
+        self._lifecycle.open_soon("track()")
+        return self._lifecycle.register(generation_id.strip(), model, None)
 
     # -- status ------------------------------------------------------------------------------
 
