@@ -2,7 +2,7 @@
 
 ``Client`` holds no machinery of its own; it wires these together, once, in ``__init__``:
 
-- ``_sender.Sender``: every API call (retries, the request budget, redirects and the key's
+- ``_sender.Sender``: every API call (retries, the request budget, redirects and the API key's
   headers, then the ``Transport``), and downloads on the same path outside the budget;
 - ``_lifecycle.Lifecycle``: opens the client in the running event loop, reopens it in the
   next one, closes it once; it holds the background tasks (``_background.BackgroundTasks``:
@@ -10,7 +10,7 @@
   ``_tracker.Tracker`` (the pending handles and the ``_poller.Poller`` that checks them);
 - ``_submitter.Submitter``: every submission; batches get it in ``_batch.BatchParts``;
 - ``_status.StatusRoutes``: which route reports a status;
-- ``_account.Account``: billing records, the live catalogue, the key's balance;
+- ``_account.Account``: billing records, the live catalogue, the API key's balance;
 - ``_download.save_video``: where a video goes on disk; ``_generate.generate_within``:
   ``generate()``'s one deadline over the submission and the wait.
 """
