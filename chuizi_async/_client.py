@@ -173,7 +173,7 @@ class Client:
             # a transport of one's own that does not say its pool: this client's setting
             workers=pool_size(self._transport) or self.limits.max_connections,
             track=self.track,
-            want_cost=self._lifecycle.tracker.want_cost,
+            want_cost=self._lifecycle.want_cost,  # the tracker of the loop it is open in
             list_models=self.list_models,
             ensure_open=self._ensure_open,
             start_soon=self._spawn,

@@ -121,6 +121,10 @@ class Lifecycle:
             return resolved(gen_id, ClientClosed(gen_id), model=model, request=request, index=index)
         return self.tracker.register(gen_id, model, request, index)
 
+    def want_cost(self, handle: Generation) -> None:
+        """``Tracker.want_cost`` of the current loop's tracker (a batch asks it)."""
+        self.tracker.want_cost(handle)
+
     async def aclose(self, drain: Callable[[], Awaitable[None]]) -> None:
         """Close for good: ``drain()`` (the submissions on the wire) first, then the tasks,
         the pending handles (``ClientClosed``) and the connections."""

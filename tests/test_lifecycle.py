@@ -3,14 +3,19 @@ of a generation the server accepts while the client closes."""
 
 from __future__ import annotations
 
+import asyncio
+from decimal import Decimal
+
 import anyio
 
 import chuizi_async as ca
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import SPEED, wait_until
+from .test_event_loops import ThreadedSimulator
 
 VEO = "google/veo-3.1-fast"
+CLIP = Decimal("0.15")  # 5 s of VEO at the simulator's price
 
 
 async def test_a_submission_accepted_while_the_client_closes_resolves_closed_with_its_id() -> None:
@@ -31,3 +36,39 @@ async def test_a_submission_accepted_while_the_client_closes_resolves_closed_wit
         error = handle.exception()
         assert isinstance(error, ca.ClientClosed) and error.generation_id == handle.id
         assert client.closed and client.pending == []
+
+
+def test_a_batch_in_the_next_event_loop_still_reads_the_costs_the_status_lacks() -> None:
+    simulator = _Costless()
+    sim = simulator.start()
+    try:
+        client = ca.Client(sim.api_key, base_url=sim.base_url, time_scale=SPEED)
+        costs = [
+            asyncio.run(client.generate_many([_request(prompt)], fetch_costs=True))[0].cost
+            for prompt in ("in the first loop", "in the second loop")
+        ]
+        asyncio.run(client.aclose())
+    finally:
+        simulator.stop()
+    assert costs == [CLIP, CLIP]
+
+
+class _Costless(ThreadedSimulator):
+    """The API reference as it may answer: no cost in the status, billed once done."""
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with FakeChuizi(
+            speed=SPEED,
+            seed=7,
+            dialect="reference",
+            cost_in_status=False,
+            billing_after_completion=True,
+        ) as sim:
+            self.sim, self.loop = sim, asyncio.get_running_loop()
+            self._ready.set()
+            await self._stop.wait()
+
+
+def _request(prompt: str) -> ca.GenerationRequest:
+    return ca.GenerationRequest(VEO, prompt, duration=5)
