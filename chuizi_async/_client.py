@@ -158,11 +158,11 @@ class Client:
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._ensure_open = self._lifecycle.ensure_open
-        self._spawn = self._lifecycle.background.start_soon
+        start_soon = self._lifecycle.background.start_soon  # the client's background tasks
         self._submitter = Submitter(
             send=self._send,
             register=self._lifecycle.register,
-            start_soon=self._spawn,
+            start_soon=start_soon,
             ensure_open=self._ensure_open,
             retry_submissions=retry_submissions,
             on_answer=self._routes.hint_from,
@@ -176,7 +176,7 @@ class Client:
             want_cost=self._lifecycle.want_cost,  # the tracker of the loop it is open in
             list_models=self.list_models,
             ensure_open=self._ensure_open,
-            start_soon=self._spawn,
+            start_soon=start_soon,
         )
 
     def _new_tracker(self, stats: PollerStats) -> Tracker:

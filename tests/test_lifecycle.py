@@ -1,5 +1,5 @@
-"""A client's life across event loops and its end (``_lifecycle.Lifecycle``): what a user sees
-of a generation the server accepts while the client closes."""
+"""A client's life across event loops and its end (``_lifecycle.Lifecycle``), as a user sees
+it: a generation the server accepts while the client closes, a batch in the next loop."""
 
 from __future__ import annotations
 
