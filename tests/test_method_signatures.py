@@ -1,8 +1,10 @@
-"""``submit()`` and ``generate()`` restate ``GenerationRequest``'s fields as typed parameters.
+"""``Client``'s methods restate, as typed parameters, what the parts behind them take.
 
-Typed parameters are what an IDE and ``help()`` show, so they stay; ``GenerationRequest`` is
-the one source of the field list, and these tests keep the two methods on it: a field added
-to the request and not to a method (or a method's parameter not passed on) fails here.
+Typed parameters are what an IDE and ``help()`` show, so they stay; the parts are the one
+source of each list, and these tests keep the methods on them. ``submit()`` and ``generate()``
+take ``GenerationRequest``'s fields: a field added to the request and not to a method (or a
+method's parameter not passed on) fails here. ``generate_many()`` and ``as_completed()``
+take their runners' options (``_generate_many.generate_many``, ``AsCompleted``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 import attrs
 
 import chuizi_async as ca
+from chuizi_async._as_completed import AsCompleted
+from chuizi_async._generate_many import generate_many
 from chuizi_async.testing import FakeChuizi
 
 VEO = "google/veo-3.1-fast"
@@ -96,4 +100,22 @@ async def test_generate_sends_every_field_it_is_given(
         "reference_image_urls": ["https://example.com/ref.png"],
         "video_url": "https://example.com/source.mp4",
         "watermark": False,
+    }
+
+
+def _options(function: Any, *skip: str) -> dict[str, tuple[Any, Any]]:
+    """name -> (kind, default) of the parameters, ``skip`` left out."""
+    return {
+        name: (p.kind, p.default)
+        for name, p in inspect.signature(function).parameters.items()
+        if name not in skip
+    }
+
+
+def test_the_batch_methods_take_their_runners_options() -> None:
+    assert _options(ca.Client.generate_many, "self") == _options(generate_many, "parts")
+    assert _options(ca.Client.as_completed, "self") == {
+        **_options(AsCompleted.__init__, "self", "parts"),
+        # a required keyword of the runner, which the method defaults for its users
+        "concurrency": (inspect.Parameter.KEYWORD_ONLY, None),
     }
