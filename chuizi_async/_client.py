@@ -2,48 +2,42 @@
 
 ``Client`` holds no machinery of its own; it wires these together, once, in ``__init__``:
 
-- ``_sender.Sender``: every API call (retries, the request budget, redirects and the key's
+- ``_sender.Sender``: every API call (retries, the request budget, redirects and the API key's
   headers, then the ``Transport``), and downloads on the same path outside the budget;
-- ``_background.BackgroundTasks``: the client's tasks in the event loop it is open in (the
-  poller, each submission's send, ``as_completed``'s submitter), cancelled and awaited by
-  ``aclose()``; when that loop ends, pending handles resolve and the next loop reopens;
-- ``_poller.Poller``: the status checks of every pending generation;
-- ``_status.StatusRoutes``: which route reports a status.
+- ``_lifecycle.Lifecycle``: opens the client in the running event loop, reopens it in the
+  next one, closes it once; it holds the background tasks (``_background.BackgroundTasks``:
+  the poller, each submission's send, ``as_completed``'s submitter) and the current
+  ``_tracker.Tracker`` (the pending handles and the ``_poller.Poller`` that checks them);
+- ``_submitter.Submitter``: every submission; batches get it in ``_batch.BatchParts``;
+- ``_status.StatusRoutes``: which route reports a status;
+- ``_account.Account``: billing records, the live catalogue, the API key's balance;
+- ``_download.save_video``: where a video goes on disk; ``_generate.generate_within``:
+  ``generate()``'s one deadline over the submission and the wait.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import functools
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, overload
 
-import anyio
-import anyio.abc
-
+from ._account import Account, generation_id_of
 from ._as_completed import AsCompleted
 from ._auth import AuthHeaders
-from ._background import BackgroundTasks
 from ._batch import BatchParts
 from ._budget import Priority, RequestBudget
 from ._checks import check_count, check_seconds
 from ._config import Limits, Secret, check_base_url, resolve_limits, resolve_time_scale
-from ._download import check_media_url, remove_partial_downloads, target_path
-from ._exceptions import (
-    ChuiziError,
-    ClientClosed,
-    GenerationTimeout,
-    InvalidRequest,
-    NotFoundError,
-)
+from ._download import save_video
+from ._exceptions import InvalidRequest
+from ._generate import generate_within
 from ._generate_many import generate_many
-from ._generation import Generation, resolved
+from ._generation import Generation
 from ._journal import Journal
+from ._lifecycle import Lifecycle
 from ._models import (
     BillingRecord,
     GenerationRequest,
@@ -53,38 +47,20 @@ from ._models import (
     RemoteModel,
     Video,
 )
-from ._parsing import parse_billing, parse_key_info, parse_models
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
-from ._retries import (
-    RETRY_SUBMISSIONS,
-    RetrySubmissions,
-)
+from ._retries import RETRY_SUBMISSIONS, RetrySubmissions
 from ._sender import ClientStats, Sender
-from ._status import StatusRoute, StatusRoutes, billing_path
+from ._status import StatusRoute, StatusRoutes
 from ._submitter import Submitter
 from ._tracker import Tracker
-from ._transport import (
-    DEFAULT_TIMEOUT,
-    AiohttpTransport,
-    Transport,
-    pool_size,
-)
+from ._transport import DEFAULT_TIMEOUT, AiohttpTransport, Transport, pool_size
 
 __all__ = ["DEFAULT_BASE_URL", "Client", "ClientStats", "StatusRoute"]
-
-logger = logging.getLogger("chuizi_async")
 
 DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 _STUCK_CHECK = 8  # a status check is abandoned after timeout / this (see Poller.check_timeout) ...
 _STUCK_FLOOR = 5.0  # ... but never before this many seconds (of the API's time), nor timeout / 2
-_BILLING_ATTEMPTS = 3  # a billing record may appear a moment after the status says done
-
-
-class _State(enum.Enum):
-    UNOPENED = 1
-    OPENED = 2
-    CLOSED = 3
 
 
 class Client:
@@ -131,8 +107,8 @@ class Client:
         retry_submissions: RetrySubmissions = "idempotent",
         max_connections: int | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
-        if not key or not key.strip():
+        api_key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
+        if not api_key or not api_key.strip():
             raise InvalidRequest(
                 "no API key: pass Client(api_key=...) or set the CHUIZI_API_KEY "
                 "environment variable"
@@ -164,7 +140,7 @@ class Client:
         )
         self._stats = ClientStats()
         self._sender = Sender(
-            auth=AuthHeaders(self.base_url, Secret(key.strip())),
+            auth=AuthHeaders(self.base_url, Secret(api_key.strip())),
             transport=self._transport,
             budget=self.budget,
             timeout=timeout,
@@ -173,23 +149,20 @@ class Client:
             stats=self._stats,
         )
         self._send = self._sender.send
-        self._tracker = self._new_tracker(PollerStats())
+        self._account = Account(send=self._send, retry_delay=self._schedule.retry_delay)
+        self._lifecycle = Lifecycle(
+            new_tracker=self._new_tracker, budget=self.budget, transport=self._transport
+        )
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
         self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
-        self._state = _State.UNOPENED
-        self._opened_once = False
-        self._background = BackgroundTasks(
-            on_loop_end=self._forget_loop,
-            release=self._release_loop,
-            on_crash=self._poller_crashed,
-        )
-        self._spawn = self._background.start_soon
+        self._ensure_open = self._lifecycle.ensure_open
+        start_soon = self._lifecycle.background.start_soon  # the client's background tasks
         self._submitter = Submitter(
             send=self._send,
-            register=self._register,
-            start_soon=self._spawn,
+            register=self._lifecycle.register,
+            start_soon=start_soon,
             ensure_open=self._ensure_open,
             retry_submissions=retry_submissions,
             on_answer=self._routes.hint_from,
@@ -200,10 +173,10 @@ class Client:
             # a transport of one's own that does not say its pool: this client's setting
             workers=pool_size(self._transport) or self.limits.max_connections,
             track=self.track,
-            want_cost=self._tracker.want_cost,
+            want_cost=self._lifecycle.want_cost,  # the tracker of the loop it is open in
             list_models=self.list_models,
             ensure_open=self._ensure_open,
-            start_soon=self._spawn,
+            start_soon=start_soon,
         )
 
     def _new_tracker(self, stats: PollerStats) -> Tracker:
@@ -214,7 +187,7 @@ class Client:
             give_up_after=policy.give_up_after / self.time_scale,
             max_in_flight=policy.max_in_flight,
             not_found_grace=policy.not_found_grace / self.time_scale,
-            billed_cost=self._billed_cost,
+            billed_cost=self._account.billed_cost,
             check_timeout=max(
                 self.timeout / _STUCK_CHECK, min(self.timeout / 2, _STUCK_FLOOR / self.time_scale)
             ),
@@ -241,13 +214,7 @@ class Client:
         self._sender.max_retries = value
 
     def __repr__(self) -> str:
-        state = self._state.name.lower()
-        loop = self._background.loop
-        if self._state is _State.OPENED and loop is not None and loop.is_closed():
-            state += " in an event loop that is closed"
-        elif self._state is _State.UNOPENED and self._opened_once:
-            state += " (its event loop ended; the next use opens it again)"
-        return f"<chuizi_async.Client base_url={self.base_url!r} {state}>"
+        return f"<chuizi_async.Client base_url={self.base_url!r} {self._lifecycle.describe()}>"
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -258,57 +225,6 @@ class Client:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _ensure_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this Client is closed; create a new one")
-        loop = asyncio.get_running_loop()
-        if self._state is _State.UNOPENED:
-            self._open_in(loop)
-        else:
-            self._background.check_loop(loop)
-        if not self._background.ready:
-            await self._background.wait_ready()
-
-    def _open_in(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the background tasks in ``loop``; after an earlier loop ended, with a new
-        poller and budget events (theirs belonged to that loop; what was learned is kept)."""
-        if self._opened_once:
-            self._tracker = self._new_tracker(self._tracker.stats)
-            self.budget.new_event_loop()
-        self._opened_once = True
-        self._state = _State.OPENED
-        self._background.open(loop, self._tracker.run, name="chuizi-async poller")
-
-    def _forget_loop(self) -> None:
-        """The event loop is ending under the open client (``asyncio.run`` returns, a test's
-        loop closes): the next use, in another loop, reopens.
-
-        Submissions on the wire have completed (the task group waited for them). What is
-        still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
-        """
-        if self._state is not _State.OPENED:
-            return  # aclose() is under way: it resolves what is pending itself
-        closed = self._tracker.close(
-            lambda h: ClientClosed(
-                h.id, "the client's event loop ended while it was pending; track(id) resumes it"
-            )
-        )
-        self._state = _State.UNOPENED
-        if closed:
-            logger.warning(
-                "the event loop ended with %d generations pending; track() them: %s",
-                len(closed),
-                " ".join(str(h.id) for h in closed),
-            )
-
-    async def _release_loop(self) -> None:
-        if self._state is _State.UNOPENED:  # forgotten, not closing: its connections go
-            await self._transport.aclose()
-
-    def _poller_crashed(self, exc: BaseException) -> None:
-        logger.error("the chuizi_async poller stopped on an error", exc_info=exc)
-        self._tracker.close(lambda h: ChuiziError(f"{h.id}: the poller stopped: {exc!r}"))
-
     async def aclose(self) -> None:
         """Stop the poller and close the connections.
 
@@ -316,30 +232,16 @@ class Client:
         server accepted goes unrecorded. Every generation still pending resolves with
         ``ClientClosed``, carrying its id: ``track(id)`` on another client resumes it.
         """
-        if self._state is _State.CLOSED:
-            return
-        if self._state is _State.OPENED:
-            self._background.check_loop(asyncio.get_running_loop())
-        self._state = _State.CLOSED
-        await self._submitter.aclose(grace=self.timeout)
-        await self._background.aclose()
-        closed = self._tracker.close(lambda h: ClientClosed(h.id))
-        if closed:
-            logger.info(
-                "client closed with %d generations pending; track() them elsewhere: %s",
-                len(closed),
-                " ".join(str(h.id) for h in closed),
-            )
-        await self._transport.aclose()
+        await self._lifecycle.aclose(functools.partial(self._submitter.aclose, grace=self.timeout))
 
     @property
     def closed(self) -> bool:
-        return self._state is _State.CLOSED
+        return self._lifecycle.closed
 
     @property
     def pending(self) -> list[Generation]:
         """Handles still being tracked (for handing over on shutdown: keep their ids)."""
-        return self._tracker.pending
+        return self._lifecycle.tracker.pending
 
     @property
     def stats(self) -> ClientStats:
@@ -349,7 +251,7 @@ class Client:
 
     @property
     def poller_stats(self) -> PollerStats:
-        return self._tracker.stats
+        return self._lifecycle.tracker.stats
 
     # -- submissions -------------------------------------------------------------------------
 
@@ -407,18 +309,6 @@ class Client:
             request, idempotency_key=idempotency_key, on_accepted=on_accepted, index=index
         )
 
-    def _register(
-        self,
-        gen_id: str,
-        model: str | None,
-        request: GenerationRequest | None,
-        index: int | None = None,
-    ) -> Generation:
-        if self._state is _State.CLOSED and self._tracker.get(gen_id) is None:
-            closed = ClientClosed(gen_id)
-            return resolved(gen_id, closed, model=model, request=request, index=index)
-        return self._tracker.register(gen_id, model, request, index)
-
     async def generate(
         self,
         model: str,
@@ -441,34 +331,20 @@ class Client:
         already on the wire goes on in the client, and its generation, once accepted, is
         in ``client.pending``.
         """
-        if timeout is not None:
-            check_seconds("generate(timeout=...)", timeout, allow_inf=True)
-        handle: Generation | None = None
-        with anyio.move_on_after(timeout):
-            handle = await self.submit(
-                model,
-                prompt,
-                duration=duration,
-                image=image,
-                extra_body=extra_body,
-                aspect_ratio=aspect_ratio,
-                resolution=resolution,
-                reference_images=reference_images,
-                video=video,
-                watermark=watermark,
-            )
-            return await handle
-        if handle is None:
-            raise GenerationTimeout(
-                None,
-                f"no answer to the submission within {timeout:g} s; if the server accepts it, "
-                "the generation is tracked (client.pending)",
-            )
-        if handle.done():
-            return handle.result()
-        raise GenerationTimeout(
-            handle.id, f"not finished within {timeout:g} s; still tracked, await it again"
+        submit = functools.partial(
+            self.submit,
+            model,
+            prompt,
+            duration=duration,
+            image=image,
+            extra_body=extra_body,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            reference_images=reference_images,
+            video=video,
+            watermark=watermark,
         )
+        return await generate_within(timeout, submit)
 
     @overload
     async def generate_many(
@@ -481,18 +357,6 @@ class Client:
         max_cost: Decimal | None = None,
         fetch_costs: bool = False,
     ) -> list[Video]: ...
-
-    @overload
-    async def generate_many(
-        self,
-        requests: Iterable[GenerationRequest | Mapping[str, Any]],
-        *,
-        concurrency: int | None = None,
-        return_exceptions: Literal[True],
-        journal: Journal | str | os.PathLike[str] | None = None,
-        max_cost: Decimal | None = None,
-        fetch_costs: bool = False,
-    ) -> list[Video | BaseException]: ...
 
     @overload
     async def generate_many(
@@ -576,19 +440,8 @@ class Client:
         client in the running event loop if needed)."""
         if not isinstance(generation_id, str) or not generation_id.strip():
             raise InvalidRequest("track() needs a generation id such as 'gen-0123456789abcdef'")
-        if self._state is _State.CLOSED:
-            raise RuntimeError("this Client is closed; create a new one")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise RuntimeError(
-                "track() needs a running event loop (call it from async code)"
-            ) from None
-        if self._state is _State.UNOPENED:
-            self._open_in(loop)  # the poller starts with the background tasks, soon
-        else:
-            self._background.check_loop(loop)
-        return self._register(generation_id.strip(), model, None)
+        self._lifecycle.open_soon("track()")
+        return self._lifecycle.register(generation_id.strip(), model, None)
 
     # -- status ------------------------------------------------------------------------------
 
@@ -612,34 +465,9 @@ class Client:
         not there yet (404) is asked for again a couple of times, then ``NotFoundError``.
         Batches that need costs (``max_cost``, ``fetch_costs``) do this themselves.
         """
-        gen_id = generation.id if isinstance(generation, Video) else generation
-        if not isinstance(gen_id, str) or not gen_id.strip():
-            raise InvalidRequest("billing() needs a Video or a generation id")
+        generation_id = generation_id_of(generation)
         await self._ensure_open()
-        return await self._billing_record(gen_id.strip())
-
-    async def _billing_record(self, gen_id: str) -> BillingRecord:
-        for attempt in range(_BILLING_ATTEMPTS):
-            try:
-                # Bookkeeping: at the lowest level of the budget (the submissions'), it never
-                # takes a request from a status check.
-                raw = await self._send("GET", billing_path(gen_id), priority=Priority.SUBMIT)
-            except NotFoundError:
-                if attempt == _BILLING_ATTEMPTS - 1:
-                    raise
-                await anyio.sleep(self._schedule.retry_delay(attempt + 1))
-                continue
-            return parse_billing(raw, requested_id=gen_id)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _billed_cost(self, gen_id: str) -> Decimal | None:
-        """For the poller: a finished generation's cost from its billing record, or None."""
-        try:
-            record = await self._billing_record(gen_id)
-        except ChuiziError as exc:
-            logger.info("the cost of %s is unknown: no billing record (%s)", gen_id, exc)
-            return None
-        return record.cost
+        return await self._account.billing(generation_id)
 
     # -- downloads -----------------------------------------------------------------------------
 
@@ -660,24 +488,16 @@ class Client:
         rate limits count requests to the API, and videos come from the CDN, another host.
         """
         await self._ensure_open()
-        url = check_media_url(video_or_url.url if isinstance(video_or_url, Video) else video_or_url)
-        video_id = video_or_url.id if isinstance(video_or_url, Video) else None
-        target = target_path(dest, video_id, url)
-        if target.exists() and not overwrite:
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        remove_partial_downloads(target.parent, target)
-        await self._sender.download(url, target)
-        return target
+        return await save_video(self._sender.download, video_or_url, dest, overwrite=overwrite)
 
     # -- account -----------------------------------------------------------------------------
 
     async def list_models(self) -> list[RemoteModel]:
         """The live catalogue of models this key may call (``GET /v1/models``)."""
         await self._ensure_open()
-        return parse_models(await self._send("GET", "/models"))
+        return await self._account.models()
 
     async def key_info(self) -> KeyInfo:
         """The key's balance and limits (``GET /v1/key/info``)."""
         await self._ensure_open()
-        return parse_key_info(await self._send("GET", "/key/info"))
+        return await self._account.key_info()

@@ -5,7 +5,8 @@ checks ``Content-Length``, fsyncs, then renames atomically. A failed or interrup
 leaves nothing behind; the temporary files of a killed process are removed by
 ``remove_partial_downloads`` (a resumed batch calls it) or by the next download of the
 same target. Names derived from server data are sanitized: a hostile id such as ``../../x``
-can never write outside the folder.
+can never write outside the folder. ``save_video`` is ``Client.download`` from the URL to the
+path; the bytes come through the send path's ``Sender.download`` (``fetch``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ._exceptions import InvalidRequest
+from ._models import Video
 from ._parsing import is_web_url
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "partial_path",
     "remove_partial_downloads",
     "safe_filename",
+    "save_video",
     "target_path",
 ]
 
@@ -84,3 +88,26 @@ def remove_partial_downloads(folder: str | os.PathLike[str], target: Path | None
         except FileNotFoundError:
             pass
     return removed
+
+
+async def save_video(
+    fetch: Callable[[str, Path], Awaitable[None]],
+    video_or_url: Video | str,
+    dest: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+) -> Path:
+    """Save a video where ``Client.download`` says; ``fetch(url, target)`` writes the file.
+
+    Only http(s) URLs are fetched; an existing target is returned untouched unless
+    ``overwrite``; what an earlier, interrupted download of the target left is removed first.
+    """
+    url = check_media_url(video_or_url.url if isinstance(video_or_url, Video) else video_or_url)
+    video_id = video_or_url.id if isinstance(video_or_url, Video) else None
+    target = target_path(dest, video_id, url)
+    if target.exists() and not overwrite:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_partial_downloads(target.parent, target)
+    await fetch(url, target)
+    return target
