@@ -18,7 +18,7 @@ import enum
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -176,7 +176,7 @@ class Client:
         self._tracker = self._new_tracker(PollerStats())
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
-        self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
+        self._get_once = functools.partial(self._sender.get_once, priority=Priority.POLL)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._state = _State.UNOPENED
         self._opened_once = False
@@ -597,10 +597,11 @@ class Client:
         await self._ensure_open()
         return await self._routes.fetch(generation_id, self._get_retrying)
 
-    async def _fetch_status(self, handle: Generation) -> GenerationStatus:
+    def _fetch_status(self, handle: Generation) -> Awaitable[GenerationStatus]:
+        # a plain function returning the check's awaitable: no frame of its own per check
         assert handle.id is not None
         self._stats.status_checks += 1
-        return await self._routes.fetch(handle.id, self._get_once)
+        return self._routes.check(handle.id, self._get_once)
 
     # -- costs -------------------------------------------------------------------------------
 
