@@ -233,9 +233,14 @@ class Sender:
                 if isinstance(pending, Awaitable):  # e.g. a journal's write before it goes out
                     await pending
             self._stats.requests += 1
-            response = await self._send_handling_redirects(
-                method, url, content, extra_headers, self._transport.send
-            )
+            # _send_handling_redirects, inlined: a redirect (rare) takes _redirected
+            request_id = new_request_id()
+            request = self._request(method, url, content, extra_headers, request_id)
+            response = await self._transport.send(request)
+            if response.status >= 300:
+                response = await self._redirected(
+                    self._transport.send, request, response, extra_headers, request_id
+                )
             budget.observe(ticket, response.status, response.headers)
             return response
         finally:
