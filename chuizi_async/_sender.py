@@ -5,14 +5,16 @@ It reads top-down in the order a request flows, as httpx's ``send`` ->
 
     send                          the URL, the JSON body, the Idempotency-Key, the attempts
     └ _send_handling_retries      the one retry loop: backoff, Retry-After, the cap on timeouts
-      └ _send_handling_budget     one attempt: the budget's ticket, the journal's hook
-        └ _send_handling_redirects    X-Request-Id; the headers of each hop (AuthHeaders:
-          │                           the key only to the API's origin); redirects
-          └ Transport.send        the I/O (aiohttp, or a MockTransport)
+      └ _send_handling_budget     one attempt: the budget's ticket, the journal's hook,
+        │                         X-Request-Id, the headers (AuthHeaders: the key only to
+        │                         the API's origin)
+        └ Transport.send          the I/O (aiohttp, or a MockTransport); then, only if the
+                                  answer is a redirect, _redirected: the next hops
 
 The budget is taken per attempt (a retry's pause holds no ticket) and the key per hop (a
-redirect may leave the API's origin), hence this order. ``download`` takes the same path
-without the budget (see there) and with ``Transport.download`` at the end.
+redirect may leave the API's origin), hence this order. ``get_once`` (the poller's status
+check, thousands a minute) is one attempt of this path in one frame. ``download`` takes the
+same path without the budget (see there) and with ``Transport.download`` at the end.
 """
 
 from __future__ import annotations
