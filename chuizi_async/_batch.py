@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 
 from ._batch_journal import Keys, sent_before, settle
@@ -202,6 +203,9 @@ class BatchSubmitter:
                     self._finish(index, None)
                     raise
                 self._follow(handle, index, key, tg)
+                # let the other workers' answers in before the next request goes out: the
+                # sends of one loop turn go together, which costs the kernel less per send
+                await anyio.lowlevel.checkpoint()
             finally:
                 if probe:  # it ended: the next one may go (or be held back)
                     self._probing = False

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -155,7 +155,7 @@ class Client:
         )
         self._routes = StatusRoutes(status_route)
         # the two ways a status is fetched: polling (one attempt) and retrieve() (retried)
-        self._get_once = functools.partial(self._send, "GET", priority=Priority.POLL, retries=False)
+        self._get_once = functools.partial(self._sender.get_once, priority=Priority.POLL)
         self._get_retrying = functools.partial(self._send, "GET", priority=Priority.POLL)
         self._ensure_open = self._lifecycle.ensure_open
         start_soon = self._lifecycle.background.start_soon  # the client's background tasks
@@ -450,10 +450,11 @@ class Client:
         await self._ensure_open()
         return await self._routes.fetch(generation_id, self._get_retrying)
 
-    async def _fetch_status(self, handle: Generation) -> GenerationStatus:
+    def _fetch_status(self, handle: Generation) -> Awaitable[GenerationStatus]:
+        # a plain function returning the check's awaitable: no frame of its own per check
         assert handle.id is not None
         self._stats.status_checks += 1
-        return await self._routes.fetch(handle.id, self._get_once)
+        return self._routes.check(handle.id, self._get_once)
 
     # -- costs -------------------------------------------------------------------------------
 

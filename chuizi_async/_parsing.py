@@ -145,15 +145,20 @@ def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
     """A status answer of either route, or ``WrongRoute`` when it reports no status.
 
     A final status word with no video URL (``UnreadableVideo``) or an unsafe one
-    (``UnusableVideo``) is an error, raised with an excerpt of the answer.
+    (``UnusableVideo``) is an error, raised with an excerpt of the answer. Called once per
+    status check: the accessors are inlined where the common answer takes them.
     """
     body = _unwrap(raw)
-    word = _str(body.get("status"))
-    if word is None:
+    word = body.get("status")
+    if not isinstance(word, str) or not word:
         raise WrongRoute(f"no status in the answer for {requested_id}")
-    state = _state_of(word)
-    gen_id = _str(body.get("id")) or requested_id
-    created = json_int(body.get("created"))
+    state = _STATES.get(word) or _state_of(word)
+    gen_id = body.get("id")
+    if not isinstance(gen_id, str) or not gen_id:
+        gen_id = requested_id
+    created = body.get("created")
+    if type(created) is not int:  # not a bool either
+        created = json_int(created)
     video = error = None
     if state == "completed":
         video = _parse_video(body, gen_id, created, raw, word)
@@ -221,7 +226,10 @@ def excerpt(raw: object, limit: int = EXCERPT_CHARS) -> str:
 def _parse_video(
     body: dict[str, Any], gen_id: str, created: int | None, raw: object, word: str
 ) -> Video:
-    url = find_video_url(body)
+    output = body.get("output")
+    url = output.get("video_url") if isinstance(output, dict) else None
+    if not isinstance(url, str) or not url:  # not where the guide puts it: look everywhere
+        url = find_video_url(body)
     if url is None:
         shown = excerpt(raw)
         raise UnreadableVideo(
@@ -237,8 +245,12 @@ def _parse_video(
             f"the server gave a video URL that is not http(s): {url[:80]!r}",
             excerpt=excerpt(raw),
         )
-    usage = _dict(body.get("usage")) or {}
-    extra = _dict(body.get("x_chuizi")) or {}
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        usage = {}
+    extra = body.get("x_chuizi")
+    if not isinstance(extra, dict):
+        extra = {}
     return Video(
         id=gen_id,
         url=url,

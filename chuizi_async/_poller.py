@@ -27,6 +27,7 @@ from decimal import Decimal
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 
 from ._clock import now
@@ -248,6 +249,10 @@ class Poller:
                         # cancelled scope before anything else is awaited in it
                         worker.abandoned = None
                         break
+                    # let the other workers' answers in before this one's next check goes
+                    # out: the sends of one loop turn go together, which costs the kernel
+                    # less per send (measured: ~10% of a check's CPU on loopback)
+                    await anyio.lowlevel.checkpoint()
             worker.scope = anyio.CancelScope()
             stuck, worker.abandoned = worker.abandoned, None
             if stuck is not None:

@@ -5,14 +5,16 @@ It reads top-down in the order a request flows, as httpx's ``send`` ->
 
     send                          the URL, the JSON body, the Idempotency-Key, the attempts
     └ _send_handling_retries      the one retry loop: backoff, Retry-After, the cap on timeouts
-      └ _send_handling_budget     one attempt: the budget's ticket, the journal's hook
-        └ _send_handling_redirects    X-Request-Id; the headers of each hop (AuthHeaders:
-          │                           the key only to the API's origin); redirects
-          └ Transport.send        the I/O (aiohttp, or a MockTransport)
+      └ _send_handling_budget     one attempt: the budget's ticket, the journal's hook,
+        │                         X-Request-Id, the headers (AuthHeaders: the key only to
+        │                         the API's origin)
+        └ Transport.send          the I/O (aiohttp, or a MockTransport); then, only if the
+                                  answer is a redirect, _redirected: the next hops
 
 The budget is taken per attempt (a retry's pause holds no ticket) and the key per hop (a
-redirect may leave the API's origin), hence this order. ``download`` takes the same path
-without the budget (see there) and with ``Transport.download`` at the end.
+redirect may leave the API's origin), hence this order. ``get_once`` (the poller's status
+check, thousands a minute) is one attempt of this path in one frame. ``download`` takes the
+same path without the budget (see there) and with ``Transport.download`` at the end.
 """
 
 from __future__ import annotations
@@ -136,6 +138,16 @@ class Sender:
         attempts = self.max_retries + 1 if retries else 1
         return self._send_handling_retries(once, decode_json, attempts, method, url, retry_if)
 
+    def get_once(
+        self, path: str, accept: Callable[[Any], T], *, priority: Priority
+    ) -> Coroutine[Any, Any, T]:
+        """One GET, one attempt, to await: ``accept`` of the decoded JSON of a 2xx answer.
+
+        What ``send(..., retries=False)`` does, in one frame for the common case (no
+        redirect): the poller's status check, made thousands of times a minute.
+        """
+        return self._get_once(f"{self._base_url}{path}", accept, priority)
+
     def download(self, url: str, target: Path) -> Coroutine[Any, Any, None]:
         """Fetch a video into ``target``, to await; retried, redirected, without the key.
 
@@ -223,13 +235,42 @@ class Sender:
                 if isinstance(pending, Awaitable):  # e.g. a journal's write before it goes out
                     await pending
             self._stats.requests += 1
-            response = await self._send_handling_redirects(
-                method, url, content, extra_headers, self._transport.send
-            )
+            # _send_handling_redirects, inlined: a redirect (rare) takes _redirected
+            request_id = new_request_id()
+            request = self._request(method, url, content, extra_headers, request_id)
+            response = await self._transport.send(request)
+            if response.status >= 300:
+                response = await self._redirected(
+                    self._transport.send, request, response, extra_headers, request_id
+                )
             budget.observe(ticket, response.status, response.headers)
             return response
         finally:
             budget.release(ticket)
+
+    async def _get_once(self, url: str, accept: Callable[[Any], T], priority: Priority) -> T:
+        """``get_once``: the budget's ticket, X-Request-Id, the transport, redirects only if
+        the answer is one; the error of a non-2xx answer or of a timeout as ``send`` has it."""
+        budget = self._budget
+        ticket = budget.try_acquire(priority, None) or await budget.acquire(priority, None)
+        try:
+            self._stats.requests += 1
+            request_id = new_request_id()
+            request = self._request("GET", url, None, _NO_HEADERS, request_id)
+            response = await self._transport.send(request)
+            if response.status >= 300:
+                response = await self._redirected(
+                    self._transport.send, request, response, _NO_HEADERS, request_id
+                )
+            budget.observe(ticket, response.status, response.headers)
+        except APITimeoutError as exc:
+            exc.args = (self._no_answer(exc, url, 1),)
+            raise
+        finally:
+            budget.release(ticket)
+        if 200 <= response.status < 300:
+            return accept(decode_json(response))
+        raise error_from_response(response)
 
     async def _download_once(self, url: str, target: Path) -> Response:
         part = partial_path(target)
@@ -259,23 +300,51 @@ class Sender:
         from ``AuthHeaders`` (the key only to the API's own origin), with one fresh
         ``X-Request-Id`` per attempt."""
         request_id = new_request_id()
-        headers_for = self._auth.headers_for
-        for _ in range(_MAX_REDIRECTS + 1):
-            headers = headers_for(url, has_body=content is not None, request_id=request_id)
-            if extra_headers:
-                headers.update(extra_headers)
-            request = Request(
-                method=method, url=url, headers=headers, content=content, timeout=self.timeout
-            )
-            response = await send(request)
+        request = self._request(method, url, content, extra_headers, request_id)
+        return await self._redirected(send, request, await send(request), extra_headers, request_id)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        content: bytes | None,
+        extra_headers: Mapping[str, str],
+        request_id: str,
+    ) -> Request:
+        headers = self._auth.headers_for(url, has_body=content is not None, request_id=request_id)
+        if extra_headers:
+            headers.update(extra_headers)
+        return Request(
+            method=method, url=url, headers=headers, content=content, timeout=self.timeout
+        )
+
+    async def _redirected(
+        self,
+        send: Callable[[Request], Awaitable[Response]],
+        request: Request,
+        response: Response,
+        extra_headers: Mapping[str, str],
+        request_id: str,
+    ) -> Response:
+        """The answer after the redirects that ``response`` (to ``request``) starts, if any,
+        each hop with the attempt's ``X-Request-Id``; an error notes the id sent."""
+        for _ in range(_MAX_REDIRECTS):
             if response.status not in _REDIRECTS:
                 break
             location = response.headers.get("Location")
             if not location:
                 break
-            url = urljoin(url, location)
+            method = request.method
             if response.status == 303 or (response.status in (301, 302) and method != "GET"):
                 break  # a method change is not ours to make: report the answer as is
+            request = self._request(
+                method,
+                urljoin(request.url, location),
+                request.content,
+                extra_headers,
+                request_id,
+            )
+            response = await send(request)
         if response.request_id is None and response.status >= 300:
             # an error to report, from a transport that did not note the id: the one we sent
             response = attrs.evolve(response, request_id=request.headers.get(REQUEST_ID_HEADER))

@@ -9,10 +9,11 @@ the other is tried, and the first that reports a status is kept for the client's
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 from ._exceptions import InvalidRequest, NotFoundError, no_status_answer
@@ -26,6 +27,13 @@ logger = logging.getLogger("chuizi_async")
 StatusRoute = Literal["auto", "generation", "videos"]
 ROUTES: tuple[StatusRoute, ...] = ("auto", "generation", "videos")
 Get = Callable[[str], Awaitable[object]]
+T = TypeVar("T")
+
+
+class GetOnce(Protocol):
+    """``get_once(path, accept)``: one GET, ``accept`` of its decoded JSON (``Sender.get_once``)."""
+
+    def __call__(self, path: str, accept: Callable[[Any], T]) -> Awaitable[T]: ...
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")  # what quote() leaves as it is
@@ -36,6 +44,20 @@ def _path(route: StatusRoute, gen_id: str) -> str:
     if route == "videos":
         return f"/videos/{quoted}"
     return f"/generation?id={quoted}"
+
+
+def _as_is(raw: object) -> object:
+    return raw
+
+
+def _parse_on(route: StatusRoute, gen_id: str, raw: object) -> GenerationStatus:
+    """The status in an answer of the (pinned or learned) ``route``."""
+    try:
+        return parse_status(raw, requested_id=gen_id)
+    except WrongRoute:
+        raise no_status_answer(
+            f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'"
+        ) from None
 
 
 def billing_path(gen_id: str) -> str:
@@ -57,18 +79,19 @@ class StatusRoutes:
         if self._hint is None:
             self._hint = "videos" if "task_id" in submit_answer else "generation"
 
+    def check(self, gen_id: str, get_once: GetOnce) -> Awaitable[GenerationStatus]:
+        """The poller's check of ``gen_id``, to await: as ``fetch``, but on a known route the
+        answer is parsed in ``get_once``'s frame (no frame of this class in between)."""
+        route = self.route
+        if route == "auto":
+            return self.fetch(gen_id, functools.partial(get_once, accept=_as_is))
+        return get_once(_path(route, gen_id), functools.partial(_parse_on, route, gen_id))
+
     async def fetch(self, gen_id: str, get: Get) -> GenerationStatus:
         """The status of ``gen_id``; ``get(path)`` makes one GET and decodes its JSON."""
         route = self.route
         if route != "auto":
-            raw = await get(_path(route, gen_id))
-            try:
-                return parse_status(raw, requested_id=gen_id)
-            except WrongRoute:
-                raise no_status_answer(
-                    f"status_route={route!r} answers no status for {gen_id}; "
-                    "use status_route='auto'"
-                ) from None
+            return _parse_on(route, gen_id, await get(_path(route, gen_id)))
         # No lock: a slow answer must not hold every other check. The first answer that
         # reports a status fixes the route; until then concurrent checks may probe too.
         not_found: NotFoundError | None = None

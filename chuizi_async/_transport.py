@@ -242,13 +242,18 @@ class AiohttpTransport:
         request_id = request.headers.get(REQUEST_ID_HEADER)
         if debug:
             logger.debug("-> %s %s [%s]", request.method, redact(request.url), request_id)
-        with map_exceptions(request.url):
+        try:  # map_exceptions, inlined: this runs for every request
             async with self._open(request) as resp:
                 if self._fits(resp):
                     content = await resp.read()
                 else:
                     content = await self._read_capped(resp, request.url)
                 status, headers = resp.status, resp.headers
+        except (ChuiziError, asyncio.CancelledError):
+            raise
+        except Exception:
+            with map_exceptions(request.url):
+                raise
         if debug:
             echo = headers.get(REQUEST_ID_HEADER) or request_id
             logger.debug(
