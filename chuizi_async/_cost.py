@@ -147,7 +147,8 @@ class CostGuard:
         )
 
     def start(self, token: int, request: GenerationRequest) -> None:
-        self._in_flight[token] = (model_key(request.model), self._listed(request))
+        if self.max_cost is not None:  # only max_cost reads what is in flight
+            self._in_flight[token] = (model_key(request.model), self._listed(request))
 
     def finish(self, token: int, outcome: Video | BaseException | None) -> None:
         model, listed = self._in_flight.pop(token, (None, None))

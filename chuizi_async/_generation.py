@@ -34,6 +34,7 @@ class Generation:
 
     __slots__ = (
         "__weakref__",
+        "_callback",
         "_callbacks",
         "_event",
         "_on_resolved",
@@ -65,6 +66,8 @@ class Generation:
         # asyncio's, not anyio's: made for each awaited handle, and anyio.Event() looks up
         # the running async library each time (8x the cost); the library runs on asyncio only
         self._event: asyncio.Event | None = None
+        # the first done-callback in a slot of its own: a batch adds one to every handle
+        self._callback: Callable[[Generation], object] | None = None
         self._callbacks: list[Callable[[Generation], object]] | None = None
         self._on_resolved = on_resolved  # its owner's (the tracker's): told once it resolves
 
@@ -140,9 +143,12 @@ class Generation:
         if self._outcome is not None:
             callback(self)
             return
-        if self._callbacks is None:
-            self._callbacks = []
-        self._callbacks.append(callback)
+        if self._callback is None:
+            self._callback = callback
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
 
 
 # -- the owner's side ------------------------------------------------------------------------
@@ -160,13 +166,20 @@ def resolve(handle: Generation, result: Video | BaseException) -> bool:
         handle._event.set()
     if handle._on_resolved is not None:
         handle._on_resolved(handle)
-    callbacks, handle._callbacks = handle._callbacks, None
-    for callback in callbacks or ():
-        try:
-            callback(handle)
-        except Exception:
-            logger.exception("a done-callback of generation %s raised", handle.id)
+    first, more = handle._callback, handle._callbacks
+    handle._callback = handle._callbacks = None
+    if first is not None:
+        _call(first, handle)
+    for callback in more or ():
+        _call(callback, handle)
     return True
+
+
+def _call(callback: Callable[[Generation], object], handle: Generation) -> None:
+    try:
+        callback(handle)
+    except Exception:
+        logger.exception("a done-callback of generation %s raised", handle.id)
 
 
 def outcome_of(handle: Generation) -> Video | BaseException | None:

@@ -3,18 +3,19 @@
 It reads top-down in the order a request flows, as httpx's ``send`` ->
 ``_send_handling_auth`` -> ``_send_handling_redirects`` -> ``_send_single_request`` does::
 
-    send                          the URL, the JSON body, the Idempotency-Key, the attempts
-    └ _send_handling_retries      the one retry loop: backoff, Retry-After, the cap on timeouts
-      └ _send_handling_budget     one attempt: the budget's ticket, the journal's hook,
-        │                         X-Request-Id, the headers (AuthHeaders: the key only to
-        │                         the API's origin)
-        └ Transport.send          the I/O (aiohttp, or a MockTransport); then, only if the
+    send / get_once / download    the request: URL, JSON body, Idempotency-Key, the headers
+    │                             (AuthHeaders: the key only to the API's origin)
+    └ _send_handling_retries      the one retry loop (backoff, Retry-After, the cap on
+      │                           timeouts) around the one attempt: the budget's ticket,
+      │                           the journal's hook, a fresh X-Request-Id
+      └ Transport.send            the I/O (aiohttp, or a MockTransport); then, only if the
                                   answer is a redirect, _redirected: the next hops
 
 The budget is taken per attempt (a retry's pause holds no ticket) and the key per hop (a
-redirect may leave the API's origin), hence this order. ``get_once`` (the poller's status
-check, thousands a minute) is one attempt of this path in one frame. ``download`` takes the
-same path without the budget (see there) and with ``Transport.download`` at the end.
+redirect may leave the API's origin), hence this order. Every call is one frame above the
+transport: the poller's status check (``get_once``, one attempt, thousands a minute) and each
+submission alike. ``download`` takes the same path outside the budget (see there), with
+``Transport.download`` at the end.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ _MAX_REDIRECTS = 5
 _NO_HEADERS: Mapping[str, str] = {}
 
 
-def _ignore(response: Response) -> None:
-    """A download's 2xx: the file is already in place."""
+def _in_place(part: Path, target: Path, response: Response) -> None:
+    """A download's 2xx: on a 200 the partial file becomes ``target``."""
+    if response.status == 200:
+        os.replace(part, target)
 
 
 def new_request_id() -> str:
@@ -116,7 +119,7 @@ class Sender:
         *,
         body: Mapping[str, Any] | None = None,
         priority: Priority = Priority.OTHER,
-        scope: str | None = None,
+        model_scope: str | None = None,
         idempotency_key: str | None = None,
         retries: bool = True,
         on_wire: Callable[[], object] | None = None,
@@ -131,55 +134,96 @@ class Sender:
         """
         content = json.dumps(body).encode() if body is not None else None
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
-        url = f"{self._base_url}{path}"
-        once = functools.partial(
-            self._send_handling_budget, method, url, content, extra, priority, scope, on_wire
-        )
+        request = self._request(method, f"{self._base_url}{path}", content, extra)
         attempts = self.max_retries + 1 if retries else 1
-        return self._send_handling_retries(once, decode_json, attempts, method, url, retry_if)
+        return self._send_handling_retries(
+            request, decode_json, attempts, retry_if, priority, model_scope, on_wire, extra
+        )
 
     def get_once(
-        self, path: str, accept: Callable[[Any], T], *, priority: Priority
+        self, path: str, accept: Callable[[Response], T], *, priority: Priority
     ) -> Coroutine[Any, Any, T]:
-        """One GET, one attempt, to await: ``accept`` of the decoded JSON of a 2xx answer.
+        """One GET, one attempt, to await: ``accept`` of a 2xx answer, or a typed error.
 
-        What ``send(..., retries=False)`` does, in one frame for the common case (no
-        redirect): the poller's status check, made thousands of times a minute.
+        ``send(..., retries=False)`` with the answer left to ``accept`` (which decodes it:
+        the poller's status check parses in the same step, thousands of times a minute).
         """
-        return self._get_once(f"{self._base_url}{path}", accept, priority)
+        request = self._request("GET", f"{self._base_url}{path}", None, _NO_HEADERS)
+        return self._send_handling_retries(request, accept, 1, None, priority)
 
-    def download(self, url: str, target: Path) -> Coroutine[Any, Any, None]:
-        """Fetch a video into ``target``, to await; retried, redirected, without the key.
+    async def download(self, url: str, target: Path) -> None:
+        """Fetch a video into ``target``; retried, redirected, without the key.
 
         Outside the request budget: the budget paces the API's rate limits, which count
         requests to the API (``api.chuizi.ai``); a video comes from the CDN, another host,
         which those limits do not cover. Streamed into a partial file beside ``target`` and
         renamed on a 200: a failed download leaves no file.
         """
-        once = functools.partial(self._download_once, url, target)
-        return self._send_handling_retries(
-            once, _ignore, self.max_retries + 1, "download", url, None
-        )
+        part = partial_path(target)
+        try:
+            request = self._request("GET", url, None, _NO_HEADERS)
+            in_place = functools.partial(_in_place, part, target)
+            await self._send_handling_retries(
+                request, in_place, self.max_retries + 1, None, download_to=part
+            )
+        finally:
+            part.unlink(missing_ok=True)
 
     async def _send_handling_retries(
         self,
-        once: Callable[[], Awaitable[Response]],
+        request: Request,
         accept: Callable[[Response], T],
         attempts: int,
-        method: str,
-        url: str,
         retry_if: Callable[[ChuiziError], bool] | None,
+        priority: Priority | None = None,
+        model_scope: str | None = None,
+        on_wire: Callable[[], object] | None = None,
+        extra_headers: Mapping[str, str] = _NO_HEADERS,
+        download_to: Path | None = None,
     ) -> T:
-        """The one retry loop: ``once`` until a 2xx that ``accept`` takes, or a final error.
+        """Up to ``attempts`` attempts of ``request``, until a 2xx that ``accept`` takes, or
+        a final error; each attempt with a fresh ``X-Request-Id``.
 
-        At most ``MAX_TIMEOUTS`` attempts may time out: a silent server gets a clear error
-        in ``3 x timeout``, not ``max_retries + 1`` times it.
+        An attempt (the one copy of it): the budget's ticket for ``priority`` (None: outside
+        the budget), held until the answer is in and read as it is given back; ``on_wire``;
+        the transport (``download_to``: streamed into that file); ``_redirected`` only if
+        the answer is a redirect. At most ``MAX_TIMEOUTS`` attempts may time out: a silent
+        server gets a clear error in ``3 x timeout``, not ``max_retries + 1`` times it.
         """
+        budget = self._budget
+        transport = self._transport
         timeouts = 0
         for attempt in range(attempts):
             last = attempt == attempts - 1
+            if attempt:
+                request = self._request(
+                    request.method, request.url, request.content, extra_headers
+                )
             try:
-                response = await once()
+                ticket = None
+                if priority is not None:
+                    ticket = budget.try_acquire(priority, model_scope) or await budget.acquire(
+                        priority, model_scope
+                    )
+                    self._stats.requests += 1
+                try:
+                    if on_wire is not None:
+                        pending = on_wire()
+                        if isinstance(pending, Awaitable):  # e.g. a journal's write first
+                            await pending
+                    if download_to is None:
+                        response = await transport.send(request)
+                    else:
+                        response = await transport.download(request, download_to)
+                    if response.status >= 300:
+                        response = await self._redirected(
+                            request, response, extra_headers, download_to
+                        )
+                    if ticket is not None:
+                        budget.observe(ticket, response.status, response.headers)
+                finally:
+                    if ticket is not None:
+                        budget.release(ticket)
                 if 200 <= response.status < 300:
                     return accept(response)
                 error: ChuiziError = error_from_response(response)
@@ -192,7 +236,7 @@ class Sender:
                 timeouts += isinstance(exc, APITimeoutError)
                 if last or not retry or silent_too_often(exc, timeouts):
                     if isinstance(exc, APITimeoutError):
-                        exc.args = (self._no_answer(exc, url, attempt + 1),)
+                        exc.args = (self._no_answer(exc, request.url, attempt + 1),)
                     raise
                 error, delay = exc, None
             if delay is None:
@@ -200,8 +244,8 @@ class Sender:
             self._stats.retries += 1
             logger.debug(
                 "retrying %s %s in %.2f s after: %s%s",
-                method,
-                redact(url),
+                request.method,
+                redact(request.url),
                 delay,
                 error,
                 request_id_note(error),
@@ -215,103 +259,19 @@ class Sender:
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         return f"{what} {redact(url)} within {self.timeout:g} s ({tries})"  # cause: chained
 
-    async def _send_handling_budget(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        priority: Priority,
-        scope: str | None,
-        on_wire: Callable[[], object] | None,
-    ) -> Response:
-        """One attempt within the request budget: a ticket held until the answer is in,
-        which the budget reads (rate-limit headers, a 429) as it gives the ticket back."""
-        budget = self._budget
-        ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
-        try:
-            if on_wire is not None:
-                pending = on_wire()
-                if isinstance(pending, Awaitable):  # e.g. a journal's write before it goes out
-                    await pending
-            self._stats.requests += 1
-            # _send_handling_redirects, inlined: a redirect (rare) takes _redirected
-            request_id = new_request_id()
-            request = self._request(method, url, content, extra_headers, request_id)
-            response = await self._transport.send(request)
-            if response.status >= 300:
-                response = await self._redirected(
-                    self._transport.send, request, response, extra_headers, request_id
-                )
-            budget.observe(ticket, response.status, response.headers)
-            return response
-        finally:
-            budget.release(ticket)
-
-    async def _get_once(self, url: str, accept: Callable[[Any], T], priority: Priority) -> T:
-        """``get_once``: the budget's ticket, X-Request-Id, the transport, redirects only if
-        the answer is one; the error of a non-2xx answer or of a timeout as ``send`` has it."""
-        budget = self._budget
-        ticket = budget.try_acquire(priority, None) or await budget.acquire(priority, None)
-        try:
-            self._stats.requests += 1
-            request_id = new_request_id()
-            request = self._request("GET", url, None, _NO_HEADERS, request_id)
-            response = await self._transport.send(request)
-            if response.status >= 300:
-                response = await self._redirected(
-                    self._transport.send, request, response, _NO_HEADERS, request_id
-                )
-            budget.observe(ticket, response.status, response.headers)
-        except APITimeoutError as exc:
-            exc.args = (self._no_answer(exc, url, 1),)
-            raise
-        finally:
-            budget.release(ticket)
-        if 200 <= response.status < 300:
-            return accept(decode_json(response))
-        raise error_from_response(response)
-
-    async def _download_once(self, url: str, target: Path) -> Response:
-        part = partial_path(target)
-        try:
-            response = await self._send_handling_redirects(
-                "GET",
-                url,
-                None,
-                _NO_HEADERS,
-                functools.partial(self._transport.download, path=part),
-            )
-            if response.status == 200:
-                os.replace(part, target)
-            return response
-        finally:
-            part.unlink(missing_ok=True)
-
-    async def _send_handling_redirects(
-        self,
-        method: str,
-        url: str,
-        content: bytes | None,
-        extra_headers: Mapping[str, str],
-        send: Callable[[Request], Awaitable[Response]],
-    ) -> Response:
-        """One attempt through ``send``, following redirects: the headers of each hop come
-        from ``AuthHeaders`` (the key only to the API's own origin), with one fresh
-        ``X-Request-Id`` per attempt."""
-        request_id = new_request_id()
-        request = self._request(method, url, content, extra_headers, request_id)
-        return await self._redirected(send, request, await send(request), extra_headers, request_id)
-
     def _request(
         self,
         method: str,
         url: str,
         content: bytes | None,
         extra_headers: Mapping[str, str],
-        request_id: str,
+        request_id: str | None = None,
     ) -> Request:
-        headers = self._auth.headers_for(url, has_body=content is not None, request_id=request_id)
+        """A request with the headers ``AuthHeaders`` gives ``url``; a fresh ``X-Request-Id``
+        unless ``request_id`` (a redirect's hop keeps its attempt's)."""
+        headers = self._auth.headers_for(
+            url, has_body=content is not None, request_id=request_id or new_request_id()
+        )
         if extra_headers:
             headers.update(extra_headers)
         return Request(
@@ -320,14 +280,15 @@ class Sender:
 
     async def _redirected(
         self,
-        send: Callable[[Request], Awaitable[Response]],
         request: Request,
         response: Response,
         extra_headers: Mapping[str, str],
-        request_id: str,
+        download_to: Path | None,
     ) -> Response:
         """The answer after the redirects that ``response`` (to ``request``) starts, if any,
         each hop with the attempt's ``X-Request-Id``; an error notes the id sent."""
+        request_id = request.headers.get(REQUEST_ID_HEADER)
+        transport = self._transport
         for _ in range(_MAX_REDIRECTS):
             if response.status not in _REDIRECTS:
                 break
@@ -344,7 +305,10 @@ class Sender:
                 extra_headers,
                 request_id,
             )
-            response = await send(request)
+            if download_to is None:
+                response = await transport.send(request)
+            else:
+                response = await transport.download(request, download_to)
         if response.request_id is None and response.status >= 300:
             # an error to report, from a transport that did not note the id: the one we sent
             response = attrs.evolve(response, request_id=request.headers.get(REQUEST_ID_HEADER))

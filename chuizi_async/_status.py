@@ -19,6 +19,8 @@ from urllib.parse import quote
 from ._exceptions import InvalidRequest, NotFoundError, no_status_answer
 from ._models import GenerationStatus
 from ._parsing import WrongRoute, parse_status
+from ._responses import decode_json
+from ._transport import Response
 
 __all__ = ["ROUTES", "StatusRoute", "StatusRoutes", "billing_path"]
 
@@ -31,9 +33,9 @@ T = TypeVar("T")
 
 
 class GetOnce(Protocol):
-    """``get_once(path, accept)``: one GET, ``accept`` of its decoded JSON (``Sender.get_once``)."""
+    """``get_once(path, accept)``: one GET, ``accept`` of its 2xx answer (``Sender.get_once``)."""
 
-    def __call__(self, path: str, accept: Callable[[Any], T]) -> Awaitable[T]: ...
+    def __call__(self, path: str, accept: Callable[[Response], T]) -> Awaitable[T]: ...
 
 
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]+")  # what quote() leaves as it is
@@ -46,10 +48,6 @@ def _path(route: StatusRoute, gen_id: str) -> str:
     return f"/generation?id={quoted}"
 
 
-def _as_is(raw: object) -> object:
-    return raw
-
-
 def _parse_on(route: StatusRoute, gen_id: str, raw: object) -> GenerationStatus:
     """The status in an answer of the (pinned or learned) ``route``."""
     try:
@@ -58,6 +56,10 @@ def _parse_on(route: StatusRoute, gen_id: str, raw: object) -> GenerationStatus:
         raise no_status_answer(
             f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'"
         ) from None
+
+
+def _parse_answer_on(route: StatusRoute, gen_id: str, response: Response) -> GenerationStatus:
+    return _parse_on(route, gen_id, decode_json(response))
 
 
 def billing_path(gen_id: str) -> str:
@@ -84,8 +86,8 @@ class StatusRoutes:
         answer is parsed in ``get_once``'s frame (no frame of this class in between)."""
         route = self.route
         if route == "auto":
-            return self.fetch(gen_id, functools.partial(get_once, accept=_as_is))
-        return get_once(_path(route, gen_id), functools.partial(_parse_on, route, gen_id))
+            return self.fetch(gen_id, functools.partial(get_once, accept=decode_json))
+        return get_once(_path(route, gen_id), functools.partial(_parse_answer_on, route, gen_id))
 
     async def fetch(self, gen_id: str, get: Get) -> GenerationStatus:
         """The status of ``gen_id``; ``get(path)`` makes one GET and decodes its JSON."""

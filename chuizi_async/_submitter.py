@@ -19,7 +19,7 @@ from ._journal import new_idempotency_key
 from ._models import GenerationRequest
 from ._parsing import parse_submission
 from ._retries import RetrySubmissions, should_retry_submission
-from ._validation import build_body
+from ._validation import build_body, build_body_now
 
 __all__ = ["Checked", "Register", "Send", "SubmissionStats", "Submitter", "SubmitHere"]
 
@@ -40,7 +40,7 @@ class Send(Protocol):
         *,
         body: Mapping[str, Any] | None = ...,
         priority: Priority = ...,
-        scope: str | None = ...,
+        model_scope: str | None = ...,
         idempotency_key: str | None = ...,
         on_wire: Callable[[], object] | None = ...,
         retry_if: Callable[[ChuiziError], bool] | None = ...,
@@ -81,6 +81,24 @@ class SubmitHere(Protocol):
         index: int | None = None,
         before_wire: Callable[[], Awaitable[None]] | None = None,
     ) -> Awaitable[Generation]: ...
+
+
+class _OnTheWire:
+    """A submission's ``on_wire``: from here its answer must be read (it may carry an id), so
+    its scope is shielded; ``before_wire`` runs once, before the first attempt goes out."""
+
+    __slots__ = ("_before", "_scope")
+
+    def __init__(
+        self, scope: anyio.CancelScope, before: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        self._scope = scope
+        self._before = before
+
+    def __call__(self) -> Awaitable[None] | None:
+        self._scope.shield = True
+        before, self._before = self._before, None
+        return before() if before is not None else None
 
 
 class Checked(NamedTuple):
@@ -157,7 +175,19 @@ class Submitter:
         """The request checked and its body built (nothing sent). A batch calls it on a
         client it opened; ``submit()`` opens the client after it."""
         request = GenerationRequest.coerce(request)
-        body = await build_body(request)
+        body = build_body_now(request)
+        if body is None:  # an image to read in first
+            body = await build_body(request)
+        if self._closed:
+            raise RuntimeError("this Client is closed; create a new one")
+        return Checked(request, body)
+
+    def check_now(self, request: GenerationRequest) -> Checked | None:
+        """``check`` without awaiting, for a request with no image to read; None if it has
+        one (then ``check``)."""
+        body = build_body_now(request)
+        if body is None:
+            return None
         if self._closed:
             raise RuntimeError("this Client is closed; create a new one")
         return Checked(request, body)
@@ -253,12 +283,7 @@ class Submitter:
         request = checked.request
         self._submitting += 1
         self._on_the_wire.add(wire)
-        first = [before_wire] if before_wire is not None else []
-
-        def on_the_wire() -> Awaitable[None] | None:
-            wire.shield = True  # from here the answer must be read: it may carry an id
-            return first.pop()() if first else None
-
+        on_the_wire = _OnTheWire(wire, before_wire)
         try:
             with wire:
                 try:
@@ -267,7 +292,7 @@ class Submitter:
                         _PATH,
                         body=checked.body,
                         priority=Priority.SUBMIT,
-                        scope=request.model,
+                        model_scope=request.model,
                         idempotency_key=idempotency_key,
                         on_wire=on_the_wire,
                         retry_if=self._retry_if,

@@ -15,7 +15,7 @@ from ._catalogue import lookup_model
 from ._exceptions import InvalidRequest
 from ._models import GenerationRequest, ImageInput
 
-__all__ = ["build_body", "validate"]
+__all__ = ["build_body", "build_body_now", "validate"]
 
 _ASPECT_RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")  # W:H; which ones a model takes is its own
 _MAX_IMAGE_BYTES = 20 * 1024 * 1024
@@ -98,17 +98,38 @@ def _data_uri(data: bytes, mime: str) -> str:
 async def build_body(request: GenerationRequest) -> dict[str, Any]:
     """The JSON body of a submission (validated first); ``extra_body`` merges last."""
     validate(request)
+    image = request.image
+    image_url = None if image is None else await _image_reference(image, "image")
+    references = request.reference_images
+    reference_urls = (
+        [await _image_reference(img, "reference image") for img in references]
+        if references
+        else None
+    )
+    return _body(request, image_url, reference_urls)
+
+
+def build_body_now(request: GenerationRequest) -> dict[str, Any] | None:
+    """``build_body`` without awaiting, for a request with no image to read; None if it has
+    one (a batch's common case, without a frame)."""
+    if request.image is not None or request.reference_images:
+        return None
+    validate(request)
+    return _body(request, None, None)
+
+
+def _body(
+    request: GenerationRequest, image_url: str | None, reference_urls: list[str] | None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
     for name in _SENT_AS_IS:
         value = getattr(request, name)
         if value is not None:
             body[name] = value
-    if request.image is not None:
-        body["image_url"] = await _image_reference(request.image, "image")
-    if request.reference_images:
-        body["reference_image_urls"] = [
-            await _image_reference(img, "reference image") for img in request.reference_images
-        ]
+    if image_url is not None:
+        body["image_url"] = image_url
+    if reference_urls:
+        body["reference_image_urls"] = reference_urls
     if request.video is not None:
         body["video_url"] = request.video
     if request.extra_body:
