@@ -78,7 +78,7 @@ class Client:
 
     ``retry_submissions`` says when a submission (a POST, which creates and bills) is sent
     again. ``"idempotent"`` (the default): after any transient failure, with the same
-    ``Idempotency-Key``; a server that ignores the key may then create and bill a second
+    ``Idempotency-Key``; a server that ignores it may then create and bill a second
     generation. ``"safe"``: only when nothing can have been created (no connection was made,
     or the server answered 429 or a retryable 5xx); a request that went out with no answer
     raises ``SubmissionUncertain`` instead: never paid twice, but it needs a look.
@@ -300,10 +300,10 @@ class Client:
     ) -> Generation:
         """``submit`` for a ``GenerationRequest`` (or mapping).
 
-        ``idempotency_key`` pins the key (a journal resends an interrupted submission with the
-        same one); ``on_accepted`` is called with the handle the moment it is tracked.
-        With ``retry_submissions="safe"``, a request that went out without an answer raises
-        ``SubmissionUncertain`` (it may or may not have created a generation).
+        ``idempotency_key`` pins the ``Idempotency-Key`` (a journal resends an interrupted
+        submission with the same one); ``on_accepted`` is called with the handle the moment it
+        is tracked. With ``retry_submissions="safe"``, a request that went out without an
+        answer raises ``SubmissionUncertain`` (it may or may not have created a generation).
         """
         return await self._submitter.submit(
             request, idempotency_key=idempotency_key, on_accepted=on_accepted, index=index

@@ -116,7 +116,7 @@ class Sender:
         *,
         body: Mapping[str, Any] | None = None,
         priority: Priority = Priority.OTHER,
-        scope: str | None = None,
+        model_scope: str | None = None,
         idempotency_key: str | None = None,
         retries: bool = True,
         on_wire: Callable[[], object] | None = None,
@@ -126,14 +126,15 @@ class Sender:
 
         ``retry_if`` decides which errors are retried (default: ``should_retry`` of an error
         status, ``is_retryable`` of a failure without an answer). ``on_wire`` is called (and
-        awaited if it returns an awaitable) just before each attempt goes out. A plain
+        awaited if it returns an awaitable) just before each attempt goes out; ``model_scope``
+        (a model) adds the limit the budget learned for it to the client's. A plain
         function returning the retry loop's coroutine: one frame less on every request.
         """
         content = json.dumps(body).encode() if body is not None else None
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
         url = f"{self._base_url}{path}"
         once = functools.partial(
-            self._send_handling_budget, method, url, content, extra, priority, scope, on_wire
+            self._send_handling_budget, method, url, content, extra, priority, model_scope, on_wire
         )
         attempts = self.max_retries + 1 if retries else 1
         return self._send_handling_retries(once, decode_json, attempts, method, url, retry_if)
@@ -222,13 +223,15 @@ class Sender:
         content: bytes | None,
         extra_headers: Mapping[str, str],
         priority: Priority,
-        scope: str | None,
+        model_scope: str | None,
         on_wire: Callable[[], object] | None,
     ) -> Response:
         """One attempt within the request budget: a ticket held until the answer is in,
         which the budget reads (rate-limit headers, a 429) as it gives the ticket back."""
         budget = self._budget
-        ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
+        ticket = budget.try_acquire(priority, model_scope) or await budget.acquire(
+            priority, model_scope
+        )
         try:
             if on_wire is not None:
                 pending = on_wire()

@@ -40,7 +40,7 @@ class Send(Protocol):
         *,
         body: Mapping[str, Any] | None = ...,
         priority: Priority = ...,
-        scope: str | None = ...,
+        model_scope: str | None = ...,
         idempotency_key: str | None = ...,
         on_wire: Callable[[], object] | None = ...,
         retry_if: Callable[[ChuiziError], bool] | None = ...,
@@ -181,7 +181,7 @@ class Submitter:
         if self._closed:  # while it opened
             raise RuntimeError("this Client is closed; create a new one")
         key = idempotency_key or new_idempotency_key()
-        # Two scopes: ``dropped`` by the caller, ``wire`` shielded inside it once on the wire
+        # Two cancel scopes: ``dropped`` by the caller, ``wire`` shielded inside it once on the wire
         # (a scope's own cancel goes through its shield: one scope could not tell them apart).
         dropped, wire = anyio.CancelScope(), anyio.CancelScope()
         done = asyncio.Event()  # asyncio's: one per submission, and the cheap one
@@ -267,7 +267,7 @@ class Submitter:
                         _PATH,
                         body=checked.body,
                         priority=Priority.SUBMIT,
-                        scope=request.model,
+                        model_scope=request.model,
                         idempotency_key=idempotency_key,
                         on_wire=on_the_wire,
                         retry_if=self._retry_if,
