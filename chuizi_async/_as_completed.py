@@ -52,7 +52,7 @@ class AsCompleted:
         self._started = False
         self._submitting_done = False
         self._resolved = 0
-        self._scope: anyio.CancelScope | None = None
+        self._cancel_scope: anyio.CancelScope | None = None
         self._stopped = anyio.Event()
         self._error: BaseException | None = None
 
@@ -129,7 +129,7 @@ class AsCompleted:
 
     async def _run(self) -> None:
         try:
-            with anyio.CancelScope() as self._scope, opened(self._journal) as journal:
+            with anyio.CancelScope() as self._cancel_scope, opened(self._journal) as journal:
                 self._submitter.journal = journal
                 await self._submitter.run()
         except Exception as exc:  # the caller's iterable raised: hand it to the consumer
@@ -150,8 +150,8 @@ class AsCompleted:
 
     async def aclose(self) -> None:
         """Stop submitting; handles already accepted stay tracked by the client."""
-        if self._scope is not None:
-            self._scope.cancel()
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
         if self._started and not self._parts.submitter.closed:
             await self._stopped.wait()
         self._closed = True

@@ -35,7 +35,7 @@ class BackgroundTasks:
 
     The host task is the one task made with ``asyncio`` itself: a client opens lazily
     (``track()`` is synchronous, ``await client.submit()`` needs no ``async with``), so no
-    caller's scope can hold the group. It is owned all the same: ``aclose()`` cancels and
+    caller's cancel scope can hold the group. It is owned all the same: ``aclose()`` cancels and
     awaits it. When the event loop ends under it (``asyncio.run`` returns, a test's loop
     closes), ``on_loop_end`` is called and ``release`` closes what belonged to that loop;
     the next ``open`` starts again in another loop.

@@ -30,7 +30,7 @@ import anyio
 import anyio.abc
 import attrs
 
-from ._batch_journal import Keys, sent_before, settle
+from ._batch_journal import RequestKeys, sent_before, settle
 from ._batch_stops import Stops, not_sent
 from ._cost import WAIT, CostGuard, Prices
 from ._error_rules import is_final_refusal
@@ -58,13 +58,15 @@ class _Wait(enum.Enum):
     WAIT = "wait"  # no place yet (or the prices to read first): wait, then look again
 
 
-
 def _unsent(
-    index: int, request: GenerationRequest | None, error: BaseException, key: str | None = None
+    index: int,
+    request: GenerationRequest | None,
+    error: BaseException,
+    request_key: str | None = None,
 ) -> Generation:
     """A handle for a request the server never accepted, already resolved with the reason."""
     handle = resolved(None, error, request=request, index=index)
-    handle.key = key
+    handle.key = request_key
     return handle
 
 
@@ -134,7 +136,7 @@ class BatchSubmitter:
         self._prices_read = anyio.Lock()
         self._active = 0
         self._changed = anyio.Event()
-        self._keys = Keys()
+        self._request_keys = RequestKeys()
         self._stops = Stops()
         self.stop_reason: NotSubmitted | None = None
         self.accepted: list[Generation] = []
@@ -193,8 +195,8 @@ class BatchSubmitter:
             if item_of is None:
                 return
             index, item = item_of
-            request, key, error = self._prepare(item)
-            sent = sent_before(self.journal, key, safe=self._safe)
+            request, request_key, error = self._prepare(item)
+            sent = sent_before(self.journal, request_key, safe=self._safe)
             probe = error is None and not sent and not self._stops.answered
             self._probing = self._probing or probe
             try:
@@ -204,17 +206,17 @@ class BatchSubmitter:
                         room = await self._wait_for_room(request, sent=sent)
                     error = room
                 if error is not None:
-                    self._emit(_unsent(index, request, error, key))
+                    self._emit(_unsent(index, request, error, request_key))
                     continue
                 assert request is not None
                 self._active += 1
                 self.cost.start(index, request)
                 try:
-                    handle = await self._obtain(index, request, key, submit_here)
+                    handle = await self._obtain(index, request, request_key, submit_here)
                 except BaseException:
                     self._finish(index, None)
                     raise
-                self._follow(handle, index, key, tg)
+                self._follow(handle, index, request_key, tg)
                 # let the other workers' answers in before the next request goes out: the
                 # sends of one loop turn go together, which costs the kernel less per send
                 await asyncio.sleep(0)  # anyio's checkpoint, less two frames (asyncio only)
@@ -231,8 +233,10 @@ class BatchSubmitter:
         except InvalidRequest as exc:
             return None, None, exc
         # a digest names a request only for a journal
-        key = request.key if self.journal is None else self._keys.key(request)
-        return request, key, None
+        request_key = (
+            request.key if self.journal is None else self._request_keys.request_key(request)
+        )
+        return request, request_key, None
 
     async def _wait_for_room(
         self, request: GenerationRequest | None, *, sent: bool = False
@@ -293,22 +297,22 @@ class BatchSubmitter:
             self._wake()
 
     def _follow(
-        self, handle: Generation, index: int, key: str | None, tg: anyio.abc.TaskGroup
+        self, handle: Generation, index: int, request_key: str | None, tg: anyio.abc.TaskGroup
     ) -> None:
-        """Free the request's place when its generation ends (once journaled, with a key)."""
-        handle.key = key
-        if self.journal is None or key is None:
+        """Free the request's place when its generation ends (once journaled, if keyed)."""
+        handle.key = request_key
+        if self.journal is None or request_key is None:
             handle.add_done_callback(self._on_done_of)  # nothing to write at the end
         else:
-            tg.start_soon(self._settle_journaled, handle, index, key)
+            tg.start_soon(self._settle_journaled, handle, index, request_key)
 
     def _on_done(self, handle: Generation) -> None:
         assert handle.index is not None
         self._settled(handle.index, handle)
 
-    async def _settle_journaled(self, handle: Generation, index: int, key: str) -> None:
+    async def _settle_journaled(self, handle: Generation, index: int, request_key: str) -> None:
         try:
-            await settle(self.journal, handle, key)
+            await settle(self.journal, handle, request_key)
         except BaseException:
             self._finish(index, handle)
             raise
@@ -329,12 +333,14 @@ class BatchSubmitter:
         self,
         index: int,
         request: GenerationRequest,
-        key: str | None,
+        request_key: str | None,
         submit_here: SubmitHere,
     ) -> Generation:
         """The handle of one request: from the journal, tracked by id, or submitted."""
-        journal = self.journal if key is not None else None
-        entry = journal.get(key) if journal is not None and key is not None else None
+        journal = self.journal if request_key is not None else None
+        entry = (
+            journal.get(request_key) if journal is not None and request_key is not None else None
+        )
         if entry is not None and journal is not None and journal.settled(entry):
             settled = entry.outcome(request)
             return resolved(entry.generation_id, settled, request=request, index=index)
@@ -346,30 +352,30 @@ class BatchSubmitter:
             return handle
         safe = self._safe
         if entry is not None and entry.state == "sent" and safe:
-            assert journal is not None and key is not None
+            assert journal is not None and request_key is not None
             if not journal.resend_uncertain:  # an earlier run died while it was on the wire
                 reason = "an earlier run stopped while it was on the wire"
                 error = SubmissionUncertain(entry.idempotency_key, request, reason=reason)
-                await journal.record_uncertain(key, error)
-                return _unsent(index, request, error, key)
+                await journal.record_uncertain(request_key, error)
+                return _unsent(index, request, error, request_key)
         idempotency_key = entry.idempotency_key if entry is not None else None
         went_out = False
         before_wire: Callable[[], Awaitable[None]] | None = None
-        if journal is not None and key is not None and safe:
+        if journal is not None and request_key is not None and safe:
 
             async def before_wire() -> None:
                 nonlocal went_out
-                assert journal is not None and key is not None
+                assert journal is not None and request_key is not None
                 went_out = True
-                await journal.record_sent(key)
+                await journal.record_sent(request_key)
 
         try:
             submitter = self._parts.submitter
             checked = submitter.check_now(request) or await submitter.check(request)
             request = checked.request
             idempotency_key = idempotency_key or new_idempotency_key()
-            if journal is not None and key is not None:
-                await journal.record_sending(key, idempotency_key, request.model)
+            if journal is not None and request_key is not None:
+                await journal.record_sending(request_key, idempotency_key, request.model)
             handle = await submit_here(
                 checked,
                 idempotency_key,
@@ -379,26 +385,26 @@ class BatchSubmitter:
             )
         except SubmissionUncertain as exc:
             self._contact(exc)
-            if journal is not None and key is not None:
+            if journal is not None and request_key is not None:
                 with anyio.CancelScope(shield=True):  # never sent again without being asked
-                    await journal.record_uncertain(key, exc)
-            return _unsent(index, request, exc, key)
+                    await journal.record_uncertain(request_key, exc)
+            return _unsent(index, request, exc, request_key)
         except ChuiziError as exc:
             self._contact(exc)
-            if went_out and journal is not None and key is not None:
+            if went_out and journal is not None and request_key is not None:
                 with anyio.CancelScope(shield=True):  # answered: nothing was created
-                    await journal.record_not_created(key)
+                    await journal.record_not_created(request_key)
             if isinstance(exc, APIError):
                 self._stops.refused(request.model, exc)
                 final = is_final_refusal(exc, request.model)
-                if final and journal is not None and key is not None:
+                if final and journal is not None and request_key is not None:
                     with anyio.CancelScope(shield=True):  # a rerun would be refused too
-                        await journal.record_refused(key, exc)
-            return _unsent(index, request, exc, key)
+                        await journal.record_refused(request_key, exc)
+            return _unsent(index, request, exc, request_key)
         self._contact(None)
-        if journal is not None and key is not None and handle.id is not None:
+        if journal is not None and request_key is not None and handle.id is not None:
             with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
-                await journal.record_accepted(key, handle.id)
+                await journal.record_accepted(request_key, handle.id)
         return handle
 
     def _accepted(self, handle: Generation) -> None:

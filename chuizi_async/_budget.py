@@ -9,14 +9,14 @@ It paces requests from what the server says and does, never from an invented num
 * a 429 delays the request it refused (its ``Retry-After``, or backoff: the retry loop and
   the poller do that); the whole client pauses and slows only on evidence that its own rate
   causes them (``_rate_learning.RateLearner``: a spent window, a burst; AIMD);
-* a 429 while the overall window still has room is a narrower limit (per model): the scope
-  learns how many requests its window holds, from our own history, and keeps under it (a
-  429 showing the overall window spent is that window, spent by others sharing the key);
+* a 429 while the overall window still has room is a narrower limit (per model): the model's
+  scope learns how many requests its window holds, from our own history, and keeps under it (a
+  429 showing the overall window spent is that window, spent by others sharing the API key);
 * ``Limits(max_requests_per_second=...)``, a cap the user knows up front, spaces requests
   evenly.
 
 ``saturated()`` (requests are scarce: the schedule spends few checks) is set only by a
-limit the server has shown: a window, a scope, a pause, a rate confirmed by a burst or a
+limit the server has shown: a window, a model's scope, a pause, a rate confirmed by a burst or a
 spent window, the user's cap; never by a cut on trial. Until the first answer arrives, one
 request at a time: it tells whether the server sends a rate window at all, before a burst
 could overrun one. Status checks have priority over submissions: a flood of submissions
@@ -43,7 +43,7 @@ from ._retries import parse_retry_after
 __all__ = ["Priority", "RequestBudget", "Ticket"]
 
 _SATURATION_MEMORY = 60.0
-_SCOPE_MARGIN = 1.05
+_MODEL_SCOPE_MARGIN = 1.05
 _HISTORY = 4096
 _RESET_MARGIN = 0.005  # seconds after a window's reset before its probe goes
 
@@ -57,7 +57,7 @@ class Priority(enum.IntEnum):
 
 
 @attrs.define
-class _Scope:
+class _ModelScope:
     """A narrower limit learned from 429s (per model): ``cap`` requests per ``window`` s.
 
     Only requests the server accepted count, and those still in flight, as the server's
@@ -89,7 +89,7 @@ class _Scope:
         return max(0.0, wait)
 
     def learn(self, now: float, pause: float) -> None:
-        """A 429 from this scope: the window holds what it accepted lately, and is this long."""
+        """A 429 from this model: the window holds what it accepted lately, and is this long."""
         self.paused_until = max(self.paused_until, now + pause)
         horizon = max(self.window, pause, 1e-3) * 4
         recent = [t for t in self.accepted if t > now - horizon]
@@ -99,15 +99,15 @@ class _Scope:
         # margin covers how much later than its answer the server may have counted it.
         cap = len(recent) + self.in_flight - 1  # the refused one is still counted in flight
         self.cap = cap if self.cap is None else min(self.cap, cap)
-        self.window = max(self.window, (now + pause - recent[0]) * _SCOPE_MARGIN)
+        self.window = max(self.window, (now + pause - recent[0]) * _MODEL_SCOPE_MARGIN)
 
 
 @attrs.define(eq=False)
 class Ticket:
-    """One admitted request: when it was sent, in which scope, what the budget knew then."""
+    """One admitted request: when it was sent, for which model, what the budget knew then."""
 
     sent_at: float
-    scope: str | None
+    model_scope: str | None
     probe: bool = False
     windows_seen: int = 0
 
@@ -133,7 +133,7 @@ class RequestBudget:
         factory=lambda: collections.deque(maxlen=_HISTORY), init=False
     )
     _learner: RateLearner = attrs.field(init=False)  # the rate learned from 429s
-    _scopes: dict[str, _Scope] = attrs.field(factory=dict, init=False)
+    _model_scopes: dict[str, _ModelScope] = attrs.field(factory=dict, init=False)
     _waiting: collections.Counter[Priority] = attrs.field(factory=collections.Counter, init=False)
     _queued: int = attrs.field(default=0, init=False)  # the total of _waiting
     _changed: anyio.Event = attrs.field(factory=anyio.Event, init=False)
@@ -163,26 +163,26 @@ class RequestBudget:
 
     # -- admission ---------------------------------------------------------------------------
 
-    def try_acquire(self, priority: Priority, scope: str | None = None) -> Ticket | None:
+    def try_acquire(self, priority: Priority, model_scope: str | None = None) -> Ticket | None:
         """A place at once if nobody is queued and no limit says wait (no await), else None."""
         now = _clock.now()
-        if self._queued or self._wait_time(now, scope) > 0:
+        if self._queued or self._wait_time(now, model_scope) > 0:
             return None
-        return self._take(now, scope)
+        return self._take(now, model_scope)
 
-    async def acquire(self, priority: Priority, scope: str | None = None) -> Ticket:
+    async def acquire(self, priority: Priority, model_scope: str | None = None) -> Ticket:
         """Wait for a place; every ticket is given back with ``release``."""
         self._waiting[priority] += 1
         self._queued += 1
         try:
             while True:
                 now = _clock.now()
-                wait = self._wait_time(now, scope)
+                wait = self._wait_time(now, model_scope)
                 if wait <= 0 and not self._outranked(priority):
-                    return self._take(now, scope)
+                    return self._take(now, model_scope)
                 if wait > 0 and self._answered:
                     self._learner.held_back(now)  # a limit held it (not the first-answer gate)
-                    if self._limit_wait(now, scope) > 0:
+                    if self._limit_wait(now, model_scope) > 0:
                         self._scarce_at = now  # ... one shown to be the server's
                 changed = self._changed
                 with anyio.move_on_after(wait if wait > 0 else math.inf):
@@ -195,8 +195,8 @@ class RequestBudget:
     def release(self, ticket: Ticket) -> None:
         """Give the place back once the request is answered (or failed)."""
         self._in_flight -= 1
-        if ticket.scope is not None:
-            self._scopes[ticket.scope].in_flight -= 1
+        if ticket.model_scope is not None:
+            self._model_scopes[ticket.model_scope].in_flight -= 1
         if ticket.probe and self._windows_seen == ticket.windows_seen:
             self._probes -= 1  # the probe taught nothing (no answer, no headers): next
         self._notify()
@@ -204,21 +204,21 @@ class RequestBudget:
     def _outranked(self, priority: Priority) -> bool:
         return any(n > 0 for p, n in self._waiting.items() if p < priority)
 
-    def _wait_time(self, now: float, scope: str | None) -> float:
+    def _wait_time(self, now: float, model_scope: str | None) -> float:
         if not self._answered and self._in_flight:
             return math.inf  # the first answer tells whether the server sends a rate window
         wait = max(self._paused_until - now, self._next_at - now, self._window_wait(now))
-        if scope is not None and scope in self._scopes:
-            wait = max(wait, self._scopes[scope].wait_time(now))
+        if model_scope is not None and model_scope in self._model_scopes:
+            wait = max(wait, self._model_scopes[model_scope].wait_time(now))
         return wait
 
-    def _limit_wait(self, now: float, scope: str | None) -> float:
+    def _limit_wait(self, now: float, model_scope: str | None) -> float:
         """The wait a known limit imposes: a rate cut on trial, for strays maybe, is none."""
         if self._learner.confirmed or self.max_rate is not None:
-            return self._wait_time(now, scope)
+            return self._wait_time(now, model_scope)
         wait = max(self._paused_until - now, self._window_wait(now))
-        if scope is not None and scope in self._scopes:
-            wait = max(wait, self._scopes[scope].wait_time(now))
+        if model_scope is not None and model_scope in self._model_scopes:
+            wait = max(wait, self._model_scopes[model_scope].wait_time(now))
         return wait
 
     def _window_wait(self, now: float) -> float:
@@ -243,7 +243,7 @@ class RequestBudget:
             return 0
         return window.remaining - (self._in_flight - excluding)
 
-    def _take(self, now: float, scope: str | None) -> Ticket:
+    def _take(self, now: float, model_scope: str | None) -> Ticket:
         rate = self._effective_rate()
         if rate is not None:
             self._next_at = max(now, self._next_at) + 1.0 / rate
@@ -252,12 +252,12 @@ class RequestBudget:
         self._probes += probe
         self._in_flight += 1
         self._sent.append(now)
-        if scope is not None:
-            scoped = self._scopes.get(scope)
+        if model_scope is not None:
+            scoped = self._model_scopes.get(model_scope)
             if scoped is None:
-                scoped = self._scopes[scope] = _Scope()
+                scoped = self._model_scopes[model_scope] = _ModelScope()
             scoped.in_flight += 1
-        return Ticket(now, scope, probe, self._windows_seen)
+        return Ticket(now, model_scope, probe, self._windows_seen)
 
     def _effective_rate(self) -> float | None:
         rate, cap = self._learner.rate, self.max_rate
@@ -282,18 +282,18 @@ class RequestBudget:
                 self._set_window(window, now, ticket)
             elif ticket.probe:
                 self._window = None  # the server stopped telling: 429s will teach instead
-            if ticket.scope is not None:
+            if ticket.model_scope is not None:
                 # when we heard of it: the server counted it no later (its clock is ahead
                 # of our send time by up to the time a burst takes to get through)
-                self._scopes[ticket.scope].accepted.append(now)
+                self._model_scopes[ticket.model_scope].accepted.append(now)
             self._learner.answered(now, ticket.sent_at)
-        elif ticket.scope is not None and self._narrower(now, window):
+        elif ticket.model_scope is not None and self._narrower(now, window):
             # The overall window had room: a narrower limit (per model) refused this one.
             self.rate_limited += 1
             retry_after = parse_retry_after(headers)
             if retry_after is None:
                 retry_after = self._reset_in(window, now) if window is not None else 1.0
-            self._scopes[ticket.scope].learn(now, retry_after)
+            self._model_scopes[ticket.model_scope].learn(now, retry_after)
         else:
             self.rate_limited += 1
             # what the window said before this answer: was it spent?
@@ -319,7 +319,7 @@ class RequestBudget:
         if window.remaining > 0:
             return True  # the 429 says so itself
         # A spent window of another size is another layer's; of the same size it is the
-        # overall one, spent by others sharing the key (a service's other processes).
+        # overall one, spent by others sharing the API key (a service's other processes).
         current = self._window
         return (
             current is not None
@@ -353,7 +353,7 @@ class RequestBudget:
 
         A sliding window that says it is spent frees its first slot when its oldest request
         leaves it: no later than our own oldest request of the last window (others sharing
-        the key may have sent older ones, which leave earlier).
+        the API key may have sent older ones, which leave earlier).
         """
         if window.reset_in is not None:
             return window.reset_in

@@ -1,4 +1,5 @@
-"""The client's configuration: ``Limits``, the clock's ``time_scale``, the key and base URL.
+"""The client's configuration: ``Limits``, the clock's ``time_scale``, the key and base URL,
+and the checks of ``Client``'s other arguments (``poll``, ``retry_submissions``).
 
 Like httpx's ``Timeout`` and ``Limits``: frozen values, checked when made, with errors that
 name the argument. The poller's settings are ``PollPolicy`` (``_policy``); where the key may
@@ -9,6 +10,7 @@ go is decided in ``_auth``. The arguments these replaced keep working here, with
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from urllib.parse import urlsplit
 
@@ -16,15 +18,24 @@ import attrs
 
 from ._checks import check_count
 from ._exceptions import InvalidRequest
+from ._policy import PollPolicy
+from ._retries import RETRY_SUBMISSIONS, RetrySubmissions
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "Limits",
     "Secret",
     "check_base_url",
+    "check_retry_submissions",
     "check_time_scale",
+    "resolve_api_key",
+    "resolve_base_url",
     "resolve_limits",
+    "resolve_poll",
     "resolve_time_scale",
 ]
+
+DEFAULT_BASE_URL = "https://api.chuizi.ai/v1"
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -44,6 +55,22 @@ class Secret:
         return "<secret>"
 
     __str__ = __repr__
+
+
+def resolve_api_key(api_key: str | None) -> Secret:
+    """``Client(api_key=...)``, else ``$CHUIZI_API_KEY``; refused when neither is set."""
+    api_key = api_key if api_key is not None else os.environ.get("CHUIZI_API_KEY")
+    if not api_key or not api_key.strip():
+        raise InvalidRequest(
+            "no API key: pass Client(api_key=...) or set the CHUIZI_API_KEY environment variable"
+        )
+    return Secret(api_key.strip())
+
+
+def resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> str:
+    """``Client(base_url=...)``, else ``$CHUIZI_BASE_URL``, else ``DEFAULT_BASE_URL``; checked."""
+    base_url = base_url or os.environ.get("CHUIZI_BASE_URL") or DEFAULT_BASE_URL
+    return check_base_url(base_url, allow_insecure_http)
 
 
 def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
@@ -99,6 +126,22 @@ class Limits:
 
     max_connections: int = attrs.field(default=64, validator=_connections)
     max_requests_per_second: float | None = attrs.field(default=None, validator=_rate)
+
+
+def resolve_poll(poll: object) -> PollPolicy:
+    """``Client(poll=...)``: a ``PollPolicy``, or the default one for None."""
+    if poll is None:
+        return PollPolicy()
+    if not isinstance(poll, PollPolicy):
+        raise InvalidRequest(f"Client(poll=...) must be a PollPolicy, not {poll!r}")
+    return poll
+
+
+def check_retry_submissions(value: object) -> RetrySubmissions:
+    """``Client(retry_submissions=...)``: ``"idempotent"`` or ``"safe"``."""
+    if value not in RETRY_SUBMISSIONS:
+        raise InvalidRequest(f"retry_submissions must be 'idempotent' or 'safe', not {value!r}")
+    return value
 
 
 def check_time_scale(value: object) -> float:

@@ -260,8 +260,8 @@ class SubmissionUncertain(GenerationError):
     """A submission went out and no answer came back: it may or may not have created (and
     billed) a generation. Raised instead of a retry by ``Client(retry_submissions="safe")``.
 
-    ``idempotency_key`` is the key it was sent with, ``request`` what it asked for; a resend
-    with the same key is safe only on a server that honours the key.
+    ``idempotency_key`` is the ``Idempotency-Key`` it was sent with, ``request`` what it asked
+    for; a resend with the same one is safe only on a server that honours it.
     """
 
     def __init__(

@@ -16,8 +16,9 @@ no request at all; accepted ones are tracked by id, not submitted; ``sending`` o
 again with the **same** ``Idempotency-Key``, so a server that honours it replays the first
 answer instead of creating (and billing) a second generation. ``uncertain`` ones resolve with
 ``SubmissionUncertain`` again, unless the journal is opened with ``resend_uncertain=True``:
-then they are sent again with their key, like ``sending`` ones. So do ``sent`` ones (the
-process died while they were on the wire) for a client with ``retry_submissions="safe"``.
+then they are sent again with their ``Idempotency-Key``, like ``sending`` ones. So do ``sent``
+ones (the process died while they were on the wire) for a client with
+``retry_submissions="safe"``.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class JournalEntry:
             if message:
                 message += (
                     " (journaled by an earlier run, not sent again: open the journal with "
-                    "resend_uncertain=True to send it with the same key)"
+                    "resend_uncertain=True to send it with the same Idempotency-Key)"
                 )
             return SubmissionUncertain(self.idempotency_key, request, message)
         if self.state == "completed" and self.generation_id and self.video_url:
@@ -169,7 +170,7 @@ class Journal:
 
     ``resend_uncertain``: send again, with their ``Idempotency-Key``, the requests an earlier
     run recorded as ``uncertain`` (once their absence from the account's usage is checked, or
-    on a server known to honour the key). By default they resolve with ``SubmissionUncertain``.
+    on a server known to honour it). By default they resolve with ``SubmissionUncertain``.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, resend_uncertain: bool = False) -> None:
@@ -203,12 +204,12 @@ class Journal:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def get(self, key: str) -> JournalEntry | None:
+    def get(self, request_key: str) -> JournalEntry | None:
         """The entry of one request key, or None if it was never recorded."""
         row = self._conn.execute(
             "SELECT key, idempotency_key, state, model, generation_id, video_url, cost, "
             "duration_seconds, error_message, error_type, refusal FROM requests WHERE key = ?",
-            (key,),
+            (request_key,),
         ).fetchone()
         if row is None:
             return None
@@ -236,8 +237,8 @@ class Journal:
 
     def entries(self) -> list[JournalEntry]:
         """Every entry, oldest change first."""
-        keys = [r[0] for r in self._conn.execute("SELECT key FROM requests ORDER BY updated_at")]
-        return [entry for key in keys if (entry := self.get(key)) is not None]
+        rows = self._conn.execute("SELECT key FROM requests ORDER BY updated_at").fetchall()
+        return [entry for (request_key,) in rows if (entry := self.get(request_key)) is not None]
 
     # -- writing: one transaction per state change ---------------------------------------------
 
@@ -250,33 +251,34 @@ class Journal:
 
         return await anyio.to_thread.run_sync(run, limiter=self._limiter)
 
-    async def record_sending(self, key: str, idempotency_key: str, model: str) -> None:
-        """Before the request is sent: its key and the ``Idempotency-Key`` it goes with."""
+    async def record_sending(self, request_key: str, idempotency_key: str, model: str) -> None:
+        """Before the request is sent: its request key and the ``Idempotency-Key`` it goes with."""
         await self._write(
             "INSERT INTO requests (key, idempotency_key, state, model, updated_at) "
-            "VALUES (:key, :idem, 'sending', :model, :now) ON CONFLICT(key) DO UPDATE SET "
+            "VALUES (:request_key, :idem, 'sending', :model, :now) "
+            "ON CONFLICT(key) DO UPDATE SET "
             "idempotency_key = excluded.idempotency_key, updated_at = excluded.updated_at, "
             "state = 'sending', error_message = NULL, error_type = NULL "
             "WHERE state IN ('sending', 'sent', 'uncertain')",
-            key=key,
+            request_key=request_key,
             idem=idempotency_key,
             model=model,
         )
 
-    async def record_sent(self, key: str) -> None:
+    async def record_sent(self, request_key: str) -> None:
         """Just before the request goes out: from here the server may have received it."""
         await self._write(
             "UPDATE requests SET state = 'sent', updated_at = :now "
-            "WHERE key = :key AND state = 'sending'",
-            key=key,
+            "WHERE key = :request_key AND state = 'sending'",
+            request_key=request_key,
         )
 
-    async def record_not_created(self, key: str) -> None:
+    async def record_not_created(self, request_key: str) -> None:
         """The server answered without accepting (or nothing went out): back to ``sending``."""
         await self._write(
             "UPDATE requests SET state = 'sending', updated_at = :now "
-            "WHERE key = :key AND state = 'sent'",
-            key=key,
+            "WHERE key = :request_key AND state = 'sent'",
+            request_key=request_key,
         )
 
     async def forget_accepted(self) -> int:
@@ -290,36 +292,37 @@ class Journal:
             "WHERE state = 'accepted'"
         )
 
-    async def record_accepted(self, key: str, generation_id: str) -> None:
+    async def record_accepted(self, request_key: str, generation_id: str) -> None:
         await self._write(
             "UPDATE requests SET state = 'accepted', generation_id = :id, updated_at = :now "
-            "WHERE key = :key AND state IN ('sending', 'sent', 'accepted')",
+            "WHERE key = :request_key AND state IN ('sending', 'sent', 'accepted')",
             id=generation_id,
-            key=key,
+            request_key=request_key,
         )
 
-    async def record_uncertain(self, key: str, error: SubmissionUncertain) -> None:
+    async def record_uncertain(self, request_key: str, error: SubmissionUncertain) -> None:
         """Sent, and no answer came back: it may or may not have created a generation."""
         await self._write(
             "UPDATE requests SET state = 'uncertain', error_message = :message, "
             "error_type = 'submission_uncertain', updated_at = :now "
-            "WHERE key = :key AND state IN ('sending', 'sent')",
+            "WHERE key = :request_key AND state IN ('sending', 'sent')",
             message=error.message,
-            key=key,
+            request_key=request_key,
         )
 
-    async def record_outcome(self, key: str, outcome: Video | BaseException) -> None:
+    async def record_outcome(self, request_key: str, outcome: Video | BaseException) -> None:
         """A final state: the video, or the generation's error."""
         if isinstance(outcome, Video):
             cost = str(outcome.cost) if outcome.cost is not None else None
             await self._write(
                 "UPDATE requests SET state = 'completed', generation_id = :id, video_url = :url, "
-                "cost = :cost, duration_seconds = :duration, updated_at = :now WHERE key = :key",
+                "cost = :cost, duration_seconds = :duration, updated_at = :now "
+                "WHERE key = :request_key",
                 id=outcome.id,
                 url=outcome.url,
                 cost=cost,
                 duration=outcome.duration_seconds,
-                key=key,
+                request_key=request_key,
             )
             return
         message = getattr(outcome, "message", None) or str(outcome)
@@ -327,14 +330,14 @@ class Journal:
         await self._write(
             "UPDATE requests SET state = 'failed', error_message = :message, "
             "error_type = :type, generation_id = COALESCE(:id, generation_id), "
-            "updated_at = :now WHERE key = :key",
+            "updated_at = :now WHERE key = :request_key",
             message=message,
             type=error_type(outcome),
             id=gen_id,
-            key=key,
+            request_key=request_key,
         )
 
-    async def record_refused(self, key: str, error: APIError) -> None:
+    async def record_refused(self, request_key: str, error: APIError) -> None:
         """A submission the server refused for good (see ``is_final_refusal``): final, so that
         a rerun sends it no more and gives the same error."""
         refusal = {"status_code": error.status_code, "code": error.code}
@@ -343,11 +346,11 @@ class Journal:
         await self._write(
             "UPDATE requests SET state = 'failed', error_message = :message, error_type = :type, "
             "refusal = :refusal, updated_at = :now "
-            "WHERE key = :key AND state IN ('sending', 'sent')",
+            "WHERE key = :request_key AND state IN ('sending', 'sent')",
             message=error.message,
             type=error_type(error),
             refusal=json.dumps(refusal),
-            key=key,
+            request_key=request_key,
         )
 
     # the rules a journal follows, decided in _error_rules; here for callers of Journal

@@ -7,7 +7,7 @@ pending resolves with ``ClientClosed`` and the next use, in another loop, opens 
 with a new tracker (a poller belongs to its loop) and fresh budget events, keeping what the
 client learned. ``aclose()`` ends it for good. This module holds that state, the background
 tasks (``BackgroundTasks``) and the current tracker, so that ``Client`` only asks it to open,
-to register a handle, and to close.
+to register or track a handle, and to close.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from ._background import BackgroundTasks
 from ._budget import RequestBudget
-from ._exceptions import ChuiziError, ClientClosed
+from ._exceptions import ChuiziError, ClientClosed, InvalidRequest
 from ._generation import Generation, resolved
 from ._models import GenerationRequest
 from ._poller import PollerStats
@@ -120,6 +120,13 @@ class Lifecycle:
         if self._state is _State.CLOSED and self.tracker.get(gen_id) is None:
             return resolved(gen_id, ClientClosed(gen_id), model=model, request=request, index=index)
         return self.tracker.register(gen_id, model, request, index)
+
+    def track(self, generation_id: str, model: str | None) -> Generation:
+        """``Client.track``: an id accepted elsewhere, registered from synchronous code."""
+        if not isinstance(generation_id, str) or not generation_id.strip():
+            raise InvalidRequest("track() needs a generation id such as 'gen-0123456789abcdef'")
+        self.open_soon("track()")
+        return self.register(generation_id.strip(), model, None)
 
     def want_cost(self, handle: Generation) -> None:
         """``Tracker.want_cost`` of the current loop's tracker (a batch asks it)."""

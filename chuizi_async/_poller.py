@@ -226,8 +226,8 @@ class Poller:
         worker = self._watchdog.watch()
         watchdog = self._watchdog
         while True:
-            # cancelled only by the watchdog, when a check is stuck: then a new scope
-            with worker.scope:
+            # cancelled only by the watchdog, when a check is stuck: then a new cancel scope
+            with worker.cancel_scope:
                 while True:
                     entry = self._take_due()
                     if entry is None:
@@ -253,7 +253,7 @@ class Poller:
                     # out: the sends of one loop turn go together, which costs the kernel
                     # less per send (measured: ~10% of a check's CPU on loopback)
                     await anyio.lowlevel.checkpoint()
-            worker.scope = anyio.CancelScope()
+            worker.cancel_scope = anyio.CancelScope()
             stuck, worker.abandoned = worker.abandoned, None
             if stuck is not None:
                 # a GET is cheap to send again: a stuck answer must not hold one of the

@@ -129,7 +129,8 @@ class Sender:
 
         ``retry_if`` decides which errors are retried (default: ``should_retry`` of an error
         status, ``is_retryable`` of a failure without an answer). ``on_wire`` is called (and
-        awaited if it returns an awaitable) just before each attempt goes out. A plain
+        awaited if it returns an awaitable) just before each attempt goes out; ``model_scope``
+        (a model) adds the limit the budget learned for it to the client's. A plain
         function returning the retry loop's coroutine: one frame less on every request.
         """
         content = json.dumps(body).encode() if body is not None else None
@@ -196,15 +197,13 @@ class Sender:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             if attempt:
-                request = self._request(
-                    request.method, request.url, request.content, extra_headers
-                )
+                request = self._request(request.method, request.url, request.content, extra_headers)
             try:
                 ticket = None
                 if priority is not None:
-                    ticket = budget.try_acquire(priority, model_scope) or await budget.acquire(
-                        priority, model_scope
-                    )
+                    ticket = budget.try_acquire(priority, model_scope)
+                    if ticket is None:
+                        ticket = await budget.acquire(priority, model_scope)
                     self._stats.requests += 1
                 try:
                     if on_wire is not None:

@@ -210,8 +210,8 @@ class Submitter:
         await self._ensure_open()
         if self._closed:  # while it opened
             raise RuntimeError("this Client is closed; create a new one")
-        key = idempotency_key or new_idempotency_key()
-        # Two scopes: ``dropped`` by the caller, ``wire`` shielded inside it once on the wire
+        idempotency_key = idempotency_key or new_idempotency_key()
+        # Two cancel scopes: ``dropped`` by the caller, ``wire`` shielded inside it once on the wire
         # (a scope's own cancel goes through its shield: one scope could not tell them apart).
         dropped, wire = anyio.CancelScope(), anyio.CancelScope()
         done = asyncio.Event()  # asyncio's: one per submission, and the cheap one
@@ -220,7 +220,9 @@ class Submitter:
         async def send() -> None:
             try:
                 with dropped:
-                    handle = await self._sent_within(wire, checked, key, on_accepted, index)
+                    handle = await self._sent_within(
+                        wire, checked, idempotency_key, on_accepted, index
+                    )
                     outcome.append(handle)
             except Exception as exc:  # the caller raises it; the client's task group must not
                 outcome.append(exc)

@@ -1,8 +1,8 @@
 """One timer for every status check in flight: abandon those unanswered after a timeout.
 
-A cancel scope with a deadline around each check would cost a timer and a scope's
-bookkeeping on every check, the hot path. Instead each poller worker runs in a scope of its
-own, which only the watchdog cancels, and says what it waits for and since when: the watchdog
+A cancel scope with a deadline around each check would cost a timer and a cancel scope's
+bookkeeping on every check, the hot path. Instead each poller worker runs in a cancel scope of
+its own, which only the watchdog cancels, and says what it waits for and since when: the watchdog
 sleeps until the oldest of those is due, and not at all while no check is in flight.
 """
 
@@ -23,17 +23,17 @@ T = TypeVar("T")
 
 @attrs.define(eq=False, weakref_slot=False)
 class Watched(Generic[T]):
-    """A worker as the watchdog sees it: what it waits for, since when, in which scope."""
+    """A worker as the watchdog sees it: what it waits for, since when, in which cancel scope."""
 
-    scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
+    cancel_scope: anyio.CancelScope = attrs.field(factory=anyio.CancelScope)
     waiting_for: T | None = None
     since: float = 0.0
-    abandoned: T | None = None  # what the watchdog gave up on (scope cancelled)
+    abandoned: T | None = None  # what the watchdog gave up on (its cancel scope cancelled)
 
 
 @attrs.define(eq=False)
 class Watchdog(Generic[T]):
-    """Cancels the scope of a worker that has waited ``timeout`` seconds or more."""
+    """Cancels the cancel scope of each worker that has waited ``timeout`` seconds or more."""
 
     timeout: float
     idle: anyio.Event | None = None
@@ -41,7 +41,7 @@ class Watchdog(Generic[T]):
     _workers: list[Watched[T]] = attrs.field(factory=list, init=False)
 
     def watch(self) -> Watched[T]:
-        """A new worker to watch (it enters ``scope``, and a new one after each cancel)."""
+        """A new worker to watch (it enters ``cancel_scope``, and a new one after each cancel)."""
         worker: Watched[T] = Watched()
         self._workers.append(worker)
         return worker
@@ -59,7 +59,7 @@ class Watchdog(Generic[T]):
                     continue
                 if current - worker.since >= self.timeout:
                     worker.abandoned, worker.waiting_for = worker.waiting_for, None
-                    worker.scope.cancel()
+                    worker.cancel_scope.cancel()
                 else:
                     oldest = min(oldest, worker.since)
             if oldest < math.inf:

@@ -33,10 +33,12 @@ def now() -> float:
 
 @contextlib.asynccontextmanager
 async def slot(
-    budget: RequestBudget, priority: Priority = Priority.OTHER, scope: str | None = None
+    budget: RequestBudget, priority: Priority = Priority.OTHER, model_scope: str | None = None
 ) -> AsyncIterator[Ticket]:
     """A place for one request, held for the block, as the client's send path takes it."""
-    ticket = budget.try_acquire(priority, scope) or await budget.acquire(priority, scope)
+    ticket = budget.try_acquire(priority, model_scope) or await budget.acquire(
+        priority, model_scope
+    )
     try:
         yield ticket
     finally:
@@ -222,8 +224,8 @@ async def test_a_burst_of_429s_pauses_every_acquirer_for_retry_after() -> None:
     assert budget.paused_until == pytest.approx(refused_at + 0.3, abs=SLACK)
     sent: list[float] = []
 
-    async def one(priority: Priority, scope: str | None) -> None:
-        async with slot(budget, priority, scope) as t:
+    async def one(priority: Priority, model_scope: str | None) -> None:
+        async with slot(budget, priority, model_scope) as t:
             sent.append(t.sent_at)
 
     async with anyio.create_task_group() as tg:

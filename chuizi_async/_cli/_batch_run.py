@@ -73,7 +73,7 @@ class _Batch:
     tally: Tally = attrs.field(init=False)
     records: list[dict[str, Any] | None] = attrs.field(init=False)
     positions: list[int] = attrs.field(init=False)
-    keys: list[str | None] = attrs.field(init=False)
+    request_keys: list[str | None] = attrs.field(init=False)
     """Each line's request key: its ``key``, else the one the journal derives (see
     ``request_keys``); a blank line's is None, an invalid one's its ``key`` if it has one."""
     batch: AsCompleted | None = None
@@ -89,10 +89,10 @@ class _Batch:
         )
         self.records = [None] * len(self.lines)
         self.positions = [i for i, line in enumerate(self.lines) if line.request is not None]
-        self.keys = [line.key for line in self.lines]
+        self.request_keys = [line.key for line in self.lines]
         requests = [r for p in self.positions if (r := self.lines[p].request) is not None]
-        for position, key in zip(self.positions, request_keys(requests), strict=True):
-            self.keys[position] = key
+        for position, request_key in zip(self.positions, request_keys(requests), strict=True):
+            self.request_keys[position] = request_key
         self._downloads = anyio.Semaphore(_DOWNLOADS_AT_ONCE)
 
     # -- results -------------------------------------------------------------------------
@@ -122,7 +122,7 @@ class _Batch:
                 record = make_record(
                     line,
                     status="pending",
-                    key=self.keys[position],
+                    key=self.request_keys[position],
                     gen_id=ids.get(position),
                     downloads=self.options.download_dir is not None,
                 )
@@ -231,7 +231,7 @@ class _Batch:
             )
         elif stopped is not None:
             self.display.note(
-                f"the key's daily spending limit was reached ({stopped.message}): run the same "
+                f"the API key's daily spending limit was reached ({stopped.message}): run the same "
                 "command again once it resets to submit the rest"
             )
         for model, refused in batch.stopped_models.items():
@@ -273,7 +273,7 @@ class _Batch:
         record = make_record(
             line,
             status=status,
-            key=handle.key or self.keys[position],
+            key=handle.key or self.request_keys[position],
             gen_id=handle.id if handle.id is not None else (video.id if video else None),
             video=video,
             error=error_info(error) if error is not None else None,

@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("idempotent", "safe"),
         default="idempotent",
         help="idempotent (default): resend a submission after any transient failure, with "
-        "the same Idempotency-Key (a server that ignores the key may bill twice); safe: only "
+        "the same Idempotency-Key (a server that ignores it may bill twice); safe: only "
         "when nothing can have been created, else report it uncertain",
     )
     batch.add_argument(
