@@ -207,6 +207,7 @@ class BatchSubmitter:
                     error = room
                 if error is not None:
                     self._emit(_unsent(index, request, error, request_key))
+                    await asyncio.sleep(0)  # nothing sent: let the others run
                     continue
                 assert request is not None
                 self._active += 1
@@ -217,9 +218,11 @@ class BatchSubmitter:
                     self._finish(index, None)
                     raise
                 self._follow(handle, index, request_key, tg)
-                # let the other workers' answers in before the next request goes out: the
-                # sends of one loop turn go together, which costs the kernel less per send
-                await asyncio.sleep(0)  # anyio's checkpoint, less two frames (asyncio only)
+                # No yield here: a submission suspended at its I/O. Going straight on to the
+                # next one interleaves the objects one answer frees with those the next
+                # request makes, which keeps the garbage collector's count low (a yield
+                # here put every answer of a loop turn before every send: measured 4x the
+                # collections in submit-5000, and 10% of its wall time).
             finally:
                 if probe:  # it ended: the next one may go (or be held back)
                     self._probing = False
@@ -341,9 +344,12 @@ class BatchSubmitter:
         entry = (
             journal.get(request_key) if journal is not None and request_key is not None else None
         )
-        if entry is not None and journal is not None and journal.settled(entry):
-            settled = entry.outcome(request)
-            return resolved(entry.generation_id, settled, request=request, index=index)
+        settled = entry is not None and journal is not None and journal.settled(entry)
+        if settled or (entry is not None and entry.generation_id is not None):
+            await asyncio.sleep(0)  # nothing to send: let the others run (see _work)
+        if settled and entry is not None:
+            outcome = entry.outcome(request)
+            return resolved(entry.generation_id, outcome, request=request, index=index)
         if entry is not None and entry.generation_id is not None:
             handle = self._parts.track(entry.generation_id, model=request.model)
             handle.request, handle.index = request, index
