@@ -136,6 +136,7 @@ class BatchSubmitter:
         self._prices_read = anyio.Lock()
         self._active = 0
         self._changed = anyio.Event()
+        self._waiting = 0  # workers in _changed_wait
         self._request_keys = RequestKeys()
         self._stops = Stops()
         self.stop_reason: NotSubmitted | None = None
@@ -190,7 +191,7 @@ class BatchSubmitter:
             # Until the server has answered a submission, one goes out at a time: the
             # next request is not even taken while one is out (so input order holds).
             while self._probing and not self._stops.answered:
-                await self._changed.wait()
+                await self._changed_wait()
             item_of = next(items, None)
             if item_of is None:
                 return
@@ -256,7 +257,7 @@ class BatchSubmitter:
             if request is not None and not sent and self.cost.needs_prices(request):
                 await self._read_prices()
             else:
-                await self._changed.wait()
+                await self._changed_wait()
 
     def _room(self, request: GenerationRequest | None, sent: bool) -> ChuiziError | _Wait | None:
         """``_wait_for_room`` without waiting: None to send now, why not to send, or ``WAIT``."""
@@ -278,10 +279,20 @@ class BatchSubmitter:
             return None
         return _Wait.WAIT
 
+    async def _changed_wait(self) -> None:
+        """Until ``_wake``: something a waiting worker looks at changed."""
+        self._waiting += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiting -= 1
+
     def _wake(self) -> None:
-        """Every worker waiting for room looks again (each waits on the event of its time)."""
-        self._changed.set()
-        self._changed = anyio.Event()
+        """Every worker waiting for room looks again (each waits on the event of its time);
+        no new event when none waits (a generation's end calls this, thousands a batch)."""
+        if self._waiting:
+            self._changed.set()
+            self._changed = anyio.Event()
 
     async def _read_prices(self) -> None:
         """The prices of ``/v1/models``, once per batch; none if the list cannot be read."""

@@ -36,7 +36,7 @@ class Generation:
         "__weakref__",
         "_callback",
         "_callbacks",
-        "_event",
+        "_waiters",
         "_on_resolved",
         "_outcome",
         "id",
@@ -63,9 +63,9 @@ class Generation:
         self.key: str | None = request.key if request is not None else None
         self.status: GenerationStatus | None = None
         self._outcome: Video | BaseException | None = None
-        # asyncio's, not anyio's: made for each awaited handle, and anyio.Event() looks up
-        # the running async library each time (8x the cost); the library runs on asyncio only
-        self._event: asyncio.Event | None = None
+        # one asyncio future per await (a cancelled awaiter cancels only its own): what an
+        # Event does, without its coroutine per wait; the library runs on asyncio only
+        self._waiters: list[asyncio.Future[None]] | None = None
         # the first done-callback in a slot of its own: a batch adds one to every handle
         self._callback: Callable[[Generation], object] | None = None
         self._callbacks: list[Callable[[Generation], object]] | None = None
@@ -83,7 +83,18 @@ class Generation:
     # -- the awaitable ---------------------------------------------------------------------
 
     def __await__(self) -> Generator[Any, None, Video]:
-        return self.wait().__await__()
+        if self._outcome is None:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = [waiter]
+            else:
+                self._waiters.append(waiter)
+            try:
+                yield from waiter
+            finally:
+                if self._outcome is None and self._waiters is not None:  # it went away
+                    self._waiters.remove(waiter)
+        return self.result()
 
     async def wait(self, timeout: float | None = None) -> Video:
         """The video, once done. On ``timeout`` raise ``GenerationTimeout``; tracking goes on.
@@ -92,19 +103,14 @@ class Generation:
         """
         if timeout is not None:
             check_seconds("wait(timeout=...)", timeout, allow_zero=True, allow_inf=True)
-        if self._outcome is None:
-            if self._event is None:
-                self._event = asyncio.Event()
-            if timeout is None:
-                await self._event.wait()
-            else:
-                with anyio.move_on_after(timeout):
-                    await self._event.wait()
-                if self._outcome is None:
-                    raise GenerationTimeout(
-                        self.id, f"not finished after {timeout:g} s; still tracked, await again"
-                    )
-        return self.result()
+        if self._outcome is None and timeout is not None:
+            with anyio.move_on_after(timeout):
+                return await self
+            if self._outcome is None:
+                raise GenerationTimeout(
+                    self.id, f"not finished after {timeout:g} s; still tracked, await again"
+                )
+        return await self
 
     def done(self) -> bool:
         """Whether the handle has resolved (to a video or an error)."""
@@ -162,8 +168,10 @@ def resolve(handle: Generation, result: Video | BaseException) -> bool:
     if handle._outcome is not None:
         return False
     handle._outcome = result
-    if handle._event is not None:
-        handle._event.set()
+    waiters, handle._waiters = handle._waiters, None
+    for waiter in waiters or ():
+        if not waiter.done():
+            waiter.set_result(None)
     if handle._on_resolved is not None:
         handle._on_resolved(handle)
     first, more = handle._callback, handle._callbacks

@@ -71,14 +71,14 @@ class GenerationRequest:
                 f"a request must be a GenerationRequest or a mapping, not {type(value).__name__}"
             )
         known = _REQUEST_FIELDS
-        unknown = sorted(k for k in value if k not in known)
-        if unknown:
+        if not known.issuperset(value):
+            unknown = sorted(k for k in value if k not in known)
             raise InvalidRequest(
                 f"unknown request field(s) {', '.join(map(repr, unknown))}; known fields are "
                 f"{', '.join(sorted(known))} (put other API fields in extra_body)"
             )
-        missing = [name for name in ("model", "prompt") if name not in value]
-        if missing:
+        if "model" not in value or "prompt" not in value:
+            missing = [name for name in ("model", "prompt") if name not in value]
             raise InvalidRequest(f"a request needs {' and '.join(missing)}")
         return cls(**value)
 
