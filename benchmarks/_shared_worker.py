@@ -42,9 +42,16 @@ async def _work(job: dict[str, Any]) -> dict[str, float]:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         completed = 0
+        failures: dict[str, int] = {}
         for task in done:
             if not task.cancelled() and task.exception() is None:
                 completed += 1
+            elif not task.cancelled():
+                exc = task.exception()
+                name = f"{type(exc).__name__}: {str(exc)[:120]}"
+                failures[name] = failures.get(name, 0) + 1
+        if failures:
+            print(json.dumps({"failures": failures}), file=sys.stderr)
         if done:
             last = time.monotonic() if not pending else start + float(job["timeout"])
         return {
