@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 
 from ._batch_journal import RequestKeys, sent_before, settle
@@ -188,6 +189,9 @@ class BatchSubmitter:
         submit_here: SubmitHere,
     ) -> None:
         while True:
+            # Cancelled (the batch's caller went away)? Then here, before the next request:
+            # a worker whose requests are answered at once never waits anywhere unshielded.
+            await anyio.lowlevel.checkpoint_if_cancelled()
             # Until the server has answered a submission, one goes out at a time: the
             # next request is not even taken while one is out (so input order holds).
             while self._probing and not self._stops.answered:

@@ -180,6 +180,40 @@ async def test_a_batch_cancelled_with_submissions_on_the_wire_tracks_every_accep
             assert server.counters.submissions == len(server.generations)
 
 
+@pytest.mark.parametrize("how", ["anyio", "native"])
+async def test_a_cancelled_batch_sends_no_further_submission(how: str) -> None:
+    # answered at once, no rate limit: a worker never waits before its next request, so only
+    # a look at its cancel scopes between submissions can stop it (nothing else would)
+    async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
+        client = ca.Client(
+            server.api_key,
+            base_url=server.base_url,
+            time_scale=SPEED,
+            limits=ca.Limits(max_connections=4),
+        )
+        async with client:
+            requests = [{"model": VEO, "prompt": f"clip {i}"} for i in range(400)]
+            batch = client.generate_many(requests, return_exceptions=True)
+            if how == "anyio":
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(lambda: batch)
+                        await wait_until(lambda: server.counters.submissions >= 10)
+                        at_cancel = server.counters.submissions
+                        scope.cancel()
+            else:
+                task = asyncio.ensure_future(batch)
+                await wait_until(lambda: server.counters.submissions >= 10)
+                at_cancel = server.counters.submissions
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+            await anyio.sleep(0.3)
+            # at most the ones on the wire (4 workers) went on; every one created is tracked
+            assert server.counters.submissions <= at_cancel + 4
+            assert len(client.pending) == len(server.generations) == server.counters.submissions
+
+
 async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeout() -> None:
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         server.faults = Faults(slow=1.0, slow_seconds=5.0)
