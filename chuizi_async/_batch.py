@@ -8,8 +8,8 @@ without a request; another 403 does the same for the requests of its model only.
 when the server cannot be reached at all (see ``_batch_stops``): until one submission has been
 answered, one goes out at a time, so that an unreachable server costs one request's retries,
 not every request's. Every generation already accepted is tracked to its end. With a journal,
-each request is looked up before anything is sent (see ``_journal``), and a submission refused
-for good is journaled as failed.
+each request is looked up before anything is sent (see ``_batch_journal``), and a submission
+refused for good is journaled as failed.
 
 A batch works with its client's parts (``BatchParts``), given as httpx gives a client its
 transport: it never sees the ``Client``.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
-import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -31,26 +30,16 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from ._batch_journal import RequestKeys, sent_before, settle
+from ._batch_journal import JournaledRequest, RequestKeys, sent_before, settle
 from ._batch_stops import Stops, not_sent
-from ._cost import WAIT, CostGuard, Prices
-from ._error_rules import is_final_refusal
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    ChuiziError,
-    InvalidRequest,
-    NotSubmitted,
-    SubmissionUncertain,
-)
+from ._cost import WAIT, CostGuard
+from ._exceptions import APIConnectionError, APIError, ChuiziError, InvalidRequest, NotSubmitted
 from ._generation import Generation, outcome_of, resolved
 from ._journal import Journal, new_idempotency_key
 from ._models import GenerationRequest, RemoteModel
 from ._submitter import SubmitHere, Submitter
 
 __all__ = ["BatchParts", "BatchSubmitter", "RequestLike", "Track"]
-
-logger = logging.getLogger("chuizi_async")
 
 RequestLike = GenerationRequest | Mapping[str, Any]
 
@@ -104,8 +93,7 @@ class BatchParts:
 class BatchSubmitter:
     """Submits a batch in input order; ``on_handle`` gets each handle (accepted or not).
 
-    With a journal, each request is looked up first (finished: no request; accepted: tracked
-    by id; interrupted while sending: sent again with its ``Idempotency-Key``), and a handle
+    With a journal, each request is looked up first (see ``JournaledRequest``), and a handle
     is passed on once its outcome is journaled.
     """
 
@@ -134,7 +122,6 @@ class BatchSubmitter:
         self.journal = journal
         self.cost = CostGuard(max_cost)
         self._wants_cost = fetch_costs or max_cost is not None
-        self._prices_read = anyio.Lock()
         self._active = 0
         self._changed = anyio.Event()
         self._waiting = 0  # workers in _changed_wait
@@ -259,7 +246,7 @@ class BatchSubmitter:
             if room is not _Wait.WAIT:
                 return room
             if request is not None and not sent and self.cost.needs_prices(request):
-                await self._read_prices()
+                await self.cost.read_prices(self._parts.list_models)
             else:
                 await self._changed_wait()
 
@@ -297,17 +284,6 @@ class BatchSubmitter:
         if self._waiting:
             self._changed.set()
             self._changed = anyio.Event()
-
-    async def _read_prices(self) -> None:
-        """The prices of ``/v1/models``, once per batch; none if the list cannot be read."""
-        async with self._prices_read:
-            if self.cost.prices is not None:
-                return
-            try:
-                self.cost.prices = Prices(await self._parts.list_models())
-            except ChuiziError as exc:
-                logger.info("no model prices for max_cost (%s): estimating from costs seen", exc)
-                self.cost.prices = Prices()
 
     def _contact(self, error: BaseException | None) -> None:
         """Learn from a submission's end whether the server can be reached (see ``Stops``)."""
@@ -354,49 +330,22 @@ class BatchSubmitter:
         request_key: str | None,
         submit_here: SubmitHere,
     ) -> Generation:
-        """The handle of one request: from the journal, tracked by id, or submitted."""
-        journal = self.journal if request_key is not None else None
-        entry = (
-            journal.get(request_key) if journal is not None and request_key is not None else None
-        )
-        settled = entry is not None and journal is not None and journal.settled(entry)
-        if settled or (entry is not None and entry.generation_id is not None):
-            await asyncio.sleep(0)  # nothing to send: let the others run (see _work)
-        if settled and entry is not None:
-            outcome = entry.outcome(request)
-            return resolved(entry.generation_id, outcome, request=request, index=index)
-        if entry is not None and entry.generation_id is not None:
-            handle = self._parts.track(entry.generation_id, model=request.model)
-            handle.request, handle.index = request, index
-            if self._wants_cost:
-                self._parts.want_cost(handle)
-            return handle
-        safe = self._safe
-        if entry is not None and entry.state == "sent" and safe:
-            assert journal is not None and request_key is not None
-            if not journal.resend_uncertain:  # an earlier run died while it was on the wire
-                reason = "an earlier run stopped while it was on the wire"
-                error = SubmissionUncertain(entry.idempotency_key, request, reason=reason)
-                await journal.record_uncertain(request_key, error)
-                return _unsent(index, request, error, request_key)
-        idempotency_key = entry.idempotency_key if entry is not None else None
-        went_out = False
-        before_wire: Callable[[], Awaitable[None]] | None = None
-        if journal is not None and request_key is not None and safe:
-
-            async def before_wire() -> None:
-                nonlocal went_out
-                assert journal is not None and request_key is not None
-                went_out = True
-                await journal.record_sent(request_key)
-
+        """The handle of one request: what the journal has of it, else submitted (journaled)."""
+        journaled = None
+        if self.journal is not None and request_key is not None:
+            journaled = JournaledRequest(self.journal, request_key, safe=self._safe)
+            earlier = await journaled.earlier(request, index, self._track_earlier)
+            if earlier is not None:
+                return earlier
         try:
             submitter = self._parts.submitter
             checked = submitter.check_now(request) or await submitter.check(request)
             request = checked.request
-            idempotency_key = idempotency_key or new_idempotency_key()
-            if journal is not None and request_key is not None:
-                await journal.record_sending(request_key, idempotency_key, request.model)
+            if journaled is None:
+                idempotency_key, before_wire = new_idempotency_key(), None
+            else:
+                idempotency_key = await journaled.record_sending(request.model)
+                before_wire = journaled.before_wire
             handle = await submit_here(
                 checked,
                 idempotency_key,
@@ -404,28 +353,28 @@ class BatchSubmitter:
                 index=index,
                 before_wire=before_wire,
             )
-        except SubmissionUncertain as exc:
-            self._contact(exc)
-            if journal is not None and request_key is not None:
-                with anyio.CancelScope(shield=True):  # never sent again without being asked
-                    await journal.record_uncertain(request_key, exc)
-            return _unsent(index, request, exc, request_key)
         except ChuiziError as exc:
             self._contact(exc)
-            if went_out and journal is not None and request_key is not None:
-                with anyio.CancelScope(shield=True):  # answered: nothing was created
-                    await journal.record_not_created(request_key)
+            if journaled is not None:
+                await journaled.record_unsent(exc)
             if isinstance(exc, APIError):
                 self._stops.refused(request.model, exc)
-                final = is_final_refusal(exc, request.model)
-                if final and journal is not None and request_key is not None:
-                    with anyio.CancelScope(shield=True):  # a rerun would be refused too
-                        await journal.record_refused(request_key, exc)
+                if journaled is not None:
+                    await journaled.record_refused(exc, request.model)
             return _unsent(index, request, exc, request_key)
         self._contact(None)
-        if journal is not None and request_key is not None and handle.id is not None:
-            with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
-                await journal.record_accepted(request_key, handle.id)
+        if journaled is not None and handle.id is not None:
+            await journaled.record_accepted(handle.id)
+        return handle
+
+    def _track_earlier(
+        self, generation_id: str, request: GenerationRequest, index: int
+    ) -> Generation:
+        """Follow the generation an earlier run had accepted for ``request``."""
+        handle = self._parts.track(generation_id, model=request.model)
+        handle.request, handle.index = request, index
+        if self._wants_cost:
+            self._parts.want_cost(handle)
         return handle
 
     def _accepted(self, handle: Generation) -> None:

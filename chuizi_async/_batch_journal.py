@@ -1,23 +1,34 @@
 """A batch's journal: the request keys, what an earlier run left, what this one records.
 
-See ``_journal`` for the file and its entries; ``_batch`` for when each is written.
+See ``_journal`` for the file and its entries; ``_batch`` for when each is written
+(``JournaledRequest``: one request's, around its submission; ``settle``: its outcome).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import anyio
 
-from ._error_rules import is_final_error
-from ._generation import Generation
-from ._journal import Journal, request_fingerprint
+from ._error_rules import is_final_error, is_final_refusal
+from ._exceptions import APIError, SubmissionUncertain
+from ._generation import Generation, resolved
+from ._journal import Journal, new_idempotency_key, request_fingerprint
 from ._models import GenerationRequest, Video
 
-__all__ = ["JournalLike", "RequestKeys", "opened", "request_keys", "sent_before", "settle"]
+__all__ = [
+    "JournalLike",
+    "JournaledRequest",
+    "RequestKeys",
+    "opened",
+    "request_keys",
+    "sent_before",
+    "settle",
+]
 
 JournalLike = Journal | str | os.PathLike[str]
 
@@ -65,6 +76,86 @@ def sent_before(journal: Journal | None, request_key: str | None, *, safe: bool)
     if entry.generation_id is not None or journal.settled(entry):
         return True
     return entry.state == "sent" and safe and not journal.resend_uncertain
+
+
+class JournaledRequest:
+    """One request of a journaled batch: what an earlier run left of it (``earlier``), and
+    what this run records of its submission (``record_*``, ``before_wire``).
+
+    ``safe``: the client retries submissions only when safe (``retry_submissions="safe"``),
+    so a request is journaled as ``sent`` before it goes out, and an earlier run's ``sent``
+    is uncertain.
+    """
+
+    __slots__ = ("_journal", "_request_key", "_safe", "before_wire", "entry", "went_out")
+
+    def __init__(self, journal: Journal, request_key: str, *, safe: bool) -> None:
+        self._journal = journal
+        self._request_key = request_key
+        self._safe = safe
+        self.entry = journal.get(request_key)
+        self.went_out = False  # journaled as sent: the server may have received it
+        self.before_wire: Callable[[], Awaitable[None]] | None = self._record_sent if safe else None
+
+    async def earlier(
+        self,
+        request: GenerationRequest,
+        index: int,
+        track: Callable[[str, GenerationRequest, int], Generation],
+    ) -> Generation | None:
+        """The handle an earlier run leaves, or None to submit the request.
+
+        Settled: its journaled outcome, without a request. Accepted: its generation, followed
+        by id (``track``). Stopped while on the wire (``sent``, when safe): ``SubmissionUncertain``,
+        unless the journal resends those (``resend_uncertain``).
+        """
+        entry, journal = self.entry, self._journal
+        if entry is None:
+            return None
+        if journal.settled(entry):
+            await asyncio.sleep(0)  # nothing to send: let the others run (see _batch._work)
+            outcome = entry.outcome(request)
+            return resolved(entry.generation_id, outcome, request=request, index=index)
+        if entry.generation_id is not None:
+            await asyncio.sleep(0)
+            return track(entry.generation_id, request, index)
+        if entry.state == "sent" and self._safe and not journal.resend_uncertain:
+            reason = "an earlier run stopped while it was on the wire"
+            error = SubmissionUncertain(entry.idempotency_key, request, reason=reason)
+            await journal.record_uncertain(self._request_key, error)
+            return resolved(None, error, request=request, index=index)
+        return None
+
+    async def record_sending(self, model: str) -> str:
+        """The ``Idempotency-Key`` to send with (an earlier run's, else a new one), journaled."""
+        earlier = self.entry.idempotency_key if self.entry is not None else None
+        idempotency_key = earlier or new_idempotency_key()
+        await self._journal.record_sending(self._request_key, idempotency_key, model)
+        return idempotency_key
+
+    async def _record_sent(self) -> None:
+        self.went_out = True
+        await self._journal.record_sent(self._request_key)
+
+    async def record_unsent(self, error: BaseException) -> None:
+        """Not accepted: ``SubmissionUncertain`` is journaled, never to be sent again without
+        being asked; any other error was an answer (or nothing went out): nothing was created."""
+        if isinstance(error, SubmissionUncertain):
+            with anyio.CancelScope(shield=True):
+                await self._journal.record_uncertain(self._request_key, error)
+        elif self.went_out:
+            with anyio.CancelScope(shield=True):
+                await self._journal.record_not_created(self._request_key)
+
+    async def record_refused(self, error: APIError, model: str) -> None:
+        """A refusal a rerun would meet too (``is_final_refusal``) is final."""
+        if is_final_refusal(error, model):
+            with anyio.CancelScope(shield=True):
+                await self._journal.record_refused(self._request_key, error)
+
+    async def record_accepted(self, generation_id: str) -> None:
+        with anyio.CancelScope(shield=True):  # one short write: a stopped batch keeps it
+            await self._journal.record_accepted(self._request_key, generation_id)
 
 
 async def settle(journal: Journal | None, handle: Generation, request_key: str | None) -> None:

@@ -12,12 +12,14 @@ limit cannot be kept and nothing more is submitted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import anyio
+
 from ._catalogue import lookup_model
-from ._exceptions import CostLimitExceeded, InvalidRequest
+from ._exceptions import ChuiziError, CostLimitExceeded, InvalidRequest
 from ._models import GenerationRequest, RemoteModel, Video
 from ._parsing import json_decimal, json_int
 from ._report import format_money
@@ -99,6 +101,7 @@ class CostGuard:
         self.estimated = 0
         """How many videos of ``spent`` count an estimate: their cost could not be learned."""
         self.prices: Prices | None = None  # None: not read (yet)
+        self._prices_read = anyio.Lock()
         self._seen: dict[str, list[Decimal]] = {}
         self._in_flight: dict[int, tuple[str, Decimal | None]] = {}  # model, listed price
         self._blind: str | None = None
@@ -110,6 +113,19 @@ class CostGuard:
             and self.prices is None
             and not self._seen.get(model_key(request.model))
         )
+
+    async def read_prices(
+        self, list_models: Callable[[], Awaitable[Sequence[RemoteModel]]]
+    ) -> None:
+        """The prices of ``/v1/models``, once per batch; none if the list cannot be read."""
+        async with self._prices_read:
+            if self.prices is not None:
+                return
+            try:
+                self.prices = Prices(await list_models())
+            except ChuiziError as exc:
+                logger.info("no model prices for max_cost (%s): estimating from costs seen", exc)
+                self.prices = Prices()
 
     def _estimate(self, model: str, listed: Decimal | None) -> Decimal | None:
         seen = self._seen.get(model)
