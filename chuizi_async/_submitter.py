@@ -178,16 +178,15 @@ class Submitter:
         body = build_body_now(request)
         if body is None:  # an image to read in first
             body = await build_body(request)
-        if self._closed:
-            raise RuntimeError("this Client is closed; create a new one")
-        return Checked(request, body)
+        return self._checked(request, body)
 
     def check_now(self, request: GenerationRequest) -> Checked | None:
         """``check`` without awaiting, for a request with no image to read; None if it has
         one (then ``check``)."""
         body = build_body_now(request)
-        if body is None:
-            return None
+        return None if body is None else self._checked(request, body)
+
+    def _checked(self, request: GenerationRequest, body: dict[str, Any]) -> Checked:
         if self._closed:
             raise RuntimeError("this Client is closed; create a new one")
         return Checked(request, body)
