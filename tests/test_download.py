@@ -127,6 +127,26 @@ async def test_a_download_cut_short_is_retried_then_raised_leaving_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+class _FlakyMedia(_Media):
+    """Cut short on the first request, whole on the next."""
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        if len(self.seen) == 1:
+            return await super().answer(request)
+        return web.Response(body=b"\x01" * 5000)
+
+
+async def test_a_download_cut_short_once_is_retried_into_the_whole_file(
+    client: ca.Client, tmp_path: Path
+) -> None:
+    async with _FlakyMedia() as media:
+        path = await client.download(f"{media.base_url}/videos/x.mp4", tmp_path / "x.mp4")
+        assert len(media.seen) == 2
+    # the second attempt's bytes only (the first one's partial file was overwritten), no leftover
+    assert path.read_bytes() == b"\x01" * 5000
+    assert [p.name for p in tmp_path.iterdir()] == ["x.mp4"]
+
+
 async def test_a_media_redirect_never_carries_the_key(
     client: ca.Client, server: FakeChuizi, video: ca.Video, bad_media: _Media, tmp_path: Path
 ) -> None:
