@@ -3,13 +3,18 @@
 One 429 is not proof that this client's rate is too high (a gateway, an upstream, another
 layer may refuse at random), so the whole client slows only on evidence: the window says it
 is spent, or the 429s come in a burst (far more of the last answers than strays would give).
-Then it pauses (``Retry-After``, or exponential backoff with full jitter) and cuts its rate to
-70% (at the first, of the rate it was sending at over the server's window, whose length the
-``Retry-After`` tells). Any other 429 cuts the rate *on trial*: if the share of 429s among the
-answers to the next requests does not fall, the 429s are not ours to pace, the cut is undone,
-and only a share above that one cuts again. A kept rate, while it holds requests back, climbs
-back additively within four server windows, so the client never stays slower than the server
-allows. The request budget (``_budget``) admits requests at the rate learned here.
+Then it pauses and cuts its rate to 70% (at the first, of the rate it was sending at over the
+server's window: as long as a ``Retry-After`` says, else the documented minute). The pause is
+the ``Retry-After``; without one, until the window can have room again (the oldest request it
+accepted within the window's length leaves it, as a sliding window forgets it and no later than
+a fixed one turns); with no accepted request to go by, exponential backoff with full jitter. A
+jittered second would resume a client into a window that is still spent, and a per-minute
+limit would refuse every request of the next burst too. Any other 429 cuts the rate *on
+trial*: if the share of 429s among the answers to the next requests does not fall, the 429s
+are not ours to pace, the cut is undone, and only a share above that one cuts again. A kept
+rate, while it holds requests back, climbs back additively within four server windows, so the
+client never stays slower than the server allows. The request budget (``_budget``) admits
+requests at the rate learned here.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import random
 
 import attrs
 
+from ._rate_headers import DOCUMENTED_WINDOW
 from ._retries import retry_delay
 
 __all__ = ["RateLearner"]
@@ -38,6 +44,8 @@ _TRIAL_ANSWERS = 100  # answers after a cut on trial that judge it
 _BURST_LEVEL = 1e-4
 _TRIAL_LEVEL = 0.01
 _NEWS_LEVEL = 1e-3
+_MIN_SPAN = 0.1  # the shortest time a rate is measured over: two requests tell no rate
+_ACCEPTED_HISTORY = 4096  # more accepted in one window: the pause ends a little late, no harm
 
 
 def _chance(refused: range, answers: int, share: float) -> float:
@@ -89,6 +97,10 @@ class RateLearner:
     _answers: collections.deque[bool] = attrs.field(
         factory=lambda: collections.deque(maxlen=_RECENT_ANSWERS), init=False
     )
+    # when the last requests the server accepted were answered: it counted each no later
+    _accepted: collections.deque[float] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_ACCEPTED_HISTORY), init=False
+    )
 
     def held_back(self, now: float) -> None:
         """A limit held a request back: the rate, if learned, may climb while that lasts."""
@@ -97,6 +109,7 @@ class RateLearner:
     def answered(self, now: float, sent_at: float) -> None:
         """A request sent at ``sent_at`` was answered, not with a 429."""
         self._record(sent_at, refused=False)
+        self._accepted.append(now)
         self._consecutive_429 = 0
         # Climb only while the rate is what holds requests back: a client that sends less
         # than it may learns nothing about the limit by succeeding, and a rate grown far
@@ -128,6 +141,8 @@ class RateLearner:
             self._retry_after_seen = retry_after
         if spent or self._burst():
             pause = retry_after
+            if pause is None:
+                pause = self._until_room(now)
             if pause is None:
                 pause = retry_delay(self._consecutive_429, base=1.0, cap=60.0, rng=self.rng)
                 pause /= self.time_scale
@@ -180,10 +195,19 @@ class RateLearner:
         self._background = self._strays[1] / self._strays[0]  # over every undone cut
 
     def _server_window(self) -> float:
-        """The time scale of the server's limiter: its ``Retry-After``, else a second."""
+        """The length of the server's window: its ``Retry-After``, else the documented minute."""
         if self._retry_after_seen is not None:
             return self._retry_after_seen
-        return 1.0 / self.time_scale
+        return DOCUMENTED_WINDOW / self.time_scale
+
+    def _until_room(self, now: float) -> float | None:
+        """Seconds until the oldest request accepted within the server's window leaves it;
+        None when none was (the 429s are someone else's use of the key: nothing to go by)."""
+        oldest = now - self._server_window()
+        for answered_at in self._accepted:
+            if answered_at > oldest:
+                return answered_at - oldest
+        return None
 
     def _recovery_time(self) -> float:
         return _RECOVERY_WINDOWS * self._server_window()
@@ -232,5 +256,5 @@ class RateLearner:
             first = at
         if count <= 1:
             return None  # one request tells no rate
-        span = window if not recent else max(now - first, window / 10)
+        span = window if not recent else max(now - first, _MIN_SPAN / self.time_scale)
         return count / min(span, window)

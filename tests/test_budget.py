@@ -252,6 +252,21 @@ async def test_a_burst_of_429s_without_retry_after_pauses_with_a_jittered_backof
     assert budget.rate_limited == 4
 
 
+async def test_a_burst_of_429s_without_retry_after_pauses_until_the_window_has_room() -> None:
+    budget = RequestBudget(time_scale=300.0)  # the documented 60 s window is 0.2 s
+    async with slot(budget) as first:
+        budget.observe(first, 200, {})
+        accepted_at = now()
+    await anyio.sleep(0.05)
+    async with slot(budget) as ticket:
+        refuse_in_a_burst(budget, ticket, {})  # no Retry-After, no rate headers
+    # not a jittered fraction of a second: until the oldest accepted request leaves the
+    # sliding window, when the server has room again
+    assert budget.paused_until == pytest.approx(accepted_at + 0.2, abs=SLACK)
+    async with slot(budget) as after:
+        assert accepted_at + 0.2 - SLACK <= after.sent_at < accepted_at + 0.2 + LATE
+
+
 async def test_more_429s_in_a_row_without_retry_after_keep_the_client_paused() -> None:
     budget = RequestBudget(rng=random.Random(1))
     pauses = []
@@ -452,7 +467,7 @@ async def burst(budget: RequestBudget, stack: contextlib.AsyncExitStack, n: int)
 
 
 async def test_learned_rate_decreases_once_per_burst() -> None:
-    budget = RequestBudget()
+    budget = RequestBudget(time_scale=60.0)  # the documented minute is a second here
     async with contextlib.AsyncExitStack() as stack:
         first_burst = await burst(budget, stack, 10)
         budget.observe(first_burst[0], 429, {"Retry-After": "0"})
@@ -463,8 +478,8 @@ async def test_learned_rate_decreases_once_per_burst() -> None:
         assert 0.7 * 11 / 0.2 < on_trial <= 0.7 * 11 / 0.1
         for ticket in first_burst[1:4]:  # more 429s answering the same burst
             budget.observe(ticket, 429, {"Retry-After": "0"})
-        # a burst: 70% of the rate the server's window saw (a second without a Retry-After):
-        # 11 requests in the last second
+        # a burst: 70% of the rate the server's window saw (without a Retry-After the
+        # documented minute, a second here): 11 requests in the last second
         decreased = budget.rate
         assert decreased is not None
         assert decreased == pytest.approx(0.7 * 11)
@@ -511,7 +526,7 @@ async def test_a_lone_429_after_learning_slows_the_client_without_pausing_it() -
 
 
 async def test_learned_rate_climbs_back_additively_on_success() -> None:
-    budget = RequestBudget()
+    budget = RequestBudget(time_scale=60.0)  # the documented minute is a second here
     async with contextlib.AsyncExitStack() as stack:
         tickets = await burst(budget, stack, 10)
         refuse_in_a_burst(budget, tickets[0], {"Retry-After": "0"})
@@ -541,7 +556,7 @@ async def test_learned_rate_climbs_back_additively_on_success() -> None:
 
 
 async def test_the_rate_does_not_climb_while_the_client_sends_less_than_it_may() -> None:
-    budget = RequestBudget()
+    budget = RequestBudget(time_scale=60.0)  # the documented minute is a second here
     async with contextlib.AsyncExitStack() as stack:
         tickets = await burst(budget, stack, 10)
         budget.observe(tickets[0], 429, {"Retry-After": "0"})
@@ -552,7 +567,7 @@ async def test_the_rate_does_not_climb_while_the_client_sends_less_than_it_may()
 
 
 async def test_learned_rate_paces_later_requests() -> None:
-    budget = RequestBudget()
+    budget = RequestBudget(time_scale=60.0)  # the documented minute is a second here
     async with contextlib.AsyncExitStack() as stack:
         tickets = await burst(budget, stack, 6)
         budget.observe(tickets[0], 429, {"Retry-After": "0"})

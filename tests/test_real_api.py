@@ -277,7 +277,9 @@ async def test_429s_without_headers_teach_the_client_the_rate(make_client: Clien
         results = await client.generate_many(_requests(40))
     assert len(results) == 40
     assert sim.counters.generations_created == 40
-    assert sim.counters.rate_limited < sim.counters.requests * 0.25
+    # the first burst's excess over the limit (10: nothing said the limit in advance), then
+    # a pause until the window has room and a learned rate: hardly any more
+    assert sim.counters.rate_limited <= 15
 
 
 async def test_a_per_model_limit_is_learned_and_respected(make_client: ClientFactory) -> None:
