@@ -201,13 +201,24 @@ class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like
         raise mapped from exc
 
 
-# a character outside RFC 3986, or a % that starts no escape: something for yarl to encode
-_TO_ENCODE = re.compile(r"[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]|%(?![0-9A-Fa-f]{2})")
+# the characters RFC 3986 allows in a URL, "%" aside; deleted by bytes.translate, a C loop
+# (a regular expression over every character cost a status check ~2% of its CPU)
+_URL_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;="
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that starts no escape
 
 
 def _url(url: str) -> yarl.URL | str:
-    """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step."""
-    return url if _TO_ENCODE.search(url) else yarl.URL(url, encoded=True)
+    """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step.
+
+    A character outside RFC 3986, or a ``%`` that starts no escape, leaves the URL to yarl
+    to encode.
+    """
+    if not url.isascii():
+        return url
+    rest = url.encode().translate(None, _URL_CHARS)
+    if rest and (rest.strip(b"%") or _BAD_ESCAPE.search(url)):
+        return url
+    return yarl.URL(url, encoded=True)
 
 
 def redact(url: str) -> str:

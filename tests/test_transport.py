@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+import yarl
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 
@@ -17,6 +18,7 @@ import chuizi_async as ca
 from chuizi_async._transport import (
     EXCEPTION_MAP,
     MAX_BODY_BYTES,
+    _url,
     client_timeout,
     connect_timeout,
     map_exceptions,
@@ -484,3 +486,27 @@ def test_an_api_request_is_bounded_in_all_and_the_connection_sooner() -> None:
     streamed = client_timeout(10.0, stream=True)
     assert streamed.total is None  # a large video may take minutes
     assert streamed.sock_read == 10.0
+
+
+@pytest.mark.parametrize(
+    ("url", "already_quoted"),
+    [
+        ("https://api.chuizi.ai/v1/generation?id=gen-506ddee17c3879c4", True),
+        ("https://cdn.example/v/a%20b.mp4?sig=x~y&t=1", True),
+        ("https://cdn.example/v/[x]@!$&'()*+,;=", True),
+        ("https://cdn.example/v/a b.mp4", False),  # a space
+        ("https://cdn.example/v/caf\u00e9.mp4", False),  # not ASCII
+        ("https://cdn.example/v/100%.mp4", False),  # a % that starts no escape
+        ("https://cdn.example/v/a%2.mp4", False),
+        ("https://cdn.example/v/a%zz.mp4", False),
+        ('https://cdn.example/v/"a".mp4', False),
+        ("https://cdn.example/v/a^b|c.mp4", False),
+    ],
+)
+def test_only_urls_already_quoted_skip_yarls_encoding(url: str, already_quoted: bool) -> None:
+    sent = _url(url)
+    if already_quoted:
+        assert isinstance(sent, yarl.URL) and str(sent) == url  # sent exactly as given
+    else:
+        assert sent == url  # left to yarl, which encodes what needs it
+        assert str(yarl.URL(url)) != url
