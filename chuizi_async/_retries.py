@@ -22,6 +22,7 @@ __all__ = [
     "BACKOFF_CAP",
     "MAX_RETRY_AFTER",
     "MAX_TIMEOUTS",
+    "RATE_LIMIT_PATIENCE",
     "RETRY_SUBMISSIONS",
     "RetrySubmissions",
     "header",
@@ -30,6 +31,7 @@ __all__ = [
     "should_retry",
     "should_retry_submission",
     "silent_too_often",
+    "waits_out",
 ]
 
 BACKOFF_BASE = 0.5
@@ -38,6 +40,12 @@ MAX_RETRY_AFTER = 120.0
 MAX_TIMEOUTS = 3
 """Attempts of one call that may time out: a server silent that often is not answering, and a
 silent server then costs ``3 x timeout`` (30 s by default), not ``max_retries + 1`` times it."""
+
+RATE_LIMIT_PATIENCE = 300.0
+"""Seconds of 429s a call waits out, however many attempts that takes, before it raises
+``RateLimitError``: five of the documented one-minute windows. A 429 says *when*, not whether:
+a batch sharing its key with other processes, none of them told the limit in advance, would
+otherwise spend a submission's attempts inside one spent window."""
 
 _CASE_INSENSITIVE = (CIMultiDict, CIMultiDictProxy)  # aiohttp's headers: get() is enough
 # the provider's table calls these retryable; 408: the request never arrived whole
@@ -55,6 +63,12 @@ def should_retry(status: int) -> bool:
 def silent_too_often(exc: ChuiziError, timeouts: int) -> bool:
     """Whether ``exc`` is a timeout that makes ``timeouts`` of one call: enough, stop there."""
     return isinstance(exc, APITimeoutError) and timeouts >= MAX_TIMEOUTS
+
+
+def waits_out(refused_for: float, time_scale: float = 1.0) -> bool:
+    """Whether a 429 that comes ``refused_for`` seconds after a call's first is a wait, not an
+    attempt spent (``time_scale``: the client's clock runs that much faster)."""
+    return refused_for * time_scale < RATE_LIMIT_PATIENCE
 
 
 def should_retry_submission(error: ChuiziError, mode: RetrySubmissions) -> bool:

@@ -21,6 +21,7 @@ submission alike. ``download`` takes the same path outside the budget (see there
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -32,13 +33,20 @@ from urllib.parse import urljoin
 import anyio
 import attrs
 
+from . import _clock
 from ._auth import AuthHeaders
 from ._budget import Priority, RequestBudget
 from ._download import partial_path
 from ._error_rules import is_retryable
 from ._exceptions import APIConnectTimeout, APITimeoutError, ChuiziError
 from ._responses import decode_json, error_from_response, request_id_note
-from ._retries import parse_retry_after, retry_delay, should_retry, silent_too_often
+from ._retries import (
+    parse_retry_after,
+    retry_delay,
+    should_retry,
+    silent_too_often,
+    waits_out,
+)
 from ._transport import REQUEST_ID_HEADER, Request, Response, Transport, redact
 
 __all__ = ["ClientStats", "Sender", "new_request_id"]
@@ -189,14 +197,18 @@ class Sender:
         the budget), held until the answer is in and read as it is given back; ``on_wire``;
         the transport (``download_to``: streamed into that file); ``_redirected`` only if
         the answer is a redirect. At most ``MAX_TIMEOUTS`` attempts may time out: a silent
-        server gets a clear error in ``3 x timeout``, not ``max_retries + 1`` times it.
+        server gets a clear error in ``3 x timeout``, not ``max_retries + 1`` times it. A 429
+        spends no attempt for ``RATE_LIMIT_PATIENCE`` after the call's first (a call of one
+        attempt, the poller's check, is left to its caller): the budget paces the next.
         """
         budget = self._budget
         transport = self._transport
         timeouts = 0
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            if attempt:
+        attempt = 0  # attempts spent: a 429 waited out spends none
+        refused_since = None  # when this call's first 429 came
+        for sent in itertools.count():
+            last, waited = attempt == attempts - 1, False
+            if sent:
                 request = self._request(request.method, request.url, request.content, extra_headers)
             try:
                 ticket = None
@@ -227,7 +239,11 @@ class Sender:
                     return accept(response)
                 error: ChuiziError = error_from_response(response)
                 retry = should_retry(response.status) if retry_if is None else retry_if(error)
-                if last or not retry:
+                if retry and attempts > 1 and response.status == 429:
+                    at = _clock.now()
+                    refused_since = at if refused_since is None else refused_since
+                    waited = waits_out(at - refused_since, self._time_scale)
+                if (last and not waited) or not retry:
                     raise error
                 delay = parse_retry_after(response.headers)
             except ChuiziError as exc:
@@ -240,6 +256,7 @@ class Sender:
                 error, delay = exc, None
             if delay is None:
                 delay = retry_delay(attempt) / self._time_scale
+            attempt += not waited
             self._stats.retries += 1
             logger.debug(
                 "retrying %s %s in %.2f s after: %s%s",

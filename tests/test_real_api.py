@@ -6,13 +6,15 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import pytest
 import pytest_asyncio
 
 import chuizi_async as ca
-from chuizi_async.testing import FakeChuizi, RateLimit
+from chuizi_async._retries import RATE_LIMIT_PATIENCE
+from chuizi_async.testing import FakeChuizi, Faults, RateLimit
 
-from .conftest import SPEED, ClientFactory
+from .conftest import SPEED, ClientFactory, wait_until
 
 VEO = "google/veo-3.1-fast"
 
@@ -31,8 +33,8 @@ def _route_counts(sim: FakeChuizi) -> tuple[int, int]:
     return generation, videos
 
 
-def _requests(n: int, model: str = VEO) -> list[dict[str, Any]]:
-    return [{"model": model, "prompt": f"clip {i}"} for i in range(n)]
+def _requests(n: int, model: str = VEO, prompt: str = "clip") -> list[dict[str, Any]]:
+    return [{"model": model, "prompt": f"{prompt} {i}"} for i in range(n)]
 
 
 # -- status routes -----------------------------------------------------------------------------
@@ -280,6 +282,60 @@ async def test_429s_without_headers_teach_the_client_the_rate(make_client: Clien
     # the first burst's excess over the limit (10: nothing said the limit in advance), then
     # a pause until the window has room and a learned rate: hardly any more
     assert sim.counters.rate_limited <= 15
+
+
+async def test_a_submission_waits_out_more_429s_than_its_retries(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    # a 429 says when, not whether: refused more often than max_retries, then let in
+    server.faults = Faults(rate_limited=1.0, retry_after=None)
+    async with make_client(max_retries=2) as client, anyio.create_task_group() as tg:
+        handles: list[ca.Generation] = []
+
+        async def submit() -> None:
+            handles.append(await client.submit(VEO, "a heron at dawn"))
+
+        tg.start_soon(submit)
+        await wait_until(lambda: server.counters.rate_limited >= 6)
+        server.faults = Faults()
+    assert server.counters.rate_limited >= 6  # twice the attempts max_retries=2 allows
+    assert [h.id for h in handles] == list(server.generations)  # accepted once
+
+
+async def test_429s_longer_than_the_patience_raise_rate_limit_error(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    server.faults = Faults(rate_limited=1.0, retry_after=None)
+    async with make_client(max_retries=2) as client:
+        started = anyio.current_time()
+        with pytest.raises(ca.RateLimitError):
+            await client.submit(VEO, "a heron at dawn")
+        waited = anyio.current_time() - started
+    assert waited >= RATE_LIMIT_PATIENCE / SPEED  # five documented windows, not 3 attempts
+    assert server.counters.rate_limited > 3
+    assert server.counters.generations_created == 0
+
+
+async def test_processes_sharing_a_key_that_says_nothing_lose_no_clip(
+    make_client: ClientFactory,
+) -> None:
+    # three clients on one key, no rate headers, no Retry-After: none knows the others'
+    # use, so 429s are many; each submission waits them out instead of failing
+    speed = 200.0
+    limit = RateLimit(limit=30, window=60 / speed, headers=False, retry_after=False)
+    async with FakeChuizi(speed=speed, rate_limit=limit) as sim:
+        results: list[list[ca.Video]] = []
+
+        async def batch(n: int) -> None:
+            async with make_client(sim=sim, time_scale=speed) as client:
+                results.append(await client.generate_many(_requests(20, prompt=f"client {n}")))
+
+        async with anyio.create_task_group() as tg:
+            for n in range(3):
+                tg.start_soon(batch, n)
+    assert [len(r) for r in results] == [20, 20, 20]
+    assert sim.counters.generations_created == 60
+    assert sim.counters.rate_limited > 0
 
 
 async def test_a_per_model_limit_is_learned_and_respected(make_client: ClientFactory) -> None:

@@ -15,12 +15,14 @@ from chuizi_async._retries import (
     BACKOFF_CAP,
     MAX_RETRY_AFTER,
     MAX_TIMEOUTS,
+    RATE_LIMIT_PATIENCE,
     RetrySubmissions,
     parse_retry_after,
     retry_delay,
     should_retry,
     should_retry_submission,
     silent_too_often,
+    waits_out,
 )
 
 NOW = 1_800_000_000.0
@@ -252,3 +254,20 @@ def test_a_call_stops_at_its_third_timeout_whatever_else_failed() -> None:
     assert silent_too_often(timeout, MAX_TIMEOUTS)
     assert silent_too_often(ca.APIConnectTimeout("no connection"), MAX_TIMEOUTS)
     assert not silent_too_often(reset, MAX_TIMEOUTS)  # an answer of sorts: max_retries rules
+
+
+@pytest.mark.parametrize(
+    ("refused_for", "time_scale", "waited"),
+    [
+        (0.0, 1.0, True),  # the first 429 of a call
+        (RATE_LIMIT_PATIENCE - 1.0, 1.0, True),
+        (RATE_LIMIT_PATIENCE, 1.0, False),  # five minutes of 429s: now it counts
+        (RATE_LIMIT_PATIENCE / 100 - 0.01, 100.0, True),  # a clock 100 times faster
+        (RATE_LIMIT_PATIENCE / 100, 100.0, False),
+    ],
+)
+def test_429s_are_waited_out_for_five_documented_windows(
+    refused_for: float, time_scale: float, waited: bool
+) -> None:
+    assert RATE_LIMIT_PATIENCE == 300.0
+    assert waits_out(refused_for, time_scale) is waited
