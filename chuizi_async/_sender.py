@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urljoin
 
 import anyio
@@ -49,7 +49,7 @@ from ._retries import (
 )
 from ._transport import REQUEST_ID_HEADER, Request, Response, Transport, redact
 
-__all__ = ["ClientStats", "Sender", "new_request_id"]
+__all__ = ["ClientStats", "OnWire", "Sender", "new_request_id"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -64,6 +64,16 @@ def _in_place(part: Path, target: Path, response: Response) -> None:
     """A download's 2xx: on a 200 the partial file becomes ``target``."""
     if response.status == 200:
         os.replace(part, target)
+
+
+class OnWire(Protocol):
+    """What a call tells its caller of the wire: ``__call__()`` just before each attempt goes
+    out (an awaitable it returns is awaited first), ``refused()`` when a 429 answered one, so
+    that nothing was made and nothing is on the wire until the next attempt."""
+
+    def __call__(self) -> object: ...
+
+    def refused(self) -> None: ...
 
 
 def new_request_id() -> str:
@@ -130,7 +140,7 @@ class Sender:
         model_scope: str | None = None,
         idempotency_key: str | None = None,
         retries: bool = True,
-        on_wire: Callable[[], object] | None = None,
+        on_wire: OnWire | None = None,
         retry_if: Callable[[ChuiziError], bool] | None = None,
     ) -> Coroutine[Any, Any, object]:
         """One API call, to await: the decoded JSON of a 2xx answer, or a typed error.
@@ -186,7 +196,7 @@ class Sender:
         retry_if: Callable[[ChuiziError], bool] | None,
         priority: Priority | None = None,
         model_scope: str | None = None,
-        on_wire: Callable[[], object] | None = None,
+        on_wire: OnWire | None = None,
         extra_headers: Mapping[str, str] = _NO_HEADERS,
         download_to: Path | None = None,
     ) -> T:
@@ -245,6 +255,8 @@ class Sender:
                     waited = waits_out(at - refused_since, self._time_scale)
                 if (last and not waited) or not retry:
                     raise error
+                if on_wire is not None and response.status == 429:
+                    on_wire.refused()  # nothing was made: off the wire until the next attempt
                 delay = parse_retry_after(response.headers)
             except ChuiziError as exc:
                 retry = is_retryable(exc) if retry_if is None else retry_if(exc)

@@ -19,6 +19,7 @@ from ._journal import new_idempotency_key
 from ._models import GenerationRequest
 from ._parsing import parse_submission
 from ._retries import RetrySubmissions, should_retry_submission
+from ._sender import OnWire
 from ._validation import build_body, build_body_now
 
 __all__ = ["Checked", "Register", "Send", "SubmissionStats", "Submitter", "SubmitHere"]
@@ -30,8 +31,8 @@ _PATH = "/videos/generations"
 
 class Send(Protocol):
     """One API call through the client's send path (budget, retries, redirects, transport):
-    the decoded JSON of a 2xx answer, or a typed error. ``on_wire`` is called just before
-    each attempt goes out (an awaitable it returns is awaited first)."""
+    the decoded JSON of a 2xx answer, or a typed error; ``on_wire`` hears of the wire
+    (``_sender.OnWire``)."""
 
     def __call__(
         self,
@@ -42,7 +43,7 @@ class Send(Protocol):
         priority: Priority = ...,
         model_scope: str | None = ...,
         idempotency_key: str | None = ...,
-        on_wire: Callable[[], object] | None = ...,
+        on_wire: OnWire | None = ...,
         retry_if: Callable[[ChuiziError], bool] | None = ...,
     ) -> Awaitable[object]: ...
 
@@ -85,7 +86,9 @@ class SubmitHere(Protocol):
 
 class _OnTheWire:
     """A submission's ``on_wire``: from here its answer must be read (it may carry an id), so
-    its scope is shielded; ``before_wire`` runs once, before the first attempt goes out."""
+    its scope is shielded; ``before_wire`` runs once, before the first attempt goes out. A
+    429 made nothing: until the next attempt the submission may be cancelled again (a
+    batch waiting out a spent window stops when its caller does, not minutes later)."""
 
     __slots__ = ("_before", "_scope")
 
@@ -99,6 +102,9 @@ class _OnTheWire:
         self._scope.shield = True
         before, self._before = self._before, None
         return before() if before is not None else None
+
+    def refused(self) -> None:
+        self._scope.shield = False
 
 
 class Checked(NamedTuple):

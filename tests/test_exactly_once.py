@@ -214,6 +214,32 @@ async def test_a_cancelled_batch_sends_no_further_submission(how: str) -> None:
             assert len(client.pending) == len(server.generations) == server.counters.submissions
 
 
+@pytest.mark.parametrize("how", ["batch", "submit"])
+async def test_a_submission_waiting_out_429s_is_dropped_when_its_caller_goes(how: str) -> None:
+    # a 429 made nothing: the wait for the next attempt (minutes, for a spent window) is
+    # not on the wire, so the caller's cancellation ends it at once and nothing is sent later
+    async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
+        server.faults = Faults(rate_limited=1.0, retry_after=0.02)
+        # the client's clock 10x: 429s are waited out for 30 s, far longer than this test
+        client = ca.Client(server.api_key, base_url=server.base_url, time_scale=10.0)
+        async with client:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    if how == "batch":
+                        requests = [{"model": VEO, "prompt": f"clip {i}"} for i in range(4)]
+                        tg.start_soon(lambda: client.generate_many(requests))
+                    else:
+                        tg.start_soon(lambda: client.submit(VEO, "a heron at dawn"))
+                    await wait_until(lambda: server.counters.rate_limited >= 6)
+                    cancelled_at = anyio.current_time()
+                    scope.cancel()
+            assert anyio.current_time() - cancelled_at < 1.0  # not after the 30 s
+            server.faults = Faults()
+            await anyio.sleep(0.3)  # time for a submission that went on to go out
+            assert server.counters.generations_created == 0
+            assert not client.pending
+
+
 async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeout() -> None:
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         server.faults = Faults(slow=1.0, slow_seconds=5.0)
