@@ -358,6 +358,12 @@ class BatchSubmitter:
                 index=index,
                 before_wire=before_wire,
             )
+        except anyio.get_cancelled_exc_class():
+            # Cancelled where it was not shielded: before its first attempt, or off the wire
+            # after a 429. Either way what went out made nothing: a rerun may send it.
+            if journaled is not None:
+                await journaled.record_cancelled()
+            raise
         except ChuiziError as exc:
             self._contact(exc)
             if journaled is not None:

@@ -147,6 +147,12 @@ class JournaledRequest:
             with anyio.CancelScope(shield=True):
                 await self._journal.record_not_created(self._request_key)
 
+    async def record_cancelled(self) -> None:
+        """Cancelled while not on the wire (a 429 made nothing): nothing was created."""
+        if self.went_out:
+            with anyio.CancelScope(shield=True):
+                await self._journal.record_not_created(self._request_key)
+
     async def record_refused(self, error: APIError, model: str) -> None:
         """A refusal a rerun would meet too (``is_final_refusal``) is final."""
         if is_final_refusal(error, model):

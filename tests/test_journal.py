@@ -439,3 +439,25 @@ async def test_a_refused_submission_comes_back_as_the_same_error(tmp_path: Path)
         "req_1",
     )
     assert ca.error_type(again) == "not_found"
+
+
+async def test_a_batch_cancelled_while_429s_are_waited_out_leaves_a_request_to_send(
+    make_client: ClientFactory, server: FakeChuizi, tmp_path: Path
+) -> None:
+    # "safe": a request is journaled "sent" before it goes out, and an earlier run's "sent" is
+    # uncertain. A 429 made nothing, so a batch stopped while waiting one out must not leave it so
+    path = tmp_path / "j"
+    server.faults = Faults(rate_limited=1.0, retry_after=0.02)
+    requests = [{"model": VEO, "prompt": "a heron at dawn"}]
+    async with make_client(retry_submissions="safe", time_scale=10.0) as client:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: client.generate_many(requests, journal=path))
+                await wait_until(lambda: server.counters.rate_limited >= 3)
+                scope.cancel()
+        with ca.Journal(path) as journal:
+            assert [e.state for e in journal.entries()] == ["sending"]
+        server.faults = Faults()
+        (video,) = await client.generate_many(requests, journal=path)  # sent, not uncertain
+    assert isinstance(video, ca.Video)
+    assert server.counters.generations_created == 1
