@@ -177,13 +177,13 @@ class BatchSubmitter:
     ) -> None:
         group = tg.cancel_scope
         while True:
-            # Cancelled (the batch's caller went away)? Then here, before the next request:
-            # a worker whose requests are answered at once never waits anywhere unshielded.
-            # Its task group says so (cancelled by the caller's cancellation, or by an error
-            # of another worker): one attribute, where checkpoint_if_cancelled() walks every
-            # scope up to the event loop's (a tenth of a submission's Python).
+            # Cancelled (the caller went away, another worker failed)? Then here, before the
+            # next request: a worker whose requests are answered at once never waits anywhere
+            # unshielded. One attribute (checkpoint_if_cancelled() walks every scope up).
             if group.cancel_called:
                 await anyio.lowlevel.checkpoint()
+            if submit_here.stopped:  # aclose() gave up on this worker's last submission
+                return
             # Until the server has answered a submission, one goes out at a time: the
             # next request is not even taken while one is out (so input order holds).
             while self._probing and not self._stops.answered:
@@ -257,6 +257,8 @@ class BatchSubmitter:
 
     def _room(self, request: GenerationRequest | None, sent: bool) -> ChuiziError | _Wait | None:
         """``_wait_for_room`` without waiting: None to send now, why not to send, or ``WAIT``."""
+        if (closed := self._parts.submitter.closed_error()) is not None:
+            return closed
         if self._stops.by is not None and not sent:
             return not_sent(self._stops.by)
         if self.stop_reason is not None:
@@ -359,8 +361,8 @@ class BatchSubmitter:
                 before_wire=before_wire,
             )
         except anyio.get_cancelled_exc_class():
-            # Cancelled where it was not shielded: before its first attempt, or off the wire
-            # after a 429. Either way what went out made nothing: a rerun may send it.
+            # cancelled only where not shielded: before its first attempt, or off the wire
+            # after a 429; either way what went out made nothing (a rerun may send it)
             if journaled is not None:
                 await journaled.record_cancelled()
             raise

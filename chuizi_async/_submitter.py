@@ -21,6 +21,7 @@ from ._parsing import parse_submission
 from ._retries import RetrySubmissions, should_retry_submission
 from ._sender import OnWire
 from ._validation import build_body, build_body_now
+from ._wire import CallWire, OnTheWire, Wire, WorkerWire
 
 __all__ = ["Checked", "Register", "Send", "SubmissionStats", "Submitter", "SubmitHere"]
 
@@ -70,8 +71,12 @@ class SubmitHere(Protocol):
     """Send a checked submission from the calling task (see ``Submitter.start_workers``).
 
     ``before_wire`` is awaited once, just before the request first goes out (a journal
-    records durably that it may have been received).
+    records durably that it may have been received). ``stopped``: ``aclose()`` gave up on
+    a submission of this worker, whose outcome was raised; the worker returns before its
+    next request (``start_workers`` starts it again, in a scope of its own).
     """
+
+    stopped: bool
 
     def __call__(
         self,
@@ -82,29 +87,6 @@ class SubmitHere(Protocol):
         index: int | None = None,
         before_wire: Callable[[], Awaitable[None]] | None = None,
     ) -> Awaitable[Generation]: ...
-
-
-class _OnTheWire:
-    """A submission's ``on_wire``: from here its answer must be read (it may carry an id), so
-    its scope is shielded; ``before_wire`` runs once, before the first attempt goes out. A
-    429 made nothing: until the next attempt the submission may be cancelled again (a
-    batch waiting out a spent window stops when its caller does, not minutes later)."""
-
-    __slots__ = ("_before", "_scope")
-
-    def __init__(
-        self, scope: anyio.CancelScope, before: Callable[[], Awaitable[None]] | None
-    ) -> None:
-        self._scope = scope
-        self._before = before
-
-    def __call__(self) -> Awaitable[None] | None:
-        self._scope.shield = True
-        before, self._before = self._before, None
-        return before() if before is not None else None
-
-    def refused(self) -> None:
-        self._scope.shield = False
 
 
 class Checked(NamedTuple):
@@ -170,12 +152,18 @@ class Submitter:
         self._closed = False
         self._submitting = 0
         self._all_done: anyio.Event | None = None  # made by aclose() when it must wait
-        self._on_the_wire: set[anyio.CancelScope] = set()
+        self._on_the_wire: set[Wire] = set()
 
     @property
     def closed(self) -> bool:
         """Whether ``aclose()`` was called: nothing more is sent."""
         return self._closed
+
+    def closed_error(self) -> ClientClosed | None:
+        """Why a batch's next request is not sent, if the client closed."""
+        if not self._closed:
+            return None
+        return ClientClosed(None, "the client closed before this request was sent")
 
     async def check(self, request: GenerationRequest | Mapping[str, Any]) -> Checked:
         """The request checked and its body built (nothing sent). A batch calls it on a
@@ -216,18 +204,16 @@ class Submitter:
         if self._closed:  # while it opened
             raise RuntimeError("this Client is closed; create a new one")
         idempotency_key = idempotency_key or new_idempotency_key()
-        # Two cancel scopes: ``dropped`` by the caller, ``wire`` shielded inside it once on the wire
-        # (a scope's own cancel goes through its shield: one scope could not tell them apart).
-        dropped, wire = anyio.CancelScope(), anyio.CancelScope()
+        # Two cancel scopes: ``dropped`` by the caller, the wire's shielded inside it once on
+        # the wire (a scope's own cancel goes through its shield: one could not tell them apart).
+        dropped, wire = anyio.CancelScope(), CallWire()
         done = asyncio.Event()  # asyncio's: one per submission, and the cheap one
         outcome: list[Generation | Exception] = []
 
         async def send() -> None:
             try:
                 with dropped:
-                    handle = await self._sent_within(
-                        wire, checked, idempotency_key, on_accepted, index
-                    )
+                    handle = await self.sent_by(wire, checked, idempotency_key, on_accepted, index)
                     outcome.append(handle)
             except Exception as exc:  # the caller raises it; the client's task group must not
                 outcome.append(exc)
@@ -238,7 +224,7 @@ class Submitter:
         try:
             await done.wait()
         except BaseException:
-            if not wire.shield:  # not on the wire yet: nothing is sent
+            if not wire.scope.shield:  # not on the wire yet: nothing is sent
                 dropped.cancel()
             raise
         if not outcome:  # the client's task group was cancelled: its event loop ended
@@ -261,38 +247,34 @@ class Submitter:
         started here is (the group's host task may be cancelled natively; its children not).
         """
         for _ in range(count):
-            task_group.start_soon(work, self._submit_here)
+            task_group.start_soon(self._worker, work)
 
-    def _submit_here(
-        self,
-        checked: Checked,
-        idempotency_key: str,
-        *,
-        on_accepted: Callable[[Generation], object] | None = None,
-        index: int | None = None,
-        before_wire: Callable[[], Awaitable[None]] | None = None,
-    ) -> Awaitable[Generation]:
-        # returned to be awaited: one frame less on a batch's hot path
-        return self._sent_within(
-            anyio.CancelScope(), checked, idempotency_key, on_accepted, index, before_wire
-        )
+    async def _worker(self, work: Callable[[SubmitHere], Coroutine[Any, Any, object]]) -> None:
+        """``work`` within the worker's scope; again in a new one when ``aclose()`` gave up on
+        one of its submissions (the submission raised its outcome, the worker returned)."""
+        while True:
+            wire = WorkerWire(self.sent_by)
+            with wire.scope:
+                await work(wire)
+            if not wire.stopped:
+                return
 
-    async def _sent_within(
+    async def sent_by(
         self,
-        wire: anyio.CancelScope,
+        wire: Wire,
         checked: Checked,
         idempotency_key: str,
         on_accepted: Callable[[Generation], object] | None,
         index: int | None,
         before_wire: Callable[[], Awaitable[None]] | None = None,
     ) -> Generation:
-        """Send within ``wire`` (cancellable, shielded once on the wire); register the answer."""
+        """Send through ``wire`` (cancellable, shielded once on the wire); register the answer."""
         request = checked.request
         self._submitting += 1
         self._on_the_wire.add(wire)
-        on_the_wire = _OnTheWire(wire, before_wire)
+        on_the_wire = OnTheWire(wire.scope, before_wire)
         try:
-            with wire:
+            with wire.context:
                 try:
                     raw = await self._send(
                         "POST",
@@ -311,23 +293,32 @@ class Submitter:
                             idempotency_key, request, reason=str(exc)
                         ) from exc
                     raise
+                except anyio.get_cancelled_exc_class():
+                    if not wire.gave_up:
+                        raise
+                    raise self._given_up(wire, checked, idempotency_key) from None
                 handle = self._register(gen_id, request.model, request, index)
                 self._on_answer(answer)
                 logger.debug("accepted %s (%s)", gen_id, request.model)
                 if on_accepted is not None:
                     on_accepted(handle)
                 return handle
-            # cancelled itself: by its caller before the wire, or by aclose() after its grace
-            if wire.shield and self._safe:
-                reason = "the client closed before the answer came"
-                raise SubmissionUncertain(idempotency_key, request, reason=reason)
-            raise ClientClosed(None, "the client closed before the submission was answered")
+            raise self._given_up(wire, checked, idempotency_key)  # its scope swallowed it
         finally:
+            wire.off()
             self._on_the_wire.discard(wire)
             self._stats.submissions += 1
             self._submitting -= 1
             if not self._submitting and self._all_done is not None:
                 self._all_done.set()
+
+    def _given_up(self, wire: Wire, checked: Checked, idempotency_key: str) -> ChuiziError:
+        """``aclose()`` gave up on a submission after its grace: uncertain if it was on the
+        wire and only safe retries are allowed, else the client closed before its answer."""
+        if wire.scope.shield and self._safe:
+            reason = "the client closed before the answer came"
+            return SubmissionUncertain(idempotency_key, checked.request, reason=reason)
+        return ClientClosed(None, "the client closed before the submission was answered")
 
     async def aclose(self, grace: float) -> None:
         """Send nothing new; wait up to ``grace`` seconds for submissions on the wire (so
@@ -338,4 +329,4 @@ class Submitter:
             with anyio.move_on_after(grace):
                 await done.wait()
         for wire in list(self._on_the_wire):
-            wire.cancel()  # still unanswered after the grace period
+            wire.give_up()  # still unanswered after the grace period

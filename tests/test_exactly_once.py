@@ -268,6 +268,37 @@ async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeou
         assert "before the submission was answered" in str(error)
 
 
+async def test_aclose_during_a_batch_gives_every_request_a_client_closed_outcome() -> None:
+    # two workers, their submissions never answered: aclose() gives up on those on the wire
+    # after its grace, and the requests not sent yet are not sent (not a RuntimeError group)
+    async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
+        server.faults = Faults(slow=1.0, slow_seconds=5.0)
+        client = ca.Client(
+            server.api_key,
+            base_url=server.base_url,
+            time_scale=SPEED,
+            timeout=0.3,
+            limits=ca.Limits(max_connections=2),
+        )
+        results: list[list[Any]] = []
+        async with client, anyio.create_task_group() as tg:
+            requests = [{"model": VEO, "prompt": f"clip {i}"} for i in range(5)]
+
+            async def batch() -> None:
+                results.append(await client.generate_many(requests, return_exceptions=True))
+
+            tg.start_soon(batch)
+            await wait_until(lambda: server.counters.requests > 0)
+            await client.aclose()
+        ((on_the_wire, *not_sent),) = results
+        assert isinstance(on_the_wire, ca.ClientClosed)
+        assert "before the submission was answered" in str(on_the_wire)
+        assert len(not_sent) == 4
+        assert all(isinstance(r, ca.ClientClosed) for r in not_sent)
+        assert all("before this request was sent" in str(r) for r in not_sent)
+        assert server.counters.generations_created == 0
+
+
 # -- retry_submissions: a server that ignores Idempotency-Key never bills twice in "safe" -----
 
 
