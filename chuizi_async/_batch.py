@@ -182,7 +182,7 @@ class BatchSubmitter:
             # unshielded. One attribute (checkpoint_if_cancelled() walks every scope up).
             if group.cancel_called:
                 await anyio.lowlevel.checkpoint()
-            if submit_here.stopped:  # aclose() gave up on this worker's last submission
+            if submit_here.gave_up:  # aclose() gave up on this worker's last submission
                 return
             # Until the server has answered a submission, one goes out at a time: the
             # next request is not even taken while one is out (so input order holds).

@@ -71,12 +71,12 @@ class SubmitHere(Protocol):
     """Send a checked submission from the calling task (see ``Submitter.start_workers``).
 
     ``before_wire`` is awaited once, just before the request first goes out (a journal
-    records durably that it may have been received). ``stopped``: ``aclose()`` gave up on
+    records durably that it may have been received). ``gave_up``: ``aclose()`` gave up on
     a submission of this worker, whose outcome was raised; the worker returns before its
     next request (``start_workers`` starts it again, in a scope of its own).
     """
 
-    stopped: bool
+    gave_up: bool
 
     def __call__(
         self,
@@ -256,7 +256,7 @@ class Submitter:
             wire = WorkerWire(self.sent_by)
             with wire.scope:
                 await work(wire)
-            if not wire.stopped:
+            if not wire.gave_up:
                 return
 
     async def sent_by(

@@ -7,6 +7,7 @@ costs a submission ~9 us. ``aclose()`` gives up on either with ``give_up()``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -51,37 +52,26 @@ class CallWire:
         """The send ended (its scope was left with it)."""
 
 
-class _Entered:
-    """A context that does nothing: a worker's scope is already entered around the worker."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-ENTERED = _Entered()
+ENTERED = contextlib.nullcontext()
+"""A worker's submissions' context: its scope is already entered around the worker."""
 
 
 class WorkerWire:
     """Where a batch worker sends: one cancel scope around the worker, not one per
     submission (``anyio.CancelScope()`` costs a submission ~9 us); shielded while one of
     its submissions is on the wire. Giving up cancels the worker's scope: the submission
-    raises its outcome, the worker returns (``stopped``) and starts again in a new scope."""
+    raises its outcome, the worker returns (``gave_up``) and starts again in a new scope."""
 
-    __slots__ = ("_sent_by", "gave_up", "scope", "stopped")
+    __slots__ = ("_sent_by", "gave_up", "scope")
     context = ENTERED
 
     def __init__(self, sent_by: SentBy) -> None:
         self._sent_by = sent_by
         self.scope = anyio.CancelScope()
-        self.gave_up = self.stopped = False
+        self.gave_up = False
 
     def give_up(self) -> None:
-        self.gave_up = self.stopped = True
+        self.gave_up = True
         self.scope.cancel()
 
     def off(self) -> None:
