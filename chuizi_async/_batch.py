@@ -360,11 +360,11 @@ class BatchSubmitter:
                 index=index,
                 before_wire=before_wire,
             )
-        except anyio.get_cancelled_exc_class():
+        except anyio.get_cancelled_exc_class() as exc:
             # cancelled only where not shielded: before its first attempt, or off the wire
             # after a 429; either way what went out made nothing (a rerun may send it)
             if journaled is not None:
-                await journaled.record_cancelled()
+                await journaled.record_unsent(exc)
             raise
         except ChuiziError as exc:
             self._contact(exc)

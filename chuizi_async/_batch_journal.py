@@ -139,17 +139,12 @@ class JournaledRequest:
 
     async def record_unsent(self, error: BaseException) -> None:
         """Not accepted: ``SubmissionUncertain`` is journaled, never to be sent again without
-        being asked; any other error was an answer (or nothing went out): nothing was created."""
+        being asked; any other error was an answer, or a cancellation where the submission was
+        not shielded (before the wire, or off it after a 429): nothing was created."""
         if isinstance(error, SubmissionUncertain):
             with anyio.CancelScope(shield=True):
                 await self._journal.record_uncertain(self._request_key, error)
         elif self.went_out:
-            with anyio.CancelScope(shield=True):
-                await self._journal.record_not_created(self._request_key)
-
-    async def record_cancelled(self) -> None:
-        """Cancelled while not on the wire (a 429 made nothing): nothing was created."""
-        if self.went_out:
             with anyio.CancelScope(shield=True):
                 await self._journal.record_not_created(self._request_key)
 
