@@ -221,7 +221,7 @@ async def test_a_submission_waiting_out_429s_is_dropped_when_its_caller_goes(how
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         server.faults = Faults(rate_limited=1.0, retry_after=0.02)
         # the client's clock 10x: 429s are waited out for 30 s, far longer than this test
-        client = ca.Client(server.api_key, base_url=server.base_url, time_scale=10.0)
+        client = _client(server, time_scale=10.0)
         async with client:
             with anyio.CancelScope() as scope:
                 async with anyio.create_task_group() as tg:
@@ -243,12 +243,7 @@ async def test_a_submission_waiting_out_429s_is_dropped_when_its_caller_goes(how
 async def test_aclose_gives_up_on_a_submission_still_unanswered_after_its_timeout() -> None:
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         server.faults = Faults(slow=1.0, slow_seconds=5.0)
-        client = ca.Client(
-            server.api_key,
-            base_url=server.base_url,
-            time_scale=SPEED,
-            timeout=0.3,
-        )
+        client = _client(server, timeout=0.3)
         async with client, anyio.create_task_group() as tg:
             outcome: list[BaseException] = []
 
@@ -273,13 +268,7 @@ async def test_aclose_during_a_batch_gives_every_request_a_client_closed_outcome
     # after its grace, and the requests not sent yet are not sent (not a RuntimeError group)
     async with FakeChuizi(speed=SPEED, auto_complete=False) as server:
         server.faults = Faults(slow=1.0, slow_seconds=5.0)
-        client = ca.Client(
-            server.api_key,
-            base_url=server.base_url,
-            time_scale=SPEED,
-            timeout=0.3,
-            limits=ca.Limits(max_connections=2),
-        )
+        client = _client(server, timeout=0.3, limits=ca.Limits(max_connections=2))
         results: list[list[Any]] = []
         async with client, anyio.create_task_group() as tg:
             requests = [{"model": VEO, "prompt": f"clip {i}"} for i in range(5)]
