@@ -510,3 +510,26 @@ def test_only_urls_already_quoted_skip_yarls_encoding(url: str, already_quoted: 
     else:
         assert sent == url  # left to yarl, which encodes what needs it
         assert str(yarl.URL(url)) != url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.chuizi.ai/v1/generation?id=gen-506ddee17c3879c4",
+        "http://127.0.0.1:8080/v1/videos/gen-1",
+        "https://user:pw@cdn.example:443/v/a.mp4?sig=a?b&t=/x",
+        "https://cdn.example/v/a.mp4#frag",  # a fragment: yarl splits it
+        "https://cdn.example?x=/y",  # the query before any path
+        "https://[::1]:8080/v1/generation?id=x",  # an IPv6 literal
+        "HTTPS://cdn.example/v/a.mp4",  # a scheme yarl lowercases
+        "ftp://cdn.example/v/a.mp4",
+        "https://cdn.example",
+        "https:///v/a.mp4",
+    ],
+)
+def test_a_quoted_url_is_split_as_yarl_splits_it(url: str) -> None:
+    sent, expected = _url(url), yarl.URL(url, encoded=True)
+    assert isinstance(sent, yarl.URL)
+    parts = ("scheme", "raw_authority", "raw_path", "raw_query_string", "raw_fragment")
+    assert [getattr(sent, p) for p in parts] == [getattr(expected, p) for p in parts]
+    assert sent == expected and str(sent) == str(expected)
