@@ -14,8 +14,14 @@ __all__ = ["decode_json", "error_from_response", "request_id_note"]
 
 
 def decode_json(response: Response) -> object:
-    try:
-        return json.loads(response.content)
+    """The answer's JSON; a ``ResponseFormatError`` if it is not JSON."""
+    content = response.content
+    try:  # UTF-8, as JSON over HTTP is: json.loads(bytes) would first sniff the encoding
+        return json.loads(content.decode())
+    except (ValueError, RecursionError):
+        pass
+    try:  # UTF-16 or 32, a byte order mark: json's own detection, or the error
+        return json.loads(content)
     except (ValueError, RecursionError) as exc:
         kind = response.headers.get("Content-Type", "unknown type")
         raise ResponseFormatError(

@@ -9,6 +9,7 @@ to ``download``, GET redirects to another origin, media redirects.)
 
 from __future__ import annotations
 
+import codecs
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -319,6 +320,24 @@ async def test_garbage_as_a_status_answer_is_a_response_format_error(
     api.answer = raw(GARBAGE[kind])
     with pytest.raises(ca.ResponseFormatError):
         await client.retrieve("gen-0123456789abcdef")
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: codecs.BOM_UTF8 + text.encode(),
+        lambda text: text.encode("utf-16"),
+        lambda text: text.encode("utf-32-le"),
+    ],
+    ids=["utf-8 with a byte order mark", "utf-16", "utf-32"],
+)
+async def test_a_status_answer_in_another_unicode_encoding_is_read(
+    api: Crafted, client: ca.Client, encode: Callable[[str], bytes]
+) -> None:
+    text = '{"id": "gen-0123456789abcdef", "status": "processing"}'
+    api.answer = raw(encode(text))
+    status = await client.retrieve("gen-0123456789abcdef")
+    assert (status.id, status.state) == ("gen-0123456789abcdef", "pending")
 
 
 @pytest.mark.parametrize("kind", ["invalid-utf8", "binary", "html", "empty"])
