@@ -20,6 +20,8 @@ USER_AGENT = "chuizi-async/0.1.0"
 
 Origin = tuple[str, str, int | None]
 
+_COMMON = {"Accept": "application/json", "User-Agent": USER_AGENT}  # every request's
+
 
 def origin(url: str) -> Origin:
     """``(scheme, host, port)`` of ``url``: the host lowercased, the default port filled in."""
@@ -42,6 +44,7 @@ class AuthHeaders:
     _key: Secret = attrs.field(repr=False)
     _origin: Origin = attrs.field(init=False, repr=False)
     _api_prefix: str = attrs.field(init=False, repr=False)
+    _api_headers: dict[str, str] = attrs.field(init=False, repr=False)  # holds the key
 
     @_origin.default
     def _base_origin(self) -> Origin:
@@ -50,6 +53,10 @@ class AuthHeaders:
     @_api_prefix.default
     def _base_prefix(self) -> str:
         return self.base_url.rstrip("/") + "/"
+
+    @_api_headers.default
+    def _base_headers(self) -> dict[str, str]:
+        return {**_COMMON, "Authorization": f"Bearer {self._key.reveal()}"}
 
     def is_api(self, url: str) -> bool:
         """Whether ``url`` is on the API's own origin, the only place the key may go."""
@@ -61,10 +68,11 @@ class AuthHeaders:
         ``Authorization`` and ``X-Request-Id`` only if ``url`` is on the API's origin;
         ``Content-Type`` only with a (JSON) body.
         """
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if url.startswith(self._api_prefix) or origin(url) == self._origin:
+            headers = self._api_headers.copy()
+            headers[REQUEST_ID_HEADER] = request_id
+        else:
+            headers = _COMMON.copy()
         if has_body:
             headers["Content-Type"] = "application/json"
-        if url.startswith(self._api_prefix) or origin(url) == self._origin:
-            headers["Authorization"] = f"Bearer {self._key.reveal()}"
-            headers[REQUEST_ID_HEADER] = request_id
         return headers
