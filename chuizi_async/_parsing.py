@@ -47,6 +47,7 @@ _DONE_WORDS = frozenset({"completed", "succeeded"})
 _PENDING_WORDS = frozenset({"queued", "pending", "processing", "in_progress"})
 _FAILED_WORDS = frozenset({"failed"})
 _unknown_words_logged: set[str] = set()
+_NOTHING: Mapping[str, Any] = {}  # an absent object's fields: read, never written
 
 
 class WrongRoute(Exception):
@@ -148,7 +149,7 @@ def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
     (``UnusableVideo``) is an error, raised with an excerpt of the answer. Called once per
     status check: the accessors are inlined where the common answer takes them.
     """
-    body = _unwrap(raw)
+    body = raw if type(raw) is dict and "status" in raw else _unwrap(raw)
     word = body.get("status")
     if not isinstance(word, str) or not word:
         raise WrongRoute(f"no status in the answer for {requested_id}")
@@ -246,18 +247,19 @@ def _parse_video(
             excerpt=excerpt(raw),
         )
     usage = body.get("usage")
-    if not isinstance(usage, dict):
-        usage = {}
+    if type(usage) is not dict:
+        usage = _NOTHING
     extra = body.get("x_chuizi")
-    if not isinstance(extra, dict):
-        extra = {}
+    if type(extra) is not dict:
+        extra = _NOTHING
+    latency = extra.get("latency_ms", body.get("latency_ms"))
     return Video(
         id=gen_id,
         url=url,
         model=_str(body.get("model")),
         duration_seconds=_float(usage.get("duration_seconds", body.get("duration"))),
         cost=json_decimal(extra.get("cost", body.get("cost"))),
-        latency_ms=json_int(extra.get("latency_ms", body.get("latency_ms"))),
+        latency_ms=latency if type(latency) is int else json_int(latency),
         created=created,
         raw=body,
     )
