@@ -207,7 +207,9 @@ class RequestBudget:
     def _wait_time(self, now: float, model_scope: str | None) -> float:
         if not self._answered and self._in_flight:
             return math.inf  # the first answer tells whether the server sends a rate window
-        wait = max(self._paused_until - now, self._next_at - now, self._window_wait(now))
+        wait = max(self._paused_until, self._next_at, now) - now
+        if self._window is not None:
+            wait = max(wait, self._window_wait(now))
         if model_scope is not None and model_scope in self._model_scopes:
             wait = max(wait, self._model_scopes[model_scope].wait_time(now))
         return wait
@@ -244,8 +246,8 @@ class RequestBudget:
         return window.remaining - (self._in_flight - excluding)
 
     def _take(self, now: float, model_scope: str | None) -> Ticket:
-        rate = self._effective_rate()
-        if rate is not None:
+        if self._learner.rate is not None or self.max_rate is not None:
+            rate = self._effective_rate()
             self._next_at = max(now, self._next_at) + 1.0 / rate
         window = self._window
         probe = window is not None and now >= self._window_reset_at
@@ -259,10 +261,13 @@ class RequestBudget:
             scoped.in_flight += 1
         return Ticket(now, model_scope, probe, self._windows_seen)
 
-    def _effective_rate(self) -> float | None:
+    def _effective_rate(self) -> float:
+        """The rate requests are spaced at: the learned one, the user's cap, or the lower."""
         rate, cap = self._learner.rate, self.max_rate
         if rate is None or cap is None:
-            return cap if rate is None else rate
+            result = cap if rate is None else rate
+            assert result is not None, "no rate to space requests at"
+            return result
         return min(rate, cap)
 
     def _notify(self) -> None:

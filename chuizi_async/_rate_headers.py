@@ -112,7 +112,8 @@ def parse_rate_window(
     headers: Mapping[str, str], *, wall_now: float | None = None
 ) -> RateWindow | None:
     """The rate window of an answer, or None when it carries no usable ``X-RateLimit-*``."""
-    remaining = _count(header(headers, "x-ratelimit-remaining"))
+    raw = header(headers, "x-ratelimit-remaining")
+    remaining = None if raw is None else _count(raw)
     if remaining is None:
         return None
     limit = _count(header(headers, "x-ratelimit-limit"))
