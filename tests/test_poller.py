@@ -186,9 +186,11 @@ async def test_a_cold_batch_learns_where_completions_begin(make_client: ClientFa
         FakeChuizi(speed=speed, completion_times={VEO: (15.0, 25.0)}, seed=5) as sim,
         make_client(sim=sim, time_scale=speed) as client,
     ):
-        results = await client.generate_many([{"model": VEO, "prompt": f"p{i}"} for i in range(60)])
+        results = await client.generate_many(
+            [{"model": VEO, "prompt": f"p{i}"} for i in range(120)]
+        )
         ready = [sim.generations[v.id].processing_time for v in results if isinstance(v, ca.Video)]
-    assert len(ready) == 60
+    assert len(ready) == 120
     loop_checks = sum(math.ceil(t / 10) for t in ready)  # the provider's example, made concurrent
     assert sim.counters.status_checks <= loop_checks
-    assert client.poller_stats.resolved == 60
+    assert client.poller_stats.resolved == 120
