@@ -62,7 +62,7 @@ class AuthHeaders:
         """Whether ``url`` is on the API's own origin, the only place the key may go."""
         return url.startswith(self._api_prefix) or origin(url) == self._origin
 
-    def headers_for(self, url: str, *, has_body: bool, request_id: str) -> dict[str, str]:
+    def headers_for(self, url: str, has_body: bool, request_id: str) -> dict[str, str]:
         """The headers of one request to ``url`` (a fresh dict the caller may extend).
 
         ``Authorization`` and ``X-Request-Id`` only if ``url`` is on the API's origin;

@@ -50,7 +50,6 @@ class Generation:
     def __init__(
         self,
         generation_id: str | None,
-        *,
         model: str | None = None,
         request: GenerationRequest | None = None,
         index: int | None = None,

@@ -94,9 +94,13 @@ class ErrorInfo:
     type: str | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Video:
-    """A finished video. ``url`` is public and permanent; ``raw`` is the server's whole answer."""
+    """A finished video. ``url`` is public and permanent; ``raw`` is the server's whole answer.
+
+    Fields may be given by position, in this order (the parser does: keyword arguments cost
+    each status check ~0.3 us an object more).
+    """
 
     id: str
     url: str
@@ -123,9 +127,12 @@ class BillingRecord:
     raw: Mapping[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class GenerationStatus:
-    """One status answer. ``status`` is the server's own word, ``state`` its meaning."""
+    """One status answer. ``status`` is the server's own word, ``state`` its meaning.
+
+    Fields may be given by position, in this order (as ``Video``'s).
+    """
 
     id: str
     status: str

@@ -142,7 +142,7 @@ def _state_of(word: str) -> GenerationState:
     return "pending"
 
 
-def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
+def parse_status(raw: object, requested_id: str) -> GenerationStatus:
     """A status answer of either route, or ``WrongRoute`` when it reports no status.
 
     A final status word with no video URL (``UnreadableVideo``) or an unsafe one
@@ -167,9 +167,7 @@ def parse_status(raw: object, *, requested_id: str) -> GenerationStatus:
         err = _dict(body.get("error")) or {}
         message = _str(err.get("message")) or _str(body.get("error")) or "generation failed"
         error = ErrorInfo(message, _str(err.get("type")))
-    return GenerationStatus(
-        id=gen_id, status=word, state=state, created=created, video=video, error=error, raw=body
-    )
+    return GenerationStatus(gen_id, word, state, created, video, error, body)
 
 
 def _first(value: object) -> dict[str, Any] | str | None:
@@ -252,17 +250,13 @@ def _parse_video(
     extra = body.get("x_chuizi")
     if type(extra) is not dict:
         extra = _NOTHING
+    duration = _float(usage.get("duration_seconds", body.get("duration")))
+    cost = json_decimal(extra.get("cost", body.get("cost")))
     latency = extra.get("latency_ms", body.get("latency_ms"))
-    return Video(
-        id=gen_id,
-        url=url,
-        model=_str(body.get("model")),
-        duration_seconds=_float(usage.get("duration_seconds", body.get("duration"))),
-        cost=json_decimal(extra.get("cost", body.get("cost"))),
-        latency_ms=latency if type(latency) is int else json_int(latency),
-        created=created,
-        raw=body,
-    )
+    if type(latency) is not int:
+        latency = json_int(latency)
+    model = _str(body.get("model"))
+    return Video(gen_id, url, model, duration, cost, latency, created, body)
 
 
 def parse_billing(raw: object, *, requested_id: str) -> BillingRecord:

@@ -95,7 +95,7 @@ def build_parts(
     )
     account = Account(send=sender.send, retry_delay=schedule.retry_delay)
     routes = StatusRoutes(status_route)
-    get_once = functools.partial(sender.get_once, priority=Priority.POLL)
+    get_once = sender.get_once  # at the poller's priority
     get_retried = functools.partial(sender.send, "GET", priority=Priority.POLL)
 
     def fetch_status(handle: Generation) -> Awaitable[GenerationStatus]:

@@ -160,12 +160,13 @@ class Sender:
         )
 
     def get_once(
-        self, path: str, accept: Callable[[Response], T], *, priority: Priority
+        self, path: str, accept: Callable[[Response], T], priority: Priority = Priority.POLL
     ) -> Coroutine[Any, Any, T]:
         """One GET, one attempt, to await: ``accept`` of a 2xx answer, or a typed error.
 
         ``send(..., retries=False)`` with the answer left to ``accept`` (which decodes it:
-        the poller's status check parses in the same step, thousands of times a minute).
+        the poller's status check parses in the same step, thousands of times a minute), at
+        the poller's priority unless told otherwise.
         """
         request = self._request("GET", f"{self._base_url}{path}", None, _NO_HEADERS)
         return self._send_handling_retries(request, accept, 1, None, priority)
@@ -297,14 +298,11 @@ class Sender:
     ) -> Request:
         """A request with the headers ``AuthHeaders`` gives ``url``; a fresh ``X-Request-Id``
         unless ``request_id`` (a redirect's hop keeps its attempt's)."""
-        headers = self._auth.headers_for(
-            url, has_body=content is not None, request_id=request_id or new_request_id()
-        )
+        has_body = content is not None
+        headers = self._auth.headers_for(url, has_body, request_id or new_request_id())
         if extra_headers:
             headers.update(extra_headers)
-        return Request(
-            method=method, url=url, headers=headers, content=content, timeout=self.timeout
-        )
+        return Request(method, url, headers, content, self.timeout)
 
     async def _redirected(
         self,

@@ -51,7 +51,7 @@ def _path(route: StatusRoute, gen_id: str) -> str:
 def _parse_on(route: StatusRoute, gen_id: str, raw: object) -> GenerationStatus:
     """The status in an answer of the (pinned or learned) ``route``."""
     try:
-        return parse_status(raw, requested_id=gen_id)
+        return parse_status(raw, gen_id)
     except WrongRoute:
         raise no_status_answer(
             f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'"

@@ -58,9 +58,7 @@ class Tracker:
         entry = self.poller.find(generation_id)
         if entry is not None:
             return entry.handle
-        handle = Generation(
-            generation_id, model=model, request=request, index=index, on_resolved=self._forget
-        )
+        handle = Generation(generation_id, model, request, index, self._forget)
         self.poller.add(Tracked(handle, now()))
         return handle
 

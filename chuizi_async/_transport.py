@@ -55,9 +55,10 @@ DEFAULT_TIMEOUT = 10.0
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Request:
-    """One HTTP request. ``headers`` may hold the key: it is kept out of the repr.
+    """One HTTP request (its fields by keyword or in this order, as httpx's ``Request``).
+    ``headers`` may hold the key: it is kept out of the repr.
 
     ``timeout``: seconds for the whole request (connection, sending, the answer); for a
     download, the longest silence while the body streams (a large video may take longer).
@@ -70,9 +71,10 @@ class Request:
     timeout: float = DEFAULT_TIMEOUT
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen
 class Response:
-    """A whole answer, body read. ``request_id``: the ``X-Request-Id`` the request carried."""
+    """A whole answer, body read (its fields by keyword or in this order, as httpx's
+    ``Response``). ``request_id``: the ``X-Request-Id`` the request carried."""
 
     status: int
     headers: Mapping[str, str] = attrs.field(repr=False)
@@ -286,9 +288,7 @@ class AiohttpTransport:
             logger.debug(
                 "<- %s %s (%d bytes) [%s]", status, redact(request.url), len(content), echo
             )
-        return Response(
-            status=status, headers=headers, content=content, url=request.url, request_id=request_id
-        )
+        return Response(status, headers, content, request.url, request_id)
 
     def _open(
         self, request: Request, *, stream: bool = False

@@ -661,3 +661,22 @@ def test_huge_integers_elsewhere_are_tolerated() -> None:
     assert video.cost == Decimal(huge)
     info = parse_key_info({"balance": huge, "rpm_limit": huge})
     assert info.balance == Decimal(huge)
+
+
+def test_a_video_and_a_status_take_their_fields_in_order_or_by_name() -> None:
+    raw = {"id": "gen-1"}
+    video = ca.Video("gen-1", "https://cdn.example/v.mp4", "m", 5.0, Decimal("0.4"), 900, 1, raw)
+    assert video == ca.Video(
+        id="gen-1",
+        url="https://cdn.example/v.mp4",
+        model="m",
+        duration_seconds=5.0,
+        cost=Decimal("0.4"),
+        latency_ms=900,
+        created=1,
+        raw=raw,
+    )
+    status = ca.GenerationStatus("gen-1", "succeeded", "completed", 1, video, None, raw)
+    assert status == ca.GenerationStatus(
+        id="gen-1", status="succeeded", state="completed", created=1, video=video, raw=raw
+    )

@@ -533,3 +533,13 @@ def test_a_quoted_url_is_split_as_yarl_splits_it(url: str) -> None:
     parts = ("scheme", "raw_authority", "raw_path", "raw_query_string", "raw_fragment")
     assert [getattr(sent, p) for p in parts] == [getattr(expected, p) for p in parts]
     assert sent == expected and str(sent) == str(expected)
+
+
+def test_a_request_and_a_response_take_their_fields_in_order_or_by_name() -> None:
+    headers = {"Accept": "application/json"}
+    request = ca.Request("GET", URL, headers, None, 5.0)
+    assert request == ca.Request(method="GET", url=URL, headers=headers, timeout=5.0)
+    response = ca.Response(200, headers, b"{}", URL, "req_1")
+    assert response == ca.Response(
+        status=200, headers=headers, content=b"{}", url=URL, request_id="req_1"
+    )
