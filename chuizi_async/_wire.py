@@ -34,14 +34,15 @@ class SentBy(Protocol):
     ) -> Awaitable[Generation]: ...
 
 
-class CallWire:
-    """Where ``submit()`` sends one submission: a cancel scope of its own, entered around
-    the send, shielded once on the wire; cancelled by ``aclose()`` to give up on it."""
+class Wire:
+    """Where a submission is sent from: ``scope``, shielded once it is on the wire; ``context``,
+    entered around the send; ``give_up()`` for ``aclose()``, which cancels the scope."""
 
-    __slots__ = ("context", "gave_up", "scope")
+    __slots__ = ("gave_up", "scope")
+    context: contextlib.AbstractContextManager[object]
 
     def __init__(self) -> None:
-        self.scope = self.context = anyio.CancelScope()
+        self.scope = anyio.CancelScope()
         self.gave_up = False
 
     def give_up(self) -> None:
@@ -49,30 +50,36 @@ class CallWire:
         self.scope.cancel()
 
     def off(self) -> None:
-        """The send ended (its scope was left with it)."""
+        """The send ended."""
+
+
+class CallWire(Wire):
+    """Where ``submit()`` sends one submission: a cancel scope of its own, entered around
+    the send (and left with it)."""
+
+    __slots__ = ("context",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.context = self.scope
 
 
 ENTERED = contextlib.nullcontext()
 """A worker's submissions' context: its scope is already entered around the worker."""
 
 
-class WorkerWire:
+class WorkerWire(Wire):
     """Where a batch worker sends: one cancel scope around the worker, not one per
     submission (``anyio.CancelScope()`` costs a submission ~9 us); shielded while one of
     its submissions is on the wire. Giving up cancels the worker's scope: the submission
     raises its outcome, the worker returns (``gave_up``) and starts again in a new scope."""
 
-    __slots__ = ("_sent_by", "gave_up", "scope")
+    __slots__ = ("_sent_by",)
     context = ENTERED
 
     def __init__(self, sent_by: SentBy) -> None:
+        super().__init__()
         self._sent_by = sent_by
-        self.scope = anyio.CancelScope()
-        self.gave_up = False
-
-    def give_up(self) -> None:
-        self.gave_up = True
-        self.scope.cancel()
 
     def off(self) -> None:
         self.scope.shield = False  # between submissions the worker may be cancelled
@@ -88,9 +95,6 @@ class WorkerWire:
     ) -> Awaitable[Generation]:
         # returned to be awaited: one frame less on a batch's hot path
         return self._sent_by(self, checked, idempotency_key, on_accepted, index, before_wire)
-
-
-Wire = CallWire | WorkerWire
 
 
 class OnTheWire:
