@@ -228,7 +228,7 @@ class Submitter:
                 dropped.cancel()
             raise
         if not outcome:  # the client's task group was cancelled: its event loop ended
-            raise ClientClosed(None, "the client closed before the submission was answered")
+            raise _unanswered()
         result = outcome[0]
         if isinstance(result, Exception):
             raise result
@@ -318,7 +318,7 @@ class Submitter:
         if wire.scope.shield and self._safe:
             reason = "the client closed before the answer came"
             return SubmissionUncertain(idempotency_key, checked.request, reason=reason)
-        return ClientClosed(None, "the client closed before the submission was answered")
+        return _unanswered()
 
     async def aclose(self, grace: float) -> None:
         """Send nothing new; wait up to ``grace`` seconds for submissions on the wire (so
@@ -330,3 +330,8 @@ class Submitter:
                 await done.wait()
         for wire in list(self._on_the_wire):
             wire.give_up()  # still unanswered after the grace period
+
+
+def _unanswered() -> ClientClosed:
+    """A submission the client closed on before its answer came (none was registered)."""
+    return ClientClosed(None, "the client closed before the submission was answered")
