@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from chuizi_async._transport import (
     EXCEPTION_MAP,
     MAX_BODY_BYTES,
     _url,
+    _URLCache,
     client_timeout,
     connect_timeout,
     map_exceptions,
@@ -533,6 +535,41 @@ def test_a_quoted_url_is_split_as_yarl_splits_it(url: str) -> None:
     parts = ("scheme", "raw_authority", "raw_path", "raw_query_string", "raw_fragment")
     assert [getattr(sent, p) for p in parts] == [getattr(expected, p) for p in parts]
     assert sent == expected and str(sent) == str(expected)
+
+
+def test_a_url_without_a_query_is_made_once_and_one_with_a_query_each_time() -> None:
+    urls = _URLCache(size=4)
+    route = "https://api.chuizi.ai/v1/videos/generations"
+    assert urls.get(route) is urls.get(route) and str(urls.get(route)) == route
+    check = "https://api.chuizi.ai/v1/generation?id=gen-1"
+    assert str(urls.get(check)) == check and len(urls) == 1  # a status check's: not kept
+    assert urls.get("https://cdn.example/a b.mp4") == "https://cdn.example/a b.mp4"  # to yarl
+
+
+def test_the_url_cache_keeps_at_most_its_size() -> None:
+    urls = _URLCache(size=4)
+    made = [urls.get(f"https://api.chuizi.ai/v1/videos/gen-{i}") for i in range(10)]
+    assert [str(u) for u in made] == [f"https://api.chuizi.ai/v1/videos/gen-{i}" for i in range(10)]
+    assert len(urls) <= 4
+
+
+async def test_each_url_reaches_its_own_route_past_the_url_cache(
+    serve: Serve, transport: ca.AiohttpTransport
+) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"path": request.path_qs})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    base = await serve(app)
+    paths = [f"/v1/videos/gen-{i % 70}" for i in range(140)] + [
+        "/v1/generation?id=a",
+        "/v1/generation?id=b",
+    ]
+    for path in paths:
+        request = ca.Request("GET", f"{base}{path}", {}, None, 5.0)
+        response = await transport.send(request)
+        assert json.loads(response.content) == {"path": path}
 
 
 def test_a_request_and_a_response_take_their_fields_in_order_or_by_name() -> None:
