@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import attrs
 
-from ._catalogue import lookup_model
+from ._catalogue import ModelInfo, lookup_model
 from ._exceptions import InvalidRequest
 from ._models import GenerationRequest, ImageInput
 
@@ -54,14 +54,20 @@ def validate(request: GenerationRequest) -> None:
         raise InvalidRequest(
             f"duration {duration} is out of range for {info.id}: use 1..{info.max_duration} seconds"
         )
+    if info.kind != "text-to-video":  # a text-to-video model needs no other input
+        _check_inputs(info, request)
+    if request.video is not None and not _is_url(request.video):
+        raise InvalidRequest("video must be an http(s) URL of the source video")
+
+
+def _check_inputs(info: ModelInfo, request: GenerationRequest) -> None:
+    """The image, reference images or source video that ``info``'s kind of model needs."""
     if info.needs_image and request.image is None:
         raise InvalidRequest(f"{info.id} is image-to-video: pass image= (a URL, path or bytes)")
     if info.needs_reference_images and not request.reference_images:
         raise InvalidRequest(f"{info.id} needs reference_images= (a list of URLs, paths or bytes)")
     if info.needs_video and not request.video:
         raise InvalidRequest(f"{info.id} edits a video: pass video= (the source video's URL)")
-    if request.video is not None and not _is_url(request.video):
-        raise InvalidRequest("video must be an http(s) URL of the source video")
 
 
 def _is_url(value: str) -> bool:
