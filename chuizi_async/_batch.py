@@ -193,7 +193,9 @@ class BatchSubmitter:
                 return
             index, item = item_of
             request, request_key, error = self._prepare(item)
-            sent = sent_before(self.journal, request_key, safe=self._safe)
+            sent = self.journal is not None and sent_before(
+                self.journal, request_key, safe=self._safe
+            )
             probe = error is None and not sent and not self._stops.answered
             self._probing = self._probing or probe
             try:
@@ -208,7 +210,8 @@ class BatchSubmitter:
                     continue
                 assert request is not None
                 self._active += 1
-                self.cost.start(index, request)
+                if self.cost.max_cost is not None:  # else nothing reads what is in flight
+                    self.cost.start(index, request)
                 try:
                     handle = await self._obtain(index, request, request_key, submit_here)
                 except BaseException:
@@ -267,6 +270,8 @@ class BatchSubmitter:
             refusal = None
         elif (refused := self._stops.held_back(request.model)) is not None:
             return not_sent(refused)
+        elif self.cost.max_cost is None:  # no limit to keep: nothing to price
+            refusal = None
         elif self.cost.needs_prices(request):
             return _Wait.WAIT
         else:

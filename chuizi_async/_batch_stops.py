@@ -66,7 +66,8 @@ class Stops:
 
     def held_back(self, model: str) -> APIError | None:
         """The refusal that holds back a request of ``model``, if one does."""
-        return self.models.get(model_key(model))
+        models = self.models
+        return models.get(model_key(model)) if models else None
 
     def contact(self, error: BaseException | None) -> bool:
         """Learn from a submission's end (``error`` None: accepted) whether the server can be
