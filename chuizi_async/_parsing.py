@@ -284,12 +284,16 @@ def is_web_url(url: str) -> bool:
 
 
 def parse_submission(raw: object) -> tuple[str, dict[str, Any]]:
-    """The generation id of a submit answer (any documented shape), and the answer."""
-    body = _unwrap(raw)
-    extra = _dict(body.get("x_chuizi")) or {}
-    gen_id = _str(body.get("id")) or _str(extra.get("generation_id"))
-    if gen_id is None:
-        raise ResponseFormatError("the submit answer has no generation id")
+    """The generation id of a submit answer (any documented shape), and the answer. Called
+    once per submission: the common answer (an object with its status and id) is read
+    without the accessors."""
+    body = raw if type(raw) is dict and "status" in raw else _unwrap(raw)
+    gen_id = body.get("id")
+    if not isinstance(gen_id, str) or not gen_id:
+        extra = _dict(body.get("x_chuizi")) or {}
+        gen_id = _str(extra.get("generation_id"))
+        if gen_id is None:
+            raise ResponseFormatError("the submit answer has no generation id")
     return gen_id, body
 
 
