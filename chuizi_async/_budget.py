@@ -199,7 +199,8 @@ class RequestBudget:
             self._model_scopes[ticket.model_scope].in_flight -= 1
         if ticket.probe and self._windows_seen == ticket.windows_seen:
             self._probes -= 1  # the probe taught nothing (no answer, no headers): next
-        self._notify()
+        if self._queued:  # a call less on every answer when nobody waits
+            self._notify()
 
     def _outranked(self, priority: Priority) -> bool:
         return any(n > 0 for p, n in self._waiting.items() if p < priority)
@@ -210,8 +211,11 @@ class RequestBudget:
         wait = max(self._paused_until, self._next_at, now) - now
         if self._window is not None:
             wait = max(wait, self._window_wait(now))
-        if model_scope is not None and model_scope in self._model_scopes:
-            wait = max(wait, self._model_scopes[model_scope].wait_time(now))
+        if model_scope is not None:
+            scoped = self._model_scopes.get(model_scope)
+            # a model with no cap learned and no pause has no wait of its own
+            if scoped is not None and (scoped.cap is not None or scoped.paused_until > now):
+                wait = max(wait, scoped.wait_time(now))
         return wait
 
     def _limit_wait(self, now: float, model_scope: str | None) -> float:
@@ -315,7 +319,8 @@ class RequestBudget:
             if pause is not None:  # the whole client's limit, shown: everyone waits
                 self._paused_until = max(self._paused_until, now + pause)
                 self._next_at = max(self._next_at, self._paused_until)
-        self._notify()
+        if self._queued:  # a call less on every answer when nobody waits
+            self._notify()
 
     def _narrower(self, now: float, window: RateWindow | None) -> bool:
         """Whether a 429 came from a limit narrower than the overall window (per model)."""
