@@ -214,19 +214,15 @@ def _url(url: str) -> yarl.URL | str:
     """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step.
 
     A character outside RFC 3986, or a ``%`` that starts no escape, leaves the URL to yarl
-    to encode.
+    to encode. A quoted URL is split as yarl splits it: the common shape
+    (``http(s)://host/path?query``) here, as yarl's general splitter costs a request ~50
+    lines of Python; any other by yarl.
     """
     if not url.isascii():
         return url
     rest = url.encode().translate(None, _URL_CHARS)
     if rest and (rest.strip(b"%") or _BAD_ESCAPE.search(url)):
         return url
-    return _split(url)
-
-
-def _split(url: str) -> yarl.URL:
-    """A quoted URL, split as yarl splits it; the common shape (``http(s)://host/path?query``)
-    split here, as yarl's general splitter costs a request ~50 lines of Python."""
     scheme, sep, tail = url.partition("://")
     slash = tail.find("/")
     if sep and slash > 0 and scheme in _WEB_SCHEMES and "#" not in tail:
