@@ -73,6 +73,9 @@ class _ModelScope:
     paused_until: float = 0.0
 
     def wait_time(self, now: float) -> float:
+        """Seconds until this model may send again: 0 unless ``cap`` is set or
+        ``paused_until`` is ahead (``RequestBudget._wait_time`` skips the call then: a new
+        reason to wait here must be added to its guard too)."""
         wait = self.paused_until - now
         if self.cap is not None:
             # The window only grows: what left it twice over never counts again. Without
