@@ -30,6 +30,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._sim_process import SOCKET_READ_SIZE, steady_socket_reads
 from benchmarks.scenarios import SCENARIOS, Repetition, Scenario
 
 __all__ = ["main"]
@@ -69,6 +70,7 @@ def machine() -> dict[str, Any]:
         "chuizi_async": chuizi_async.__version__,
         "aiohttp": aiohttp.__version__,
         "commit": commit,
+        "socket_read_bytes": SOCKET_READ_SIZE,
     }
 
 
@@ -154,12 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     names = args.only or list(SCENARIOS)
+    steady_socket_reads()  # both sides alike: see there
 
     about = machine()
     print(
         f"machine: {about['platform']}, {about['cpu']}, {about['cpu_count']} CPUs, "
         f"Python {about['python']}, aiohttp {about['aiohttp']}, "
-        f"chuizi_async {about['chuizi_async']} ({about['commit']})"
+        f"chuizi_async {about['chuizi_async']} ({about['commit']}), "
+        f"socket reads of {SOCKET_READ_SIZE // 1024} KiB"
     )
     report: dict[str, Any] = {
         "machine": about,
