@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import chuizi_async as ca
+from benchmarks._sim_process import steady_socket_reads
 
 __all__ = ["main"]
 
@@ -64,6 +65,7 @@ async def _work(job: dict[str, Any]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    steady_socket_reads()  # as the benchmark's own process reads
     result = asyncio.run(_work(json.loads(args[0])))
     print(json.dumps(result), flush=True)
 
