@@ -64,14 +64,14 @@ def request_keys(requests: Iterable[GenerationRequest]) -> list[str]:
     return [keys.request_key(request) for request in requests]
 
 
-def sent_before(journal: Journal | None, request_key: str | None, *, safe: bool) -> bool:
+def sent_before(journal: Journal, request_key: str | None, *, safe: bool) -> bool:
     """Whether an earlier run sent this request and it is not to be sent again.
 
     Accepted (a generation id, maybe paid), or uncertain (it may have created one) and
     not to be resent: the journal answers for it, no submission goes out.
     """
-    entry = journal.get(request_key) if journal is not None and request_key else None
-    if entry is None or journal is None:
+    entry = journal.get(request_key) if request_key else None
+    if entry is None:
         return False
     if entry.generation_id is not None or journal.settled(entry):
         return True

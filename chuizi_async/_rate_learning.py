@@ -109,8 +109,8 @@ class RateLearner:
     def answered(self, now: float, sent_at: float) -> None:
         """A request sent at ``sent_at`` was answered, not with a 429."""
         self._answers.append(False)
-        if self._trial is not None:  # a call less on every answer without one
-            self._on_trial(sent_at, False)
+        if (trial := self._trial) is not None:  # a call less on every answer without one
+            self._on_trial(trial, sent_at, False)
         self._accepted.append(now)
         self._consecutive_429 = 0
         # Climb only while the rate is what holds requests back: a client that sends less
@@ -138,8 +138,8 @@ class RateLearner:
         if the share of 429s does not fall at the lower rate, the cut is undone.
         """
         self._answers.append(True)
-        if self._trial is not None:
-            self._on_trial(sent_at, True)
+        if (trial := self._trial) is not None:
+            self._on_trial(trial, sent_at, True)
         self._consecutive_429 += 1
         if retry_after:
             self._retry_after_seen = retry_after
@@ -169,10 +169,9 @@ class RateLearner:
                 self._trial = _Trial(rate_before, decreased_before, share, now)
         return None
 
-    def _on_trial(self, sent_at: float, refused: bool) -> None:
-        """Feed an answer to the cut on trial (``_answers`` keeps the share of 429s)."""
-        trial = self._trial
-        if trial is None or sent_at < trial.settled_at:
+    def _on_trial(self, trial: _Trial, sent_at: float, refused: bool) -> None:
+        """Feed an answer to the cut on ``trial`` (``_answers`` keeps the share of 429s)."""
+        if sent_at < trial.settled_at:
             return
         trial.answers += 1
         trial.refused += refused
