@@ -56,10 +56,14 @@ class Generation:
         on_resolved: Callable[[Generation], object] | None = None,
     ) -> None:
         self.id = generation_id
-        self.model = model if model is not None else (request.model if request else None)
         self.request = request
         self.index = index
-        self.key: str | None = request.key if request is not None else None
+        if request is not None:
+            self.model: str | None = model if model is not None else request.model
+            self.key: str | None = request.key
+        else:
+            self.model = model
+            self.key = None
         self.status: GenerationStatus | None = None
         self._outcome: Video | BaseException | None = None
         # one asyncio future per await (a cancelled awaiter cancels only its own): what an
@@ -167,18 +171,22 @@ def resolve(handle: Generation, result: Video | BaseException) -> bool:
     if handle._outcome is not None:
         return False
     handle._outcome = result
-    waiters, handle._waiters = handle._waiters, None
-    for waiter in waiters or ():
-        if not waiter.done():
-            waiter.set_result(None)
-    if handle._on_resolved is not None:
-        handle._on_resolved(handle)
-    first, more = handle._callback, handle._callbacks
-    handle._callback = handle._callbacks = None
-    if first is not None:
+    waiters = handle._waiters
+    if waiters is not None:
+        handle._waiters = None
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+    on_resolved = handle._on_resolved
+    if on_resolved is not None:
+        on_resolved(handle)
+    first = handle._callback
+    if first is not None:  # the others come only after a first (add_done_callback)
+        more = handle._callbacks
+        handle._callback = handle._callbacks = None
         _call(first, handle)
-    for callback in more or ():
-        _call(callback, handle)
+        for callback in more or ():
+            _call(callback, handle)
     return True
 
 

@@ -105,7 +105,7 @@ class Lifecycle:
             ) from None
         if self._state is _State.UNOPENED:
             self._open_in(loop)  # the poller starts with the background tasks, soon
-        else:
+        elif loop is not self.background.loop:
             self.background.check_loop(loop)
 
     def register(
@@ -123,10 +123,11 @@ class Lifecycle:
 
     def track(self, generation_id: str, model: str | None) -> Generation:
         """``Client.track``: an id accepted elsewhere, registered from synchronous code."""
-        if not isinstance(generation_id, str) or not generation_id.strip():
+        gen_id = generation_id.strip() if isinstance(generation_id, str) else ""
+        if not gen_id:
             raise InvalidRequest("track() needs a generation id such as 'gen-0123456789abcdef'")
         self.open_soon("track()")
-        return self.register(generation_id.strip(), model, None)
+        return self.register(gen_id, model, None)
 
     def want_cost(self, handle: Generation) -> None:
         """``Tracker.want_cost`` of the current loop's tracker (a batch asks it)."""

@@ -81,6 +81,9 @@ def json_int(value: object) -> int | None:
     return None
 
 
+_EXACT = 2**53  # integers a float holds exactly
+
+
 def _float(value: object) -> float | None:
     if isinstance(value, bool):
         return None
@@ -151,11 +154,11 @@ def parse_status(raw: object, requested_id: str) -> GenerationStatus:
     """
     body = raw if type(raw) is dict and "status" in raw else _unwrap(raw)
     word = body.get("status")
-    if not isinstance(word, str) or not word:
+    if type(word) is not str or not word:  # JSON gives no subclass of str
         raise WrongRoute(f"no status in the answer for {requested_id}")
     state = _STATES.get(word) or _state_of(word)
     gen_id = body.get("id")
-    if not isinstance(gen_id, str) or not gen_id:
+    if type(gen_id) is not str or not gen_id:
         gen_id = requested_id
     created = body.get("created")
     if type(created) is not int:  # not a bool either
@@ -226,8 +229,8 @@ def _parse_video(
     body: dict[str, Any], gen_id: str, created: int | None, raw: object, word: str
 ) -> Video:
     output = body.get("output")
-    url = output.get("video_url") if isinstance(output, dict) else None
-    if not isinstance(url, str) or not url:  # not where the guide puts it: look everywhere
+    url = output.get("video_url") if type(output) is dict else None
+    if type(url) is not str or not url:  # not where the guide puts it: look everywhere
         url = find_video_url(body)
     if url is None:
         shown = excerpt(raw)
@@ -250,12 +253,18 @@ def _parse_video(
     extra = body.get("x_chuizi")
     if type(extra) is not dict:
         extra = _NOTHING
-    duration = _float(usage.get("duration_seconds", body.get("duration")))
+    duration = usage.get("duration_seconds", body.get("duration"))
+    if type(duration) is int and -_EXACT < duration < _EXACT:  # as the documents show it
+        duration = float(duration)
+    else:
+        duration = _float(duration)
     cost = json_decimal(extra.get("cost", body.get("cost")))
     latency = extra.get("latency_ms", body.get("latency_ms"))
     if type(latency) is not int:
         latency = json_int(latency)
-    model = _str(body.get("model"))
+    model = body.get("model")
+    if type(model) is not str or not model:
+        model = None
     return Video(gen_id, url, model, duration, cost, latency, created, body)
 
 
@@ -278,9 +287,27 @@ _WEB_URL = re.compile(
 )
 
 
+_web_origins: set[str] = set()  # "scheme://host" parts that _WEB_URL matched (bounded)
+
+
 def is_web_url(url: str) -> bool:
-    """``http(s)://`` and a host: what a browser or a download may follow."""
-    return _WEB_URL.match(url) is not None
+    """``http(s)://`` and a host: what a browser or a download may follow.
+
+    The expression reads no further than the character after the host, so a URL whose part
+    before its path (``https://cdn.example``) matched once matches again: the videos of one
+    CDN are checked by a set lookup (once for each answer, on the poller's path).
+    """
+    path = url.find("/", 8)  # after "https://"
+    origin = url[:path] if path > 0 else None
+    if origin is not None and origin in _web_origins:
+        return True
+    if _WEB_URL.match(url) is None:
+        return False
+    if origin is not None:
+        if len(_web_origins) >= 256:
+            _web_origins.clear()
+        _web_origins.add(origin)
+    return True
 
 
 def parse_submission(raw: object) -> tuple[str, dict[str, Any]]:

@@ -127,20 +127,22 @@ class Poller:
         entry = self._tracked.get(generation_id)
         return entry if entry is not None and not entry.handle.done() else None
 
-    def add(self, entry: Tracked) -> None:
-        """Schedule a new entry, its first check planned by the schedule."""
-        handle = entry.handle
-        assert handle.id is not None
-        delay, entry.scout = self.schedule.plan_first(handle.model)
-        self._tracked[handle.id] = entry
-        self._per_model[handle.model] += 1
+    def add(self, entry: Tracked, generation_id: str) -> None:
+        """Schedule a new entry (of the handle of ``generation_id``), its first check planned
+        by the schedule."""
+        model = entry.handle.model
+        delay, entry.scout = self.schedule.plan_first(model)
+        self._tracked[generation_id] = entry
+        self._per_model[model] += 1
         self._push(entry, now() + delay)
 
     def forget(self, handle: Generation) -> None:
         """Drop the entry of a handle that resolved (the handle's ``on_resolved``)."""
         gen_id = handle.id
-        entry = None if gen_id is None else self._tracked.get(gen_id)
-        if gen_id is None or entry is None or entry.handle is not handle:
+        if gen_id is None:
+            return
+        entry = self._tracked.get(gen_id)
+        if entry is None or entry.handle is not handle:
             return
         del self._tracked[gen_id]
         self._per_model[handle.model] -= 1
@@ -175,23 +177,28 @@ class Poller:
                 self._push(entry, due)
 
     def _push(self, entry: Tracked, due: float) -> None:
-        earliest = self._heap[0][0] if self._heap else math.inf
+        heap = self._heap
+        earlier = not heap or due < heap[0][0]
         entry.due = due
-        heapq.heappush(self._heap, (due, next(self._counter), entry))
-        if due < earliest:
+        heapq.heappush(heap, (due, next(self._counter), entry))
+        if earlier:
             self._wakeup.set()
 
     def _take_due(self) -> Tracked | None:
         """The earliest pending entry if it is due now, taken off the heap."""
         heap = self._heap
-        # drop what was resolved, or rescheduled since (its live place is another one)
-        while heap and (heap[0][0] != heap[0][2].due or heap[0][2].handle.done()):
+        while heap:
+            due, _, entry = heap[0]
+            # a place is live if it is the entry's last and the handle still pending; the
+            # others (resolved, or rescheduled since) are dropped on the way
+            if due == entry.due and not entry.handle.done():
+                if due > now():
+                    return None
+                heapq.heappop(heap)
+                entry.due = _IN_FLIGHT
+                return entry
             heapq.heappop(heap)
-        if not heap or heap[0][0] > now():
-            return None
-        entry = heapq.heappop(heap)[2]
-        entry.due = _IN_FLIGHT
-        return entry
+        return None
 
     async def _next_due(self) -> Tracked:
         """Sleep until the earliest pending entry is due and take it off the heap."""
@@ -234,12 +241,14 @@ class Poller:
                         async with self._lead:
                             entry = await self._next_due()
                     self._in_flight += 1
-                    seen = max(self.stats.max_in_flight_seen, self._in_flight)
-                    self.stats.max_in_flight_seen = seen
-                    worker.waiting_for, worker.since = entry, now()
+                    stats = self.stats
+                    if self._in_flight > stats.max_in_flight_seen:
+                        stats.max_in_flight_seen = self._in_flight
+                    stats.checks += 1
+                    worker.waiting_for = entry
+                    worker.since = now()
                     if watchdog.idle is not None:
                         watchdog.wake()
-                    self.stats.checks += 1
                     try:  # the check, in this frame (one coroutine less per check)
                         status = await self.fetch(entry.handle)
                     except ChuiziError as exc:

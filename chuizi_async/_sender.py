@@ -218,9 +218,9 @@ class Sender:
         attempt = 0  # attempts spent: a 429 waited out spends none
         refused_since = None  # when this call's first 429 came
         for sent in itertools.count():
-            last, waited = attempt == attempts - 1, False
             if sent:
                 request = self._request(request.method, request.url, request.content, extra_headers)
+            waited = False
             try:
                 ticket = None
                 if priority is not None:
@@ -237,32 +237,34 @@ class Sender:
                         response = await transport.send(request)
                     else:
                         response = await transport.download(request, download_to)
-                    if response.status >= 300:
+                    status = response.status
+                    if status >= 300:
                         response = await self._redirected(
                             request, response, extra_headers, download_to
                         )
+                        status = response.status
                     if ticket is not None:
-                        budget.observe(ticket, response.status, response.headers)
+                        budget.observe(ticket, status, response.headers)
                 finally:
                     if ticket is not None:
                         budget.release(ticket)
-                if 200 <= response.status < 300:
+                if 200 <= status < 300:
                     return accept(response)
                 error: ChuiziError = error_from_response(response)
-                retry = should_retry(response.status) if retry_if is None else retry_if(error)
-                if retry and attempts > 1 and response.status == 429:
+                retry = should_retry(status) if retry_if is None else retry_if(error)
+                if retry and attempts > 1 and status == 429:
                     at = _clock.now()
                     refused_since = at if refused_since is None else refused_since
                     waited = waits_out(at - refused_since, self._time_scale)
-                if (last and not waited) or not retry:
+                if (attempt == attempts - 1 and not waited) or not retry:
                     raise error
-                if on_wire is not None and response.status == 429:
+                if on_wire is not None and status == 429:
                     on_wire.refused()  # nothing was made: off the wire until the next attempt
                 delay = parse_retry_after(response.headers)
             except ChuiziError as exc:
                 retry = is_retryable(exc) if retry_if is None else retry_if(exc)
                 timeouts += isinstance(exc, APITimeoutError)
-                if last or not retry or silent_too_often(exc, timeouts):
+                if attempt == attempts - 1 or not retry or silent_too_often(exc, timeouts):
                     if isinstance(exc, APITimeoutError):
                         exc.args = (self._no_answer(exc, request.url, attempt + 1),)
                     raise

@@ -59,7 +59,7 @@ class Tracker:
         if entry is not None:
             return entry.handle
         handle = Generation(generation_id, model, request, index, self._forget)
-        self.poller.add(Tracked(handle, now()))
+        self.poller.add(Tracked(handle, now()), generation_id)
         return handle
 
     def want_cost(self, handle: Generation) -> None:

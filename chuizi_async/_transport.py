@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import aiohttp
 import anyio
@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("chuizi_async")
+
+_T = TypeVar("_T")
 
 MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT = 10.0
@@ -210,40 +212,56 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that starts no escape
 _WEB_SCHEMES = frozenset({"http", "https"})
 
 
-def _url(url: str) -> yarl.URL | str:
-    """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step.
+def _quoted(text: str) -> bool:
+    """Whether ``text`` is ASCII of RFC 3986's characters, each ``%`` starting an escape."""
+    if not text.isascii():
+        return False
+    rest = text.encode().translate(None, _URL_CHARS)
+    return not rest or (not rest.strip(b"%") and _BAD_ESCAPE.search(text) is None)
 
-    A character outside RFC 3986, or a ``%`` that starts no escape, leaves the URL to yarl
-    to encode. A quoted URL is split as yarl splits it: the common shape
-    (``http(s)://host/path?query``) here, as yarl's general splitter costs a request ~50
-    lines of Python; any other by yarl.
-    """
-    if not url.isascii():
-        return url
-    rest = url.encode().translate(None, _URL_CHARS)
-    if rest and (rest.strip(b"%") or _BAD_ESCAPE.search(url)):
-        return url
+
+def _split(url: str) -> tuple[str, str, str, str] | None:
+    """Scheme, authority, path and query of a quoted URL of the common shape
+    (``http(s)://host/path?query``, no fragment), split as yarl splits it; else None."""
     scheme, sep, tail = url.partition("://")
     slash = tail.find("/")
     if sep and slash > 0 and scheme in _WEB_SCHEMES and "#" not in tail:
         authority = tail[:slash]
         if "?" not in authority and "[" not in authority and "]" not in authority:
             path, _, query = tail[slash:].partition("?")
-            return yarl.URL.build(
-                scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
-            )
-    return yarl.URL(url, encoded=True)
+            return scheme, authority, path, query
+    return None
+
+
+def _url(url: str) -> yarl.URL | str:
+    """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step.
+
+    A character outside RFC 3986, or a ``%`` that starts no escape, leaves the URL to yarl
+    to encode. A quoted URL is split as yarl splits it: the common shape here (``_split``),
+    as yarl's general splitter costs a request ~50 lines of Python; any other by yarl.
+    """
+    if not _quoted(url):
+        return url
+    parts = _split(url)
+    if parts is None:
+        return yarl.URL(url, encoded=True)
+    scheme, authority, path, query = parts
+    return yarl.URL.build(
+        scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
+    )
 
 
 class _URLCache:
     """yarl URLs of the transport's query-less URLs (the submission route, the account's),
-    made once: splitting and building one costs a request ~35 lines of Python. URLs with a
-    query (a status check's id) are new each time and not kept; at most ``size`` are kept."""
+    made once: splitting and building one costs a request ~35 lines of Python. A URL with a
+    query (a status check's id) is new each time: it is built from its part before the
+    ``?``, split once and kept. At most ``size`` of each are kept."""
 
-    __slots__ = ("_size", "_urls")
+    __slots__ = ("_bases", "_size", "_urls")
 
     def __init__(self, size: int = 64) -> None:
         self._urls: dict[str, yarl.URL | str] = {}
+        self._bases: dict[str, tuple[str, str, str]] = {}  # scheme, authority, path
         self._size = size
 
     def __len__(self) -> int:
@@ -253,12 +271,29 @@ class _URLCache:
         found = self._urls.get(url)
         if found is not None:
             return found
-        made = _url(url)
-        if "?" not in url:
-            if len(self._urls) >= self._size:
-                self._urls.clear()
-            self._urls[url] = made
-        return made
+        base, sep, query = url.partition("?")
+        if not sep:
+            return self._keep(self._urls, url, _url(url))
+        known = self._bases.get(base)
+        if known is not None and _quoted(query) and "#" not in query:
+            scheme, authority, path = known
+            return yarl.URL.build(
+                scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
+            )
+        parts = _split(url) if _quoted(url) else None
+        if parts is None:
+            return _url(url)
+        self._keep(self._bases, base, parts[:3])
+        scheme, authority, path, query = parts
+        return yarl.URL.build(
+            scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
+        )
+
+    def _keep(self, cache: dict[str, _T], key: str, value: _T) -> _T:
+        if len(cache) >= self._size:
+            cache.clear()
+        cache[key] = value
+        return value
 
 
 def redact(url: str) -> str:

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 
 import chuizi_async as ca
 from chuizi_async._parsing import (
+    _WEB_URL,
     WrongRoute,
+    is_web_url,
     parse_key_info,
     parse_models,
     parse_status,
@@ -287,6 +289,28 @@ def test_a_video_url_without_a_web_scheme_and_host_is_unusable(url: str) -> None
         parse_status(body, requested_id=GEN_ID)
     assert not isinstance(info.value, ca.UnreadableVideo)
     assert info.value.error_type == "unusable_video_url"
+
+
+def test_a_url_is_judged_as_the_expression_judges_it_once_its_origin_is_known() -> None:
+    origins = ["https://media.chuizi.ai", "http://127.0.0.1:8080", "https://u@cdn.example"]
+    tails = ["/v.mp4", "/a b.mp4", "/?x", "//x", "/"]
+    odd = ["https:///v.mp4", "http:///x", "https://?x/y", "https:// a/b", "ftp://cdn.example/a"]
+    urls = [origin + tail for origin in origins for tail in tails] + odd
+    for url in urls * 2:  # the second time round, every good origin is known
+        assert is_web_url(url) is (_WEB_URL.match(url) is not None), url
+
+
+@given(
+    scheme=st.sampled_from(["https://", "http://", "HTTP://", "ftp://", "https:/"]),
+    authority=st.text(alphabet="ab.:@[]? #\x00/", max_size=8),
+    tails=st.lists(st.text(alphabet="ab/?# ", max_size=6), min_size=1, max_size=3),
+)
+def test_urls_of_one_origin_are_judged_alike_before_and_after_it_is_known(
+    scheme: str, authority: str, tails: list[str]
+) -> None:
+    for tail in tails * 2:
+        url = f"{scheme}{authority}/{tail}"
+        assert is_web_url(url) is (_WEB_URL.match(url) is not None), url
 
 
 def test_unknown_status_is_pending_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:

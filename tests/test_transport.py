@@ -546,6 +546,17 @@ def test_a_url_without_a_query_is_made_once_and_one_with_a_query_each_time() -> 
     assert urls.get("https://cdn.example/a b.mp4") == "https://cdn.example/a b.mp4"  # to yarl
 
 
+def test_urls_with_a_query_on_a_known_base_are_sent_as_made_afresh() -> None:
+    urls = _URLCache(size=4)
+    base = "https://api.chuizi.ai/v1/generation"
+    queries = ["id=gen-1", "id=gen-2", "id=a b", "id=100%", "id=caf\u00e9", "id=x#frag", "id=%41"]
+    for query in queries * 2:  # the second time round, from the base split before
+        url = f"{base}?{query}"
+        sent, fresh = urls.get(url), _url(url)
+        assert type(sent) is type(fresh) and sent == fresh and str(sent) == str(fresh)
+    assert len(urls) == 0  # none of them kept
+
+
 def test_the_url_cache_keeps_at_most_its_size() -> None:
     urls = _URLCache(size=4)
     made = [urls.get(f"https://api.chuizi.ai/v1/videos/gen-{i}") for i in range(10)]
