@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import attrs
+from multidict import CIMultiDict
 
 from ._config import Secret
 from ._transport import REQUEST_ID_HEADER
@@ -44,7 +45,7 @@ class AuthHeaders:
     _key: Secret = attrs.field(repr=False)
     _origin: Origin = attrs.field(init=False, repr=False)
     _api_prefix: str = attrs.field(init=False, repr=False)
-    _api_headers: dict[str, str] = attrs.field(init=False, repr=False)  # holds the key
+    _api_headers: CIMultiDict[str] = attrs.field(init=False, repr=False)  # holds the key
 
     @_origin.default
     def _base_origin(self) -> Origin:
@@ -55,15 +56,16 @@ class AuthHeaders:
         return self.base_url.rstrip("/") + "/"
 
     @_api_headers.default
-    def _base_headers(self) -> dict[str, str]:
-        return {**_COMMON, "Authorization": f"Bearer {self._key.reveal()}"}
+    def _base_headers(self) -> CIMultiDict[str]:
+        return CIMultiDict({**_COMMON, "Authorization": f"Bearer {self._key.reveal()}"})
 
     def is_api(self, url: str) -> bool:
         """Whether ``url`` is on the API's own origin, the only place the key may go."""
         return url.startswith(self._api_prefix) or origin(url) == self._origin
 
-    def headers_for(self, url: str, has_body: bool, request_id: str) -> dict[str, str]:
-        """The headers of one request to ``url`` (a fresh dict the caller may extend).
+    def headers_for(self, url: str, has_body: bool, request_id: str) -> CIMultiDict[str]:
+        """The headers of one request to ``url``, fresh for the caller to extend: a
+        case-insensitive multidict, as aiohttp takes them (a ``dict`` it would copy into one).
 
         ``Authorization`` and ``X-Request-Id`` only if ``url`` is on the API's origin;
         ``Content-Type`` only with a (JSON) body.
@@ -72,7 +74,7 @@ class AuthHeaders:
             headers = self._api_headers.copy()
             headers[REQUEST_ID_HEADER] = request_id
         else:
-            headers = _COMMON.copy()
+            headers = CIMultiDict(_COMMON)
         if has_body:
             headers["Content-Type"] = "application/json"
         return headers

@@ -13,11 +13,14 @@ from ._transport import Response, redact
 __all__ = ["decode_json", "error_from_response", "request_id_note"]
 
 
+_decoder = json.JSONDecoder()  # json.loads' own, without its per-call checks of options
+
+
 def decode_json(response: Response) -> object:
     """The answer's JSON; a ``ResponseFormatError`` if it is not JSON."""
     content = response.content
     try:  # UTF-8, as JSON over HTTP is: json.loads(bytes) would first sniff the encoding
-        return json.loads(content.decode())
+        return _decoder.decode(content.decode())
     except (ValueError, RecursionError):
         pass
     try:  # UTF-16 or 32, a byte order mark: json's own detection, or the error

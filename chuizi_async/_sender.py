@@ -231,7 +231,8 @@ class Sender:
                 try:
                     if on_wire is not None:
                         pending = on_wire()
-                        if isinstance(pending, Awaitable):  # e.g. a journal's write first
+                        # e.g. a journal's write first (an ABC's isinstance is slow: not on None)
+                        if pending is not None and isinstance(pending, Awaitable):
                             await pending
                     if download_to is None:
                         response = await transport.send(request)

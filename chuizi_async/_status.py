@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
-from ._exceptions import InvalidRequest, NotFoundError, no_status_answer
+from ._exceptions import APIError, InvalidRequest, NotFoundError, no_status_answer
 from ._models import GenerationStatus
 from ._parsing import WrongRoute, parse_status
 from ._responses import decode_json
@@ -53,13 +53,22 @@ def _parse_on(route: StatusRoute, gen_id: str, raw: object) -> GenerationStatus:
     try:
         return parse_status(raw, gen_id)
     except WrongRoute:
-        raise no_status_answer(
-            f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'"
-        ) from None
+        raise _no_status_on(route, gen_id) from None
 
 
 def _parse_answer_on(route: StatusRoute, gen_id: str, response: Response) -> GenerationStatus:
-    return _parse_on(route, gen_id, decode_json(response))
+    """``_parse_on`` of the answer's JSON, in one frame: the poller's every check."""
+    raw = decode_json(response)
+    try:
+        return parse_status(raw, gen_id)
+    except WrongRoute:
+        raise _no_status_on(route, gen_id) from None
+
+
+def _no_status_on(route: StatusRoute, gen_id: str) -> APIError:
+    return no_status_answer(
+        f"status_route={route!r} answers no status for {gen_id}; use status_route='auto'"
+    )
 
 
 def billing_path(gen_id: str) -> str:
