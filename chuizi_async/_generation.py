@@ -12,8 +12,9 @@ import anyio
 from ._checks import check_seconds
 from ._exceptions import GenerationCancelled, GenerationTimeout
 from ._models import GenerationRequest, GenerationStatus, Video
+from ._parsing import status_of
 
-__all__ = ["Generation", "outcome_of", "resolve", "resolved"]
+__all__ = ["Generation", "outcome_of", "record_status", "resolve", "resolved"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -38,13 +39,13 @@ class Generation:
         "_callbacks",
         "_on_resolved",
         "_outcome",
+        "_status",
         "_waiters",
         "id",
         "index",
         "key",
         "model",
         "request",
-        "status",
     )
 
     def __init__(
@@ -64,7 +65,7 @@ class Generation:
         else:
             self.model = model
             self.key = None
-        self.status: GenerationStatus | None = None
+        self._status: GenerationStatus | Video | None = None  # a done answer: its video
         self._outcome: Video | BaseException | None = None
         # one asyncio future per await (a cancelled awaiter cancels only its own): what an
         # Event does, without its coroutine per wait; the library runs on asyncio only
@@ -82,6 +83,14 @@ class Generation:
         else:
             state = f"error={type(self._outcome).__name__}"
         return f"<Generation id={self.id!r} model={self.model!r} {state}>"
+
+    @property
+    def status(self) -> GenerationStatus | None:
+        """The last status answer read for it; None before its first check."""
+        status = self._status
+        if isinstance(status, Video):  # a done answer, kept as its video until asked
+            status = self._status = status_of(status)
+        return status
 
     # -- the awaitable ---------------------------------------------------------------------
 
@@ -195,6 +204,12 @@ def _call(callback: Callable[[Generation], object], handle: Generation) -> None:
         callback(handle)
     except Exception:
         logger.exception("a done-callback of generation %s raised", handle.id)
+
+
+def record_status(handle: Generation, status: GenerationStatus | Video) -> None:
+    """What its last status check read: a status, or the video of a done answer
+    (``parse_check``)."""
+    handle._status = status
 
 
 def outcome_of(handle: Generation) -> Video | BaseException | None:

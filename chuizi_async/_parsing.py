@@ -35,10 +35,12 @@ __all__ = [
     "json_decimal",
     "json_int",
     "parse_billing",
+    "parse_check",
     "parse_key_info",
     "parse_models",
     "parse_status",
     "parse_submission",
+    "status_of",
 ]
 
 logger = logging.getLogger("chuizi_async")
@@ -149,8 +151,23 @@ def parse_status(raw: object, requested_id: str) -> GenerationStatus:
     """A status answer of either route, or ``WrongRoute`` when it reports no status.
 
     A final status word with no video URL (``UnreadableVideo``) or an unsafe one
-    (``UnusableVideo``) is an error, raised with an excerpt of the answer. Called once per
-    status check: the accessors are inlined where the common answer takes them.
+    (``UnusableVideo``) is an error, raised with an excerpt of the answer.
+    """
+    found = parse_check(raw, requested_id)
+    return status_of(found) if isinstance(found, Video) else found
+
+
+def status_of(video: Video) -> GenerationStatus:
+    """The status answer that ``parse_check`` read a done ``video`` from."""
+    body = video.raw
+    return GenerationStatus(video.id, body["status"], "completed", video.created, video, None, body)
+
+
+def parse_check(raw: object, requested_id: str) -> GenerationStatus | Video:
+    """``parse_status`` for the poller: the answer of a done generation is its ``Video``
+    alone, any other its status. Called once per status check: the status of a done one is
+    only built if someone asks (``status_of``), and the accessors are inlined where the
+    common answer takes them.
     """
     body = raw if type(raw) is dict and "status" in raw else _unwrap(raw)
     word = body.get("status")
@@ -163,14 +180,14 @@ def parse_status(raw: object, requested_id: str) -> GenerationStatus:
     created = body.get("created")
     if type(created) is not int:  # not a bool either
         created = json_int(created)
-    video = error = None
     if state == "completed":
-        video = _parse_video(body, gen_id, created, raw, word)
-    elif state == "failed":
+        return _parse_video(body, gen_id, created, raw, word)
+    error = None
+    if state == "failed":
         err = _dict(body.get("error")) or {}
         message = _str(err.get("message")) or _str(body.get("error")) or "generation failed"
         error = ErrorInfo(message, _str(err.get("type")))
-    return GenerationStatus(gen_id, word, state, created, video, error, body)
+    return GenerationStatus(gen_id, word, state, created, None, error, body)
 
 
 def _first(value: object) -> dict[str, Any] | str | None:

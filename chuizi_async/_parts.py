@@ -29,7 +29,7 @@ from ._budget import Priority, RequestBudget
 from ._config import Limits, Secret
 from ._generation import Generation
 from ._lifecycle import Lifecycle
-from ._models import GenerationStatus, RemoteModel
+from ._models import GenerationStatus, RemoteModel, Video
 from ._policy import PollPolicy, Schedule
 from ._poller import Poller, PollerStats
 from ._retries import RetrySubmissions
@@ -98,7 +98,7 @@ def build_parts(
     get_once = sender.get_once  # at the poller's priority
     get_retried = functools.partial(sender.send, "GET", priority=Priority.POLL)
 
-    def fetch_status(handle: Generation) -> Awaitable[GenerationStatus]:
+    def fetch_status(handle: Generation) -> Awaitable[GenerationStatus | Video]:
         # the poller's check, one attempt: a plain function returning the check's awaitable,
         # no frame of its own per check
         assert handle.id is not None

@@ -41,7 +41,7 @@ from ._exceptions import (
     RateLimitError,
     UnusableVideo,
 )
-from ._generation import Generation, resolve
+from ._generation import Generation, record_status, resolve
 from ._models import GenerationStatus, Video
 from ._policy import Schedule
 from ._responses import request_id_note
@@ -56,7 +56,8 @@ REREADS = 2
 """How often a done answer without a usable video is read again (it may have been torn, or
 read from a replica that lags) before the handle fails with it."""
 
-StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus]]
+StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus | Video]]
+"""A status check: the status read, or the video of a done generation (``parse_check``)."""
 CostFetcher = Callable[[str], Awaitable[Decimal | None]]
 
 
@@ -279,21 +280,14 @@ class Poller:
                 message = f"{stuck.handle.id}: no status after {self.check_timeout:.3g} s"
                 self._on_error(stuck, APITimeoutError(message))
 
-    def _checked(self, entry: Tracked, status: GenerationStatus) -> None:
+    def _checked(self, entry: Tracked, status: GenerationStatus | Video) -> None:
         """What a status check answered: resolve the handle, or check it again later."""
         handle = entry.handle
-        handle.status = status
+        record_status(handle, status)
         entry.failures = 0
         entry.checks += 1
-        if status.state == "completed" and status.video is not None:
-            video = status.video
-            if video.latency_ms is not None:
-                start = self.schedule.learn(handle.model, video.latency_ms / 1000.0)
-                if start is not None:
-                    self._pull_in(handle.model, start)
-            if video.cost is None and entry.wants_cost and self._look_up_cost(entry, video):
-                return
-            self._resolve(entry, video)
+        if isinstance(status, Video):
+            video: Video | None = status
         elif status.state == "failed":
             error = status.error
             self._resolve(
@@ -304,6 +298,17 @@ class Poller:
                     error.type if error else None,
                 ),
             )
+            return
+        else:
+            video = status.video
+        if video is not None:
+            if video.latency_ms is not None:
+                start = self.schedule.learn(handle.model, video.latency_ms / 1000.0)
+                if start is not None:
+                    self._pull_in(handle.model, start)
+            if video.cost is None and entry.wants_cost and self._look_up_cost(entry, video):
+                return
+            self._resolve(entry, video)
         elif not self._gave_up(entry):
             age = now() - entry.submitted_at
             waiting = self._per_model[handle.model] if entry.scout else 0

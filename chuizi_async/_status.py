@@ -17,8 +17,8 @@ from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import quote
 
 from ._exceptions import APIError, InvalidRequest, NotFoundError, no_status_answer
-from ._models import GenerationStatus
-from ._parsing import WrongRoute, parse_status
+from ._models import GenerationStatus, Video
+from ._parsing import WrongRoute, parse_check, parse_status
 from ._responses import decode_json
 from ._transport import Response
 
@@ -56,11 +56,14 @@ def _parse_on(route: StatusRoute, gen_id: str, raw: object) -> GenerationStatus:
         raise _no_status_on(route, gen_id) from None
 
 
-def _parse_answer_on(route: StatusRoute, gen_id: str, response: Response) -> GenerationStatus:
-    """``_parse_on`` of the answer's JSON, in one frame: the poller's every check."""
+def _check_answer_on(
+    route: StatusRoute, gen_id: str, response: Response
+) -> GenerationStatus | Video:
+    """``_parse_on`` of the answer's JSON, in one frame, for the poller's every check: a
+    done generation's video alone (``parse_check``)."""
     raw = decode_json(response)
     try:
-        return parse_status(raw, gen_id)
+        return parse_check(raw, gen_id)
     except WrongRoute:
         raise _no_status_on(route, gen_id) from None
 
@@ -90,13 +93,14 @@ class StatusRoutes:
         if self._hint is None:
             self._hint = "videos" if "task_id" in submit_answer else "generation"
 
-    def check(self, gen_id: str, get_once: GetOnce) -> Awaitable[GenerationStatus]:
+    def check(self, gen_id: str, get_once: GetOnce) -> Awaitable[GenerationStatus | Video]:
         """The poller's check of ``gen_id``, to await: as ``fetch``, but on a known route the
-        answer is parsed in ``get_once``'s frame (no frame of this class in between)."""
+        answer is parsed in ``get_once``'s frame (no frame of this class in between), and a
+        done generation's is its video alone (``parse_check``)."""
         route = self.route
         if route == "auto":
             return self.fetch(gen_id, functools.partial(get_once, accept=decode_json))
-        return get_once(_path(route, gen_id), functools.partial(_parse_answer_on, route, gen_id))
+        return get_once(_path(route, gen_id), functools.partial(_check_answer_on, route, gen_id))
 
     async def fetch(self, gen_id: str, get: Get) -> GenerationStatus:
         """The status of ``gen_id``; ``get(path)`` makes one GET and decodes its JSON."""

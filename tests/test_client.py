@@ -600,6 +600,24 @@ async def test_retrieve_makes_one_status_request(client: ca.Client, server: Fake
     assert status.video.cost == (Decimal("0.15") if server.cost_in_status else None)
 
 
+@pytest.mark.parametrize("dialect", ["guide", "reference"])
+async def test_a_done_handles_status_is_the_answer_its_last_check_read(
+    make_client: ClientFactory, dialect: Literal["guide", "reference"]
+) -> None:
+    sim = FakeChuizi(speed=1000, seed=3, dialect=dialect, wrap_data=dialect == "reference")
+    async with sim, make_client(sim=sim) as client:
+        handle = await client.submit(VEO, "a cat")
+        video = await handle
+        assert handle.id is not None
+        again = await client.retrieve(handle.id)
+    status = handle.status
+    assert status is not None and status is handle.status  # built once, when first asked
+    assert status == again  # the same answer as retrieve() reads (raw aside)
+    assert status.status == ("succeeded" if dialect == "reference" else "completed")
+    assert status.video is video and status.raw is video.raw
+    assert status.raw == again.raw
+
+
 async def test_retrieve_of_an_unknown_id_raises_not_found(client: ca.Client) -> None:
     with pytest.raises(ca.NotFoundError):
         await client.retrieve("gen-ffffffffffffffff")

@@ -16,10 +16,12 @@ from chuizi_async._parsing import (
     _WEB_URL,
     WrongRoute,
     is_web_url,
+    parse_check,
     parse_key_info,
     parse_models,
     parse_status,
     parse_submission,
+    status_of,
 )
 
 GEN_ID = "gen-0123456789abcdef"
@@ -311,6 +313,26 @@ def test_urls_of_one_origin_are_judged_alike_before_and_after_it_is_known(
     for tail in tails * 2:
         url = f"{scheme}{authority}/{tail}"
         assert is_web_url(url) is (_WEB_URL.match(url) is not None), url
+
+
+@pytest.mark.parametrize("word", ["completed", "succeeded", "SUCCEEDED"])
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_done_answer_checked_is_its_video_and_its_status_when_asked(
+    word: str, wrapped: bool
+) -> None:
+    body = {**GUIDE_COMPLETED, "status": word}
+    raw = {"data": body} if wrapped else body
+    video = parse_check(raw, requested_id=GEN_ID)
+    assert isinstance(video, ca.Video)
+    status = status_of(video)
+    assert status == parse_status(raw, requested_id=GEN_ID)
+    assert (status.status, status.state, status.video) == (word, "completed", video)
+    assert status.raw == body
+
+
+def test_an_answer_not_done_is_checked_as_its_status() -> None:
+    for body in (GUIDE_PROCESSING, {"id": GEN_ID, "status": "failed", "error": "no"}):
+        assert parse_check(body, requested_id=GEN_ID) == parse_status(body, requested_id=GEN_ID)
 
 
 def test_unknown_status_is_pending_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
