@@ -58,6 +58,7 @@ T = TypeVar("T")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _NO_HEADERS: Mapping[str, str] = {}
+_encoder = json.JSONEncoder()  # json.dumps' own, without its per-call checks of options
 
 
 def _in_place(part: Path, target: Path, response: Response) -> None:
@@ -151,7 +152,7 @@ class Sender:
         (a model) adds the limit the budget learned for it to the client's. A plain
         function returning the retry loop's coroutine: one frame less on every request.
         """
-        content = json.dumps(body).encode() if body is not None else None
+        content = _encoder.encode(body).encode() if body is not None else None
         extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
         request = self._request(method, f"{self._base_url}{path}", content, extra)
         attempts = self.max_retries + 1 if retries else 1
