@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import anyio
-import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ._transport import REQUEST_ID_HEADER, Request, Response, map_exceptions
@@ -65,13 +64,12 @@ class MockTransport:
 
     async def send(self, request: Request) -> Response:
         self.closed = False
-        request = attrs.evolve(request, headers=CIMultiDictProxy(CIMultiDict(request.headers)))
+        request = request._replace(headers=CIMultiDictProxy(CIMultiDict(request.headers)))
         self.requests.append(request)
         with map_exceptions(request.url):
             answer = self.handler(request)
             response = await answer if inspect.isawaitable(answer) else answer
-        return attrs.evolve(
-            response,
+        return response._replace(
             headers=CIMultiDictProxy(CIMultiDict(response.headers)),
             url=response.url or request.url,
             request_id=response.request_id or request.headers.get(REQUEST_ID_HEADER),
@@ -82,7 +80,7 @@ class MockTransport:
         if response.status != 200:
             return response
         await anyio.Path(path).write_bytes(response.content)
-        return attrs.evolve(response, content=b"")
+        return response._replace(content=b"")
 
     async def aclose(self) -> None:
         self.closed = True

@@ -341,5 +341,5 @@ class Sender:
                 response = await transport.download(request, download_to)
         if response.request_id is None and response.status >= 300:
             # an error to report, from a transport that did not note the id: the one we sent
-            response = attrs.evolve(response, request_id=request.headers.get(REQUEST_ID_HEADER))
+            response = response._replace(request_id=request.headers.get(REQUEST_ID_HEADER))
         return response

@@ -14,12 +14,11 @@ import re
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Protocol, TypeVar
+from types import MappingProxyType, TracebackType
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 import aiohttp
 import anyio
-import attrs
 import yarl
 
 from ._exceptions import (
@@ -57,32 +56,44 @@ DEFAULT_TIMEOUT = 10.0
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-@attrs.frozen
-class Request:
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+
+
+class Request(NamedTuple):
     """One HTTP request (its fields by keyword or in this order, as httpx's ``Request``).
     ``headers`` may hold the key: it is kept out of the repr.
 
     ``timeout``: seconds for the whole request (connection, sending, the answer); for a
     download, the longest silence while the body streams (a large video may take longer).
+
+    A ``NamedTuple``, frozen like the other values: one is made for every request, and a
+    tuple costs half of a frozen attrs class to make (aiohttp's per-request ``RequestInfo``
+    is one for the same reason). ``request._replace(url=...)`` makes a changed copy.
     """
 
     method: str
     url: str
-    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
-    content: bytes | None = attrs.field(default=None, repr=False)
+    headers: Mapping[str, str] = _NO_HEADERS
+    content: bytes | None = None
     timeout: float = DEFAULT_TIMEOUT
 
+    def __repr__(self) -> str:
+        return f"Request(method={self.method!r}, url={self.url!r}, timeout={self.timeout!r})"
 
-@attrs.frozen
-class Response:
+
+class Response(NamedTuple):
     """A whole answer, body read (its fields by keyword or in this order, as httpx's
-    ``Response``). ``request_id``: the ``X-Request-Id`` the request carried."""
+    ``Response``). ``request_id``: the ``X-Request-Id`` the request carried. A
+    ``NamedTuple``, as ``Request``; headers and body are kept out of the repr."""
 
     status: int
-    headers: Mapping[str, str] = attrs.field(repr=False)
-    content: bytes = attrs.field(repr=False)
+    headers: Mapping[str, str]
+    content: bytes
     url: str = ""
     request_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Response(status={self.status!r}, url={self.url!r}, request_id={self.request_id!r})"
 
 
 class Transport(Protocol):

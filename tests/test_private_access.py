@@ -28,8 +28,14 @@ ALLOWED = {
 
 _REFLECTION = {"getattr", "setattr", "hasattr", "delattr"}
 
+# A named tuple's public methods begin with an underscore so as not to clash with its fields
+# (the standard library documents them: ``collections.namedtuple``).
+_NAMEDTUPLE_API = {"_replace", "_asdict", "_make", "_fields", "_field_defaults"}
+
 
 def _private(name: str) -> bool:
+    if name in _NAMEDTUPLE_API:
+        return False
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
 
@@ -159,6 +165,7 @@ class C:
     def m(self, other):
         other._slot, other._helper(), other._set_here
         self._own, cls._own, super()._own, self.__dict__, other.public
+        other._replace(a=1), other._asdict(), other._fields  # a named tuple's public API
         other._theirs
         self.part._deep
         getattr(other, "_reflected")

@@ -17,6 +17,7 @@ from aiohttp.client_reqrep import ConnectionKey
 
 import chuizi_async as ca
 from chuizi_async._transport import (
+    DEFAULT_TIMEOUT,
     EXCEPTION_MAP,
     MAX_BODY_BYTES,
     _url,
@@ -236,6 +237,30 @@ def test_request_repr_does_not_show_headers_or_body() -> None:
     assert key not in text
     assert "Authorization" not in text
     assert "secret plans" not in text
+
+
+def test_response_repr_does_not_show_headers_or_body() -> None:
+    key = "ck-" + "b2" * 16
+    response = ca.Response(200, {"Set-Cookie": key}, b'{"echo": "%s"}' % key.encode(), "u", "req_1")
+    text = repr(response)
+    assert "200" in text and "req_1" in text
+    assert key not in text and "Set-Cookie" not in text
+
+
+def test_requests_and_responses_are_frozen_values_by_keyword_or_position() -> None:
+    by_position = ca.Request("GET", "https://api.chuizi.ai/v1/models", {"A": "1"}, None, 5.0)
+    by_keyword = ca.Request(method="GET", url="https://api.chuizi.ai/v1/models", headers={"A": "1"})
+    assert by_keyword == by_position._replace(timeout=DEFAULT_TIMEOUT)
+    assert (by_position.method, by_position.timeout) == ("GET", 5.0)
+    with pytest.raises(AttributeError):
+        by_position.url = "https://elsewhere.example/"  # type: ignore[misc]
+    bare = ca.Request("GET", "https://api.chuizi.ai/v1/models")
+    assert dict(bare.headers) == {} and bare.content is None
+    with pytest.raises(TypeError):
+        bare.headers["Authorization"] = "Bearer x"  # type: ignore[index]
+    response = ca.Response(status=404, headers={}, content=b"")
+    assert (response.url, response.request_id) == ("", None)
+    assert response._replace(request_id="req_2").request_id == "req_2"
 
 
 # -- AiohttpTransport against a real server on loopback ------------------------------------
