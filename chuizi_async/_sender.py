@@ -47,7 +47,7 @@ from ._retries import (
     silent_too_often,
     waits_out,
 )
-from ._transport import REQUEST_ID_HEADER, Request, Response, Transport, redact
+from ._transport import NO_HEADERS, REQUEST_ID_HEADER, Request, Response, Transport, redact
 
 __all__ = ["ClientStats", "OnWire", "Sender", "new_request_id"]
 
@@ -57,7 +57,6 @@ T = TypeVar("T")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
-_NO_HEADERS: Mapping[str, str] = {}
 _encoder = json.JSONEncoder()  # json.dumps' own, without its per-call checks of options
 
 
@@ -153,7 +152,7 @@ class Sender:
         function returning the retry loop's coroutine: one frame less on every request.
         """
         content = _encoder.encode(body).encode() if body is not None else None
-        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else _NO_HEADERS
+        extra = {"Idempotency-Key": idempotency_key} if idempotency_key else NO_HEADERS
         request = self._request(method, f"{self._base_url}{path}", content, extra)
         attempts = self.max_retries + 1 if retries else 1
         return self._send_handling_retries(
@@ -169,7 +168,7 @@ class Sender:
         the poller's status check parses in the same step, thousands of times a minute), at
         the poller's priority unless told otherwise.
         """
-        request = self._request("GET", f"{self._base_url}{path}", None, _NO_HEADERS)
+        request = self._request("GET", f"{self._base_url}{path}", None, NO_HEADERS)
         return self._send_handling_retries(request, accept, 1, None, priority)
 
     async def download(self, url: str, target: Path) -> None:
@@ -182,7 +181,7 @@ class Sender:
         """
         part = partial_path(target)
         try:
-            request = self._request("GET", url, None, _NO_HEADERS)
+            request = self._request("GET", url, None, NO_HEADERS)
             in_place = functools.partial(_in_place, part, target)
             await self._send_handling_retries(
                 request, in_place, self.max_retries + 1, None, download_to=part
@@ -199,7 +198,7 @@ class Sender:
         priority: Priority | None = None,
         model_scope: str | None = None,
         on_wire: OnWire | None = None,
-        extra_headers: Mapping[str, str] = _NO_HEADERS,
+        extra_headers: Mapping[str, str] = NO_HEADERS,
         download_to: Path | None = None,
     ) -> T:
         """Up to ``attempts`` attempts of ``request``, until a 2xx that ``accept`` takes, or

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "EXCEPTION_MAP",
     "MAX_BODY_BYTES",
+    "NO_HEADERS",
     "REQUEST_ID_HEADER",
     "AiohttpTransport",
     "Request",
@@ -56,7 +57,8 @@ DEFAULT_TIMEOUT = 10.0
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+"""No headers (a ``Request``'s default; the send path's when a call adds none)."""
 
 
 class Request(NamedTuple):
@@ -73,7 +75,7 @@ class Request(NamedTuple):
 
     method: str
     url: str
-    headers: Mapping[str, str] = _NO_HEADERS
+    headers: Mapping[str, str] = NO_HEADERS
     content: bytes | None = None
     timeout: float = DEFAULT_TIMEOUT
 
@@ -244,6 +246,13 @@ def _split(url: str) -> tuple[str, str, str, str] | None:
     return None
 
 
+def _build(scheme: str, authority: str, path: str, query: str) -> yarl.URL:
+    """The yarl URL of quoted parts (``_split``'s), as they are."""
+    return yarl.URL.build(
+        scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
+    )
+
+
 def _url(url: str) -> yarl.URL | str:
     """The URL as yarl would send it; the API's own URLs are built quoted, so skip a step.
 
@@ -254,12 +263,7 @@ def _url(url: str) -> yarl.URL | str:
     if not _quoted(url):
         return url
     parts = _split(url)
-    if parts is None:
-        return yarl.URL(url, encoded=True)
-    scheme, authority, path, query = parts
-    return yarl.URL.build(
-        scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
-    )
+    return yarl.URL(url, encoded=True) if parts is None else _build(*parts)
 
 
 class _URLCache:
@@ -287,18 +291,11 @@ class _URLCache:
             return self._keep(self._urls, url, _url(url))
         known = self._bases.get(base)
         if known is not None and _quoted(query) and "#" not in query:
-            scheme, authority, path = known
-            return yarl.URL.build(
-                scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
-            )
-        parts = _split(url) if _quoted(url) else None
-        if parts is None:
-            return _url(url)
-        self._keep(self._bases, base, parts[:3])
-        scheme, authority, path, query = parts
-        return yarl.URL.build(
-            scheme=scheme, authority=authority, path=path, query_string=query, encoded=True
-        )
+            return _build(*known, query)
+        made = _url(url)
+        if isinstance(made, yarl.URL) and (parts := _split(url)) is not None:
+            self._keep(self._bases, base, parts[:3])  # its shape is the common one
+        return made
 
     def _keep(self, cache: dict[str, _T], key: str, value: _T) -> _T:
         if len(cache) >= self._size:
