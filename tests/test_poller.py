@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import anyio
 import pytest
@@ -194,3 +195,45 @@ async def test_a_cold_batch_learns_where_completions_begin(make_client: ClientFa
     loop_checks = sum(math.ceil(t / 10) for t in ready)  # the provider's example, made concurrent
     assert sim.counters.status_checks <= loop_checks
     assert client.poller_stats.resolved == 120
+
+
+def _checks_of(server: FakeChuizi, gen_id: str | None) -> list[float]:
+    """When the simulator received the status checks of ``gen_id`` (either route)."""
+    return [
+        r.time
+        for r in server.requests_log
+        if r.method == "GET" and (r.query.get("id") == gen_id or r.path.endswith(f"/{gen_id}"))
+    ]
+
+
+async def test_a_batch_accepted_at_once_is_first_checked_first_poll_after_its_acceptance(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    # The poller plans the arrivals of a loop turn together (after the turn): each first
+    # check still comes first_poll_after from its own acceptance, never sooner nor much later.
+    server.auto_complete = False
+    policy = ca.PollPolicy(first_poll_after=300.0, jitter=0.0)  # 0.3 s at SPEED
+    async with make_client(poll=policy) as client:
+        handles = await asyncio.gather(*(client.submit(VEO, f"clip {i}") for i in range(20)))
+        accepted_by = time.monotonic()
+        await wait_until(lambda: all(_checks_of(server, h.id) for h in handles))
+        first_checks = [min(_checks_of(server, h.id)) for h in handles]
+        for handle in handles:
+            handle.cancel()
+    first_submitted = min(r.time for r in server.requests_log if r.method == "POST")
+    assert min(first_checks) >= first_submitted + 0.3 - 0.01
+    assert max(first_checks) <= accepted_by + 0.3 + 0.15
+
+
+async def test_a_handle_cancelled_in_the_turn_it_was_tracked_is_never_checked(
+    make_client: ClientFactory, server: FakeChuizi
+) -> None:
+    async with make_client(poll=ca.PollPolicy(first_poll_after=3600.0)) as submitter:
+        gen_id = (await submitter.submit(VEO, "submitted elsewhere")).id
+    assert gen_id is not None
+    async with make_client(poll=ca.PollPolicy(first_poll_after=0.0)) as client:
+        handle = client.track(gen_id, model=VEO)  # planned after this turn, due at once...
+        assert handle.cancel()  # ... but cancelled within it
+        await anyio.sleep(0.1)
+        assert _checks_of(server, gen_id) == []
+        assert handle not in client.pending
