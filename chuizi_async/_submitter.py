@@ -212,7 +212,7 @@ class Submitter:
 
         async def send() -> None:
             try:
-                with dropped:
+                with dropped, wire.scope:
                     handle = await self.sent_by(wire, checked, idempotency_key, on_accepted, index)
                     outcome.append(handle)
             except Exception as exc:  # the caller raises it; the client's task group must not
@@ -268,42 +268,42 @@ class Submitter:
         index: int | None,
         before_wire: Callable[[], Awaitable[None]] | None = None,
     ) -> Generation:
-        """Send through ``wire`` (cancellable, shielded once on the wire); register the answer."""
+        """Send through ``wire`` (cancellable, shielded once on the wire); register the answer.
+
+        The caller runs it inside ``wire.scope`` (a worker's scope is around the worker,
+        ``submit()``'s around this call): ``aclose()``'s ``give_up()`` cancels that scope, and
+        the cancellation is turned here into the submission's outcome."""
         request = checked.request
         self._submitting += 1
         self._on_the_wire.add(wire)
         on_the_wire = OnTheWire(wire.scope, before_wire)
         try:
-            with wire.context:
-                try:
-                    raw = await self._send(
-                        "POST",
-                        _PATH,
-                        body=checked.body,
-                        priority=Priority.SUBMIT,
-                        model_scope=request.model,
-                        idempotency_key=idempotency_key,
-                        on_wire=on_the_wire,
-                        retry_if=self._retry_if,
-                    )
-                    gen_id, answer = parse_submission(raw)
-                except ChuiziError as exc:
-                    if self._safe and submission_uncertain(exc):
-                        raise SubmissionUncertain(
-                            idempotency_key, request, reason=str(exc)
-                        ) from exc
-                    raise
-                except anyio.get_cancelled_exc_class():
-                    if not wire.gave_up:
-                        raise
-                    raise self._given_up(wire, checked, idempotency_key) from None
-                handle = self._register(gen_id, request.model, request, index)
-                self._on_answer(answer)
-                logger.debug("accepted %s (%s)", gen_id, request.model)
-                if on_accepted is not None:
-                    on_accepted(handle)
-                return handle
-            raise self._given_up(wire, checked, idempotency_key)  # its scope swallowed it
+            raw = await self._send(
+                "POST",
+                _PATH,
+                body=checked.body,
+                priority=Priority.SUBMIT,
+                model_scope=request.model,
+                idempotency_key=idempotency_key,
+                on_wire=on_the_wire,
+                retry_if=self._retry_if,
+            )
+            gen_id, answer = parse_submission(raw)
+        except ChuiziError as exc:
+            if self._safe and submission_uncertain(exc):
+                raise SubmissionUncertain(idempotency_key, request, reason=str(exc)) from exc
+            raise
+        except anyio.get_cancelled_exc_class():
+            if not wire.gave_up:
+                raise
+            raise self._given_up(wire, checked, idempotency_key) from None
+        else:
+            handle = self._register(gen_id, request.model, request, index)
+            self._on_answer(answer)
+            logger.debug("accepted %s (%s)", gen_id, request.model)
+            if on_accepted is not None:
+                on_accepted(handle)
+            return handle
         finally:
             wire.off()
             self._on_the_wire.discard(wire)

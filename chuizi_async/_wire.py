@@ -1,13 +1,13 @@
 """Where a submission is sent from: the cancel scope that shields it once on the wire.
 
-``submit()`` sends each submission in a scope of its own (``CallWire``); a batch worker sends
-all of its own in one scope entered around the worker (``WorkerWire``): ``anyio.CancelScope()``
-costs a submission ~9 us. ``aclose()`` gives up on either with ``give_up()``.
+``submit()`` sends each submission in a scope of its own (``CallWire``), entered around
+``Submitter.sent_by``; a batch worker sends all of its own in one scope entered around the
+worker (``WorkerWire``): ``anyio.CancelScope()`` costs a submission ~9 us. ``aclose()`` gives
+up on either with ``give_up()``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._generation import Generation
     from ._submitter import Checked
 
-__all__ = ["ENTERED", "CallWire", "OnTheWire", "SentBy", "Wire", "WorkerWire"]
+__all__ = ["CallWire", "OnTheWire", "SentBy", "Wire", "WorkerWire"]
 
 
 class SentBy(Protocol):
@@ -35,11 +35,11 @@ class SentBy(Protocol):
 
 
 class Wire:
-    """Where a submission is sent from: ``scope``, shielded once it is on the wire; ``context``,
-    entered around the send; ``give_up()`` for ``aclose()``, which cancels the scope."""
+    """Where a submission is sent from: ``scope``, entered around the send by its owner and
+    shielded once the request is on the wire; ``give_up()`` for ``aclose()``, which cancels
+    the scope."""
 
     __slots__ = ("gave_up", "scope")
-    context: contextlib.AbstractContextManager[object]
 
     def __init__(self) -> None:
         self.scope = anyio.CancelScope()
@@ -57,15 +57,7 @@ class CallWire(Wire):
     """Where ``submit()`` sends one submission: a cancel scope of its own, entered around
     the send (and left with it)."""
 
-    __slots__ = ("context",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.context = self.scope
-
-
-ENTERED = contextlib.nullcontext()
-"""A worker's submissions' context: its scope is already entered around the worker."""
+    __slots__ = ()
 
 
 class WorkerWire(Wire):
@@ -75,7 +67,6 @@ class WorkerWire(Wire):
     raises its outcome, the worker returns (``gave_up``) and starts again in a new scope."""
 
     __slots__ = ("_sent_by",)
-    context = ENTERED
 
     def __init__(self, sent_by: SentBy) -> None:
         super().__init__()
