@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
-import itertools
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
@@ -98,12 +97,15 @@ class Poller:
     check_timeout: float = math.inf
     """Seconds after which a status check is abandoned and tried again later."""
     stats: PollerStats = attrs.field(factory=PollerStats)
-    _heap: list[tuple[float, int, Tracked]] = attrs.field(factory=list, init=False)
+    # The schedule: due times in a heap of floats, each the key of its entry in ``_at`` (a
+    # float is no object the collector tracks; a tuple per place was one more per pending
+    # generation). An entry pushed again leaves its old place behind, dropped when reached.
+    _heap: list[float] = attrs.field(factory=list, init=False)
+    _at: dict[float, Tracked] = attrs.field(factory=dict, init=False)
     # entries added since the heap last took them in (see ``add``); the loop ``run`` runs in
     _arrivals: list[Tracked] = attrs.field(factory=list, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
     _tracked: dict[str, Tracked] = attrs.field(factory=dict, init=False)
-    _counter: itertools.count[int] = attrs.field(factory=itertools.count, init=False)
     _wakeup: anyio.Event = attrs.field(factory=anyio.Event, init=False)
     _in_flight: int = attrs.field(default=0, init=False)
     _closing: bool = attrs.field(default=False, init=False)
@@ -205,10 +207,13 @@ class Poller:
                 self._push(entry, due)
 
     def _push(self, entry: Tracked, due: float) -> None:
-        heap = self._heap
-        earlier = not heap or due < heap[0][0]
+        heap, at = self._heap, self._at
+        while due in at:  # one entry a place: the next float up (a shift of ~1e-16 s)
+            due = math.nextafter(due, math.inf)
+        earlier = not heap or due < heap[0]
         entry.due = due
-        heapq.heappush(heap, (due, next(self._counter), entry))
+        at[due] = entry
+        heapq.heappush(heap, due)
         if earlier:
             self._wakeup.set()
 
@@ -216,18 +221,21 @@ class Poller:
         """The earliest pending entry if it is due now, taken off the heap."""
         if self._arrivals:
             self._take_arrivals()
-        heap = self._heap
+        heap, at = self._heap, self._at
         while heap:
-            due, _, entry = heap[0]
+            due = heap[0]
+            entry = at[due]
             # a place is live if it is the entry's last and the handle still pending; the
             # others (resolved, or rescheduled since) are dropped on the way
             if due == entry.due and not entry.handle.done():
                 if due > now():
                     return None
                 heapq.heappop(heap)
+                del at[due]
                 entry.due = _IN_FLIGHT
                 return entry
             heapq.heappop(heap)
+            del at[due]
         return None
 
     async def _next_due(self) -> Tracked:
@@ -238,7 +246,7 @@ class Poller:
                 return entry
             heap = self._heap
             self._wakeup = anyio.Event()
-            with anyio.move_on_after(heap[0][0] - now() if heap else math.inf):
+            with anyio.move_on_after(heap[0] - now() if heap else math.inf):
                 await self._wakeup.wait()
 
     # -- the loop --------------------------------------------------------------------------
@@ -436,4 +444,5 @@ class Poller:
             self._resolve(entry, video)  # done: only its cost is missing
         self._billing.clear()
         self._heap.clear()
+        self._at.clear()
         self._arrivals.clear()

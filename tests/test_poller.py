@@ -10,6 +10,8 @@ import anyio
 import pytest
 
 import chuizi_async as ca
+from chuizi_async._policy import Schedule
+from chuizi_async._poller import Poller, Tracked
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, wait_until
@@ -237,3 +239,29 @@ async def test_a_handle_cancelled_in_the_turn_it_was_tracked_is_never_checked(
         await anyio.sleep(0.1)
         assert _checks_of(server, gen_id) == []
         assert handle not in client.pending
+
+
+async def test_generations_due_at_the_same_instant_are_each_checked_once() -> None:
+    # Three entries planned for the very same instant share no place in the schedule: each
+    # is checked, once, and resolves with its own video.
+    checked: list[str] = []
+
+    async def fetch(handle: ca.Generation) -> ca.Video:
+        assert handle.id is not None
+        checked.append(handle.id)
+        return ca.Video(handle.id, f"https://cdn.example/{handle.id}.mp4", VEO, 8.0, None)
+
+    policy = ca.PollPolicy(first_poll_after=0.0, jitter=0.0)
+    poller = Poller(fetch=fetch, schedule=Schedule(policy), give_up_after=60.0, max_in_flight=2)
+    handles = [ca.Generation(f"gen-{i}", VEO, on_resolved=poller.forget) for i in range(3)]
+    submitted_at = time.monotonic()
+    for handle in handles:
+        assert handle.id is not None
+        poller.add(Tracked(handle, submitted_at), handle.id)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(poller.run)
+        with anyio.fail_after(2):
+            videos = [await handle for handle in handles]
+        tg.cancel_scope.cancel()
+    assert sorted(checked) == ["gen-0", "gen-1", "gen-2"]
+    assert [video.url for video in videos] == [f"https://cdn.example/gen-{i}.mp4" for i in range(3)]
