@@ -52,6 +52,7 @@ __all__ = ["Poller", "PollerStats", "Tracked"]
 logger = logging.getLogger("chuizi_async")
 
 _IN_FLIGHT = -math.inf  # the due time of an entry whose check is under way
+_NEVER = 1e300  # the latest due time (seconds of the monotonic clock): later ones wait here
 REREADS = 2
 """How often a done answer without a usable video is read again (it may have been torn, or
 read from a replica that lags) before the handle fails with it."""
@@ -208,6 +209,7 @@ class Poller:
 
     def _push(self, entry: Tracked, due: float) -> None:
         heap, at = self._heap, self._at
+        due = min(due, _NEVER)  # finite: a place taken always has a next float up
         while due in at:  # one entry a place: the next float up (a shift of ~1e-16 s)
             due = math.nextafter(due, math.inf)
         earlier = not heap or due < heap[0]

@@ -265,3 +265,21 @@ async def test_generations_due_at_the_same_instant_are_each_checked_once() -> No
         tg.cancel_scope.cancel()
     assert sorted(checked) == ["gen-0", "gen-1", "gen-2"]
     assert [video.url for video in videos] == [f"https://cdn.example/gen-{i}.mp4" for i in range(3)]
+
+
+def test_generations_due_too_far_away_to_count_still_get_places_of_their_own() -> None:
+    # A first check so far away that its due time overflows to infinity (a policy of
+    # 1.7e308 s on a clock run at half speed): two such entries still take a place each.
+    policy = ca.PollPolicy(first_poll_after=1.7e308, jitter=0.0)
+    schedule = Schedule(policy, time_scale=0.5)
+
+    async def fetch(handle: ca.Generation) -> ca.Video:
+        raise AssertionError("nothing is due")
+
+    poller = Poller(fetch=fetch, schedule=schedule, give_up_after=60.0, max_in_flight=1)
+    handles = [ca.Generation(f"gen-{i}", VEO, on_resolved=poller.forget) for i in range(2)]
+    for handle in handles:
+        assert handle.id is not None
+        poller.add(Tracked(handle, time.monotonic()), handle.id)  # not running: planned now
+    assert [entry.handle for entry in poller.entries()] == handles
+    assert all(math.isfinite(entry.due) for entry in poller.entries())
