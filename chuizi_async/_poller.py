@@ -229,15 +229,14 @@ class Poller:
             entry = at[due]
             # a place is live if it is the entry's last and the handle still pending; the
             # others (resolved, or rescheduled since) are dropped on the way
-            if due == entry.due and not entry.handle.done():
-                if due > now():
-                    return None
-                heapq.heappop(heap)
-                del at[due]
-                entry.due = _IN_FLIGHT
-                return entry
+            live = due == entry.due and not entry.handle.done()
+            if live and due > now():
+                return None
             heapq.heappop(heap)
             del at[due]
+            if live:
+                entry.due = _IN_FLIGHT
+                return entry
         return None
 
     async def _next_due(self) -> Tracked:
