@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 from ._exceptions import APIError, RateLimitError, ResponseFormatError, error_for_status
 from ._retries import header, parse_retry_after
-from ._transport import Response, redact
+from ._transport import Response
+from ._urls import redact
 
 __all__ = ["decode_json", "error_from_response", "request_id_note"]
 

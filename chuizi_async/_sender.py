@@ -47,7 +47,8 @@ from ._retries import (
     silent_too_often,
     waits_out,
 )
-from ._transport import NO_HEADERS, REQUEST_ID_HEADER, Request, Response, Transport, redact
+from ._transport import NO_HEADERS, REQUEST_ID_HEADER, Request, Response, Transport
+from ._urls import redact
 
 __all__ = ["ClientStats", "OnWire", "Sender", "new_request_id"]
 
