@@ -1,7 +1,7 @@
 """One task per client that checks every pending generation: a schedule, not a loop per job.
 
-Pending generations sit in one heap of next-check times (those accepted during a loop turn are
-planned together after it, see ``Poller.add``). The poller sleeps until the earliest
+Pending generations sit in one heap of next-check times (``_due``; those accepted during a loop
+turn are planned together after it, see ``Poller.add``). The poller sleeps until the earliest
 is due (no request at all while nothing is pending), runs due checks with at most
 ``max_in_flight`` status requests at once, and reschedules or resolves each handle from the
 answer. The request budget (shared with submissions) paces and pauses it on 429.
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import heapq
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterator
@@ -31,6 +30,7 @@ import anyio.abc
 import attrs
 
 from ._clock import now
+from ._due import IN_FLIGHT, DueTimes, Tracked
 from ._error_rules import is_transient
 from ._exceptions import (
     APITimeoutError,
@@ -47,12 +47,10 @@ from ._policy import Schedule
 from ._responses import request_id_note
 from ._watchdog import Watchdog
 
-__all__ = ["Poller", "PollerStats", "Tracked"]
+__all__ = ["Poller", "PollerStats"]
 
 logger = logging.getLogger("chuizi_async")
 
-_IN_FLIGHT = -math.inf  # the due time of an entry whose check is under way
-_NEVER = 1e300  # the latest due time (seconds of the monotonic clock): later ones wait here
 REREADS = 2
 """How often a done answer without a usable video is read again (it may have been torn, or
 read from a replica that lags) before the handle fails with it."""
@@ -60,19 +58,6 @@ read from a replica that lags) before the handle fails with it."""
 StatusFetcher = Callable[[Generation], Awaitable[GenerationStatus | Video]]
 """A status check: the status read, or the video of a done generation (``parse_check``)."""
 CostFetcher = Callable[[str], Awaitable[Decimal | None]]
-
-
-@attrs.define(eq=False, weakref_slot=False)
-class Tracked:
-    """The poller's entry for one pending handle: its place in the schedule and its history."""
-
-    handle: Generation
-    submitted_at: float
-    due: float = 0.0
-    checks: int = 0
-    failures: int = 0  # transient failures in a row
-    scout: bool = False  # checked early to learn the model's latency (see Schedule)
-    wants_cost: bool = False  # look up a cost the status answer lacks (see _look_up_cost)
 
 
 @attrs.define
@@ -98,11 +83,7 @@ class Poller:
     check_timeout: float = math.inf
     """Seconds after which a status check is abandoned and tried again later."""
     stats: PollerStats = attrs.field(factory=PollerStats)
-    # The schedule: due times in a heap of floats, each the key of its entry in ``_at`` (a
-    # float is no object the collector tracks; a tuple per place was one more per pending
-    # generation). An entry pushed again leaves its old place behind, dropped when reached.
-    _heap: list[float] = attrs.field(factory=list, init=False)
-    _at: dict[float, Tracked] = attrs.field(factory=dict, init=False)
+    _due: DueTimes = attrs.field(factory=DueTimes, init=False)
     # entries added since the heap last took them in (see ``add``); the loop ``run`` runs in
     _arrivals: list[Tracked] = attrs.field(factory=list, init=False)
     _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
@@ -187,7 +168,7 @@ class Poller:
         if self._arrivals:
             self._take_arrivals()
         for entry in self._tracked.values():
-            if entry.handle.model == model and not entry.handle.done() and entry.due != _IN_FLIGHT:
+            if entry.handle.model == model and not entry.handle.done() and entry.due != IN_FLIGHT:
                 yield entry
 
     def _promote_scout(self, model: str | None) -> None:
@@ -208,36 +189,14 @@ class Poller:
                 self._push(entry, due)
 
     def _push(self, entry: Tracked, due: float) -> None:
-        heap, at = self._heap, self._at
-        due = min(due, _NEVER)  # finite: a place taken always has a next float up
-        while due in at:  # one entry a place: the next float up (a shift of ~1e-16 s)
-            due = math.nextafter(due, math.inf)
-        earlier = not heap or due < heap[0]
-        entry.due = due
-        at[due] = entry
-        heapq.heappush(heap, due)
-        if earlier:
+        if self._due.push(entry, due):  # now the earliest: the sleeper wakes for it
             self._wakeup.set()
 
     def _take_due(self) -> Tracked | None:
         """The earliest pending entry if it is due now, taken off the heap."""
         if self._arrivals:
             self._take_arrivals()
-        heap, at = self._heap, self._at
-        while heap:
-            due = heap[0]
-            entry = at[due]
-            # a place is live if it is the entry's last and the handle still pending; the
-            # others (resolved, or rescheduled since) are dropped on the way
-            live = due == entry.due and not entry.handle.done()
-            if live and due > now():
-                return None
-            heapq.heappop(heap)
-            del at[due]
-            if live:
-                entry.due = _IN_FLIGHT
-                return entry
-        return None
+        return self._due.take(now())
 
     async def _next_due(self) -> Tracked:
         """Sleep until the earliest pending entry is due and take it off the heap."""
@@ -245,9 +204,9 @@ class Poller:
             entry = self._take_due()
             if entry is not None:
                 return entry
-            heap = self._heap
+            earliest = self._due.earliest()
             self._wakeup = anyio.Event()
-            with anyio.move_on_after(heap[0] - now() if heap else math.inf):
+            with anyio.move_on_after(math.inf if earliest is None else earliest - now()):
                 await self._wakeup.wait()
 
     # -- the loop --------------------------------------------------------------------------
@@ -444,6 +403,5 @@ class Poller:
         for entry, video in list(self._billing.items()):
             self._resolve(entry, video)  # done: only its cost is missing
         self._billing.clear()
-        self._heap.clear()
-        self._at.clear()
+        self._due.clear()
         self._arrivals.clear()

@@ -14,9 +14,10 @@ from collections.abc import Callable
 import attrs
 
 from ._clock import now
+from ._due import Tracked
 from ._generation import Generation, resolve
 from ._models import GenerationRequest
-from ._poller import Poller, PollerStats, Tracked
+from ._poller import Poller, PollerStats
 
 __all__ = ["Tracker"]
 

@@ -10,8 +10,9 @@ import anyio
 import pytest
 
 import chuizi_async as ca
+from chuizi_async._due import Tracked
 from chuizi_async._policy import Schedule
-from chuizi_async._poller import Poller, Tracked
+from chuizi_async._poller import Poller
 from chuizi_async.testing import FakeChuizi, Faults
 
 from .conftest import ClientFactory, wait_until
