@@ -35,7 +35,8 @@ from ._batch_stops import Stops, not_sent
 from ._cost import WAIT, CostGuard
 from ._exceptions import APIConnectionError, APIError, ChuiziError, InvalidRequest, NotSubmitted
 from ._generation import Generation, outcome_of, resolved
-from ._journal import Journal, new_idempotency_key
+from ._ids import new_idempotency_key
+from ._journal import Journal
 from ._models import GenerationRequest, RemoteModel
 from ._submitter import SubmitHere, Submitter
 

@@ -17,7 +17,8 @@ import anyio
 from ._error_rules import is_final_error, is_final_refusal
 from ._exceptions import APIError, SubmissionUncertain
 from ._generation import Generation, resolved
-from ._journal import Journal, new_idempotency_key, request_fingerprint
+from ._ids import new_idempotency_key
+from ._journal import Journal, request_fingerprint
 from ._models import GenerationRequest, Video
 
 __all__ = [

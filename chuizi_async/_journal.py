@@ -44,7 +44,7 @@ from ._exceptions import (
 )
 from ._models import GenerationRequest, Video
 
-__all__ = ["Journal", "JournalEntry", "new_idempotency_key", "request_fingerprint"]
+__all__ = ["Journal", "JournalEntry", "request_fingerprint"]
 
 EntryState = Literal["sending", "sent", "accepted", "completed", "failed", "uncertain"]
 
@@ -136,12 +136,6 @@ def _canonical(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in value.items()}
     return value
-
-
-def new_idempotency_key() -> str:
-    """A fresh ``Idempotency-Key``: every retry of a submission (and a journal's resend of
-    it) reuses it, so that a server that honours it bills one generation."""
-    return f"chuizi-{os.urandom(16).hex()}"  # 128 random bits, as a uuid4 has 122
 
 
 _NOT_IN_FINGERPRINT = frozenset({"key", "watermark"})  # watermark: folded into extra_body

@@ -39,6 +39,7 @@ from ._budget import Priority, RequestBudget
 from ._download import partial_path
 from ._error_rules import is_retryable
 from ._exceptions import APIConnectTimeout, APITimeoutError, ChuiziError
+from ._ids import new_request_id
 from ._responses import decode_json, error_from_response, request_id_note
 from ._retries import (
     parse_retry_after,
@@ -50,7 +51,7 @@ from ._retries import (
 from ._transport import NO_HEADERS, REQUEST_ID_HEADER, Request, Response, Transport
 from ._urls import redact
 
-__all__ = ["ClientStats", "OnWire", "Sender", "new_request_id"]
+__all__ = ["ClientStats", "OnWire", "Sender"]
 
 logger = logging.getLogger("chuizi_async")
 
@@ -75,11 +76,6 @@ class OnWire(Protocol):
     def __call__(self) -> object: ...
 
     def refused(self) -> None: ...
-
-
-def new_request_id() -> str:
-    """A fresh ``X-Request-Id`` (``req_`` and 16 hex digits), one per attempt."""
-    return f"req_{os.urandom(8).hex()}"
 
 
 @attrs.define

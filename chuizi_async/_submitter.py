@@ -15,7 +15,7 @@ from ._budget import Priority
 from ._error_rules import submission_uncertain
 from ._exceptions import ChuiziError, ClientClosed, SubmissionUncertain
 from ._generation import Generation
-from ._journal import new_idempotency_key
+from ._ids import new_idempotency_key
 from ._models import GenerationRequest
 from ._parsing import parse_submission
 from ._retries import RetrySubmissions, should_retry_submission
