@@ -32,9 +32,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import Metric
 from benchmarks.scenarios import SCENARIOS, Repetition, Scenario
 
-__all__ = ["export", "main", "summarize"]
+__all__ = ["check_imports_own_package", "export", "main", "run_once", "summarize"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 _DEFAULT_SCENARIOS = ("check-cpu", "submit-5000")
@@ -57,28 +58,35 @@ def export(spec: str, into: Path) -> Path:
     return target
 
 
-def _package_of(tree: Path, env: Mapping[str, str]) -> Path:
-    """Where ``chuizi_async`` is imported from with ``env`` in ``tree``."""
+def _env(tree: Path) -> dict[str, str]:
+    """The environment a run in ``tree`` imports the tree's own package with."""
+    return {**os.environ, "PYTHONPATH": str(tree)}
+
+
+def check_imports_own_package(tree: Path) -> None:
+    """Refuse a tree whose runs would import ``chuizi_async`` from elsewhere (an install
+    that shadows ``PYTHONPATH``): two trees would silently measure one package."""
     found = subprocess.run(
         [sys.executable, "-c", "import chuizi_async; print(chuizi_async.__file__)"],
         cwd=tree,
-        env=env,
+        env=_env(tree),
         capture_output=True,
         text=True,
         check=True,
     )
-    return Path(found.stdout.strip()).resolve()
+    package = Path(found.stdout.strip()).resolve()
+    if not package.is_relative_to(tree):
+        raise SystemExit(f"{tree}: imports chuizi_async from {package}, not from the tree")
 
 
 def run_once(tree: Path, names: Sequence[str], repeat: int, out: Path, quick: bool) -> None:
-    """One ``python -m benchmarks`` of ``names`` in ``tree`` (its own package imported)."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    package = _package_of(tree, env)
-    if not package.is_relative_to(tree):
-        raise SystemExit(f"{tree}: imports chuizi_async from {package}, not from the tree")
+    """One ``python -m benchmarks`` of ``names`` in ``tree``, its raw figures to ``out``."""
+    out.unlink(missing_ok=True)  # a file left by an earlier run (--keep) must not pass for this one
     command = [sys.executable, "-m", "benchmarks", "--repeat", str(repeat), "--json", str(out)]
     command += [f"--only={name}" for name in names] + (["--quick"] if quick else [])
-    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        command, cwd=tree, env=_env(tree), capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         if not out.exists():
             raise SystemExit(f"{tree}: the benchmarks failed\n{done.stdout}{done.stderr}")
@@ -93,7 +101,8 @@ def _quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     return middle, low, high
 
 
-def _cell(scenario: Scenario, key: str, reps: Sequence[Repetition]) -> str:
+def _cell(metric: Metric, reps: Sequence[Repetition]) -> str:
+    key = metric.key
     pairs = [
         (rep["ours"][key], rep["baseline"][key])
         for rep in reps
@@ -105,7 +114,6 @@ def _cell(scenario: Scenario, key: str, reps: Sequence[Repetition]) -> str:
     ours = statistics.median(p[0] for p in pairs)
     base = statistics.median(p[1] for p in pairs)
     text = f"{median:.3f}x ({low:.2f}-{high:.2f}); {ours:.4g} / {base:.4g}"
-    metric = next(m for m in scenario.metrics if m.key == key)
     if metric.target is not None:
         met = sum(1 for ours, base in pairs if metric.target(ours, base))
         text += f"; met {met}/{len(pairs)}"
@@ -119,7 +127,7 @@ def summarize(scenario: Scenario, trees: Mapping[str, Sequence[Repetition]]) -> 
     lines = [f"## {scenario.name} (repetitions: {count})", scenario.summary, ""]
     rows = [("", *trees)]
     for metric in scenario.metrics:
-        cells = tuple(_cell(scenario, metric.key, reps) for reps in trees.values())
+        cells = tuple(_cell(metric, reps) for reps in trees.values())
         if any(cell != "-" for cell in cells):
             rows.append((metric.label, *cells))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -158,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "before": export(args.before, Path(scratch)),
             "after": export(args.after, Path(scratch)),
         }
+        for tree in trees.values():
+            check_imports_own_package(tree)
         runs: dict[str, list[Path]] = {label: [] for label in trees}
         for round_ in range(args.rounds):
             order = list(trees) if round_ % 2 == 0 else list(reversed(trees))

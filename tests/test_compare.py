@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,19 @@ def test_two_trees_run_in_turn_and_are_summarized(capsys: pytest.CaptureFixture[
     assert "## check-cpu (repetitions: before: 1, after: 1)" in out.out
     assert "client CPU per check (us)" in out.out
     assert "round 1/1: before" in out.err and "round 1/1: after" in out.err
+
+
+def test_a_run_that_writes_nothing_fails_even_if_an_earlier_runs_file_is_there(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "chuizi_async", tree / "chuizi_async")
+    (tree / "benchmarks").mkdir()
+    (tree / "benchmarks" / "__init__.py").write_text("")
+    (tree / "benchmarks" / "__main__.py").write_text("raise SystemExit('broken')\n")
+    out = tmp_path / "kept" / "before-1.json"
+    out.parent.mkdir()
+    out.write_text('{"scenarios": {}}')  # what an earlier run with --keep left
+    with pytest.raises(SystemExit, match="the benchmarks failed"):
+        compare.run_once(tree, ["check-cpu"], 1, out, quick=True)
+    assert not out.exists()
