@@ -166,8 +166,9 @@ class Lifecycle:
         """The event loop is ending under the open client (``asyncio.run`` returns, a test's
         loop closes): the next use, in another loop, reopens.
 
-        Submissions on the wire have completed (the task group waited for them). What is
-        still pending resolves with ``ClientClosed``, its id logged: ``track()`` resumes it.
+        What is still pending resolves with ``ClientClosed``, its id logged: ``track()``
+        resumes it. A submission still on the wire was cancelled by the loop's end with every
+        other task (no anyio shield holds against that); its ``Idempotency-Key`` was logged.
         """
         if self._state is not _State.OPENED:
             return  # aclose() is under way: it resolves what is pending itself

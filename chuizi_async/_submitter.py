@@ -295,6 +295,8 @@ class Submitter:
             raise
         except anyio.get_cancelled_exc_class():
             if not wire.gave_up:
+                if wire.scope.shield:  # only a native task.cancel() reaches a shielded scope
+                    _lost_on_the_wire(idempotency_key, request.model)
                 raise
             raise self._given_up(wire, checked, idempotency_key) from None
         else:
@@ -330,6 +332,18 @@ class Submitter:
                 await done.wait()
         for wire in list(self._on_the_wire):
             wire.give_up()  # still unanswered after the grace period
+
+
+def _lost_on_the_wire(idempotency_key: str, model: str) -> None:
+    """Say so when a submission's answer is lost to a native cancellation: anyio's shield does
+    not hold against ``task.cancel()``, which ``asyncio.run`` calls on every task when its
+    main coroutine returns. The server may have created (and billed) the generation."""
+    logger.warning(
+        "a submission (%s) was cancelled natively while on the wire, its answer unread (did the "
+        "event loop end?): the server may have accepted it; find it by its Idempotency-Key %s",
+        model,
+        idempotency_key,
+    )
 
 
 def _unanswered() -> ClientClosed:

@@ -170,6 +170,34 @@ def test_a_submission_on_the_wire_when_the_loop_ends_is_tracked_then_reported(
     assert created in caplog.text  # accepted as the loop ended: its id is logged
 
 
+def test_a_submission_whose_answer_the_loops_end_cuts_off_is_reported_by_its_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # asyncio.run cancels every task natively as it returns; anyio's shield does not hold
+    # against that, so an answer still on its way is lost: it must not be lost silently
+    keys: list[str] = []
+
+    async def created_then_slow(request: ca.Request) -> ca.Response:
+        keys.append(request.headers["Idempotency-Key"])  # created (and billed) here
+        await asyncio.sleep(0.5)
+        return ca.json_response({"id": "gen-0123456789abcdef", "status": "queued"})
+
+    client = ca.Client("ck-test", transport=ca.MockTransport(created_then_slow))
+
+    async def leave_during_the_post() -> None:
+        task = asyncio.create_task(client.submit(VEO, "answered after the loop ends"))
+        while not keys:  # noqa: ASYNC110 - the handler's state
+            await asyncio.sleep(0.001)
+        task.cancel()
+
+    caplog.set_level(logging.WARNING, logger="chuizi_async")
+    asyncio.run(leave_during_the_post())
+    asyncio.run(client.aclose())
+    (key,) = keys
+    assert f"Idempotency-Key {key}" in caplog.text
+    assert "ck-test" not in caplog.text
+
+
 def test_a_client_open_in_a_running_loop_refuses_another_at_once(
     threaded: ThreadedSimulator, sim: FakeChuizi
 ) -> None:
