@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 import chuizi_async as ca
@@ -42,6 +43,36 @@ async def test_generate_many_accepts_request_objects_and_mappings(client: ca.Cli
         [ca.GenerationRequest(VEO, "an object", duration=4), {"model": VEO, "prompt": "a map"}]
     )
     assert [type(r) for r in results] == [ca.Video, ca.Video]
+
+
+async def test_a_handle_shows_the_request_its_mapping_was_when_taken(
+    client: ca.Client, server: FakeChuizi
+) -> None:
+    server.auto_complete = False
+    given: dict[str, Any] = {
+        "model": VEO,
+        "prompt": "a kite",
+        "duration": 4,
+        "aspect_ratio": "9:16",
+        "key": "kite",
+        "extra_body": {"seed": 7},
+    }
+    refused = {"model": VEO, "prompt": "a kite", "duration": 99}
+    async with client.as_completed([given, refused]) as results:
+        async for handle in results:  # the refused one first: the other is not done
+            given["prompt"] = refused["prompt"] = "changed afterwards"
+            break
+        (sent,) = client.pending
+    assert isinstance(handle.exception(), ca.InvalidRequest)
+    assert handle.request is not None and handle.request.duration == 99
+    assert isinstance(sent.request, ca.GenerationRequest) and sent.request is sent.request
+    assert attrs.asdict(sent.request, recurse=False) == {
+        **dict.fromkeys(attrs.fields_dict(ca.GenerationRequest)),
+        **given,
+        "prompt": "a kite",
+    }
+    assert (sent.key, sent.model, sent.index) == ("kite", VEO, 0)
+    assert server.generations[str(sent.id)].prompt == "a kite"
 
 
 async def test_return_exceptions_puts_each_failure_in_its_place(client: ca.Client) -> None:
