@@ -20,6 +20,8 @@ _T = TypeVar("_T")
 # the characters RFC 3986 allows in a URL, "%" aside; deleted by bytes.translate, a C loop
 # (a regular expression over every character cost a status check ~2% of its CPU)
 _URL_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;="
+# what yarl's query quoter leaves as it is: a query of these alone is sent as written
+_QUERY_AS_IS = _URL_CHARS.translate(None, b"#[]")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that starts no escape
 _WEB_SCHEMES = frozenset({"http", "https"})
 
@@ -65,17 +67,26 @@ def yarl_url(url: str) -> yarl.URL | str:
     return yarl.URL(url, encoded=True) if parts is None else _build(*parts)
 
 
+def _plain_query(query: str) -> bool:
+    """Whether yarl's ``with_query`` sends ``query`` as written: no ``%`` to encode again."""
+    return query.isascii() and not query.encode().translate(None, _QUERY_AS_IS)
+
+
 class URLCache:
     """yarl URLs of the transport's query-less URLs (the submission route, the account's),
     made once: splitting and building one costs a request ~35 lines of Python. A URL with a
-    query (a status check's id) is new each time: it is built from its part before the
-    ``?``, split once and kept. At most ``size`` of each are kept."""
+    query (a status check's id) is new each time: its part before the ``?`` is made once
+    and kept, the query added to it. At most ``size`` of each are kept.
+
+    A status check's URL is made with ``with_query``, which yarl does not cache: a URL made
+    by ``URL.build`` stays in yarl's cache for 128 more, one object a check more for every
+    young collection of the garbage collector to walk, and to promote."""
 
     __slots__ = ("_bases", "_size", "_urls")
 
     def __init__(self, size: int = 64) -> None:
         self._urls: dict[str, yarl.URL | str] = {}
-        self._bases: dict[str, tuple[str, str, str]] = {}  # scheme, authority, path
+        self._bases: dict[str, yarl.URL] = {}  # a URL's part before the "?"
         self._size = size
 
     def __len__(self) -> int:
@@ -89,11 +100,11 @@ class URLCache:
         if not sep:
             return self._keep(self._urls, url, yarl_url(url))
         known = self._bases.get(base)
-        if known is not None and _quoted(query) and "#" not in query:
-            return _build(*known, query)
+        if known is not None and _plain_query(query):
+            return known.with_query(query)
         made = yarl_url(url)
         if isinstance(made, yarl.URL) and (parts := _split(url)) is not None:
-            self._keep(self._bases, base, parts[:3])  # its shape is the common one
+            self._keep(self._bases, base, _build(*parts[:3], ""))  # its shape is the common one
         return made
 
     def _keep(self, cache: dict[str, _T], key: str, value: _T) -> _T:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import yarl
 
@@ -68,11 +70,22 @@ def test_urls_with_a_query_on_a_known_base_are_sent_as_made_afresh() -> None:
     urls = URLCache(size=4)
     base = "https://api.chuizi.ai/v1/generation"
     queries = ["id=gen-1", "id=gen-2", "id=a b", "id=100%", "id=caf\u00e9", "id=x#frag", "id=%41"]
+    queries += ["id=a[1]", "id=a-._~!$'()*+,;=:@/?&b=c"]
     for query in queries * 2:  # the second time round, from the base split before
         url = f"{base}?{query}"
         sent, fresh = urls.get(url), yarl_url(url)
         assert type(sent) is type(fresh) and sent == fresh and str(sent) == str(fresh)
     assert len(urls) == 0  # none of them kept
+
+
+def test_a_status_checks_url_is_held_by_no_cache_once_sent() -> None:
+    urls = URLCache(size=4)
+    base = "https://api.chuizi.ai/v1/generation"
+    urls.get(f"{base}?id=gen-0")  # its base, made once
+    sent = urls.get(f"{base}?id=gen-1")
+    assert str(sent) == f"{base}?id=gen-1"
+    # freed with its request, not kept for the garbage collector's young runs to walk
+    assert gc.get_referrers(sent) == []
 
 
 def test_the_url_cache_keeps_at_most_its_size() -> None:
