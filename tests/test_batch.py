@@ -59,9 +59,8 @@ async def test_a_handle_shows_the_request_its_mapping_was_when_taken(
     }
     refused = {"model": VEO, "prompt": "a kite", "duration": 99}
     async with client.as_completed([given, refused]) as results:
-        async for handle in results:  # the refused one first: the other is not done
-            given["prompt"] = refused["prompt"] = "changed afterwards"
-            break
+        handle = await anext(results)  # the refused one: the other is not done
+        given["prompt"] = refused["prompt"] = "changed afterwards"
         (sent,) = client.pending
     assert isinstance(handle.exception(), ca.InvalidRequest)
     assert handle.request is not None and handle.request.duration == 99
