@@ -18,6 +18,7 @@ over these (the README's Development section walks them in the order a request f
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
@@ -95,7 +96,9 @@ def build_parts(
     )
     account = Account(send=sender.send, retry_delay=schedule.retry_delay)
     routes = StatusRoutes(status_route)
-    get_once = sender.get_once  # at the poller's priority
+    # at the poller's priority, without a timer of the transport's per check: the poller's
+    # watchdog abandons a stuck check sooner (check_timeout below is at most half the timeout)
+    get_once = functools.partial(sender.get_once, timeout=math.inf)
     get_retried = functools.partial(sender.send, "GET", priority=Priority.POLL)
 
     def fetch_status(handle: Generation) -> Awaitable[GenerationStatus | Video]:

@@ -157,15 +157,22 @@ class Sender:
         )
 
     def get_once(
-        self, path: str, accept: Callable[[Response], T], priority: Priority = Priority.POLL
+        self,
+        path: str,
+        accept: Callable[[Response], T],
+        priority: Priority = Priority.POLL,
+        *,
+        timeout: float | None = None,
     ) -> Coroutine[Any, Any, T]:
         """One GET, one attempt, to await: ``accept`` of a 2xx answer, or a typed error.
 
         ``send(..., retries=False)`` with the answer left to ``accept`` (which decodes it:
         the poller's status check parses in the same step, thousands of times a minute), at
-        the poller's priority unless told otherwise.
+        the poller's priority unless told otherwise. ``timeout``: the client's unless given
+        (``math.inf``: none of the transport's, for a caller that bounds the call itself).
         """
-        request = self._request("GET", f"{self._base_url}{path}", None, NO_HEADERS)
+        url = f"{self._base_url}{path}"
+        request = self._request("GET", url, None, NO_HEADERS, timeout=timeout)
         return self._send_handling_retries(request, accept, 1, None, priority)
 
     async def download(self, url: str, target: Path) -> None:
@@ -216,7 +223,13 @@ class Sender:
         refused_since = None  # when this call's first 429 came
         for sent in itertools.count():
             if sent:
-                request = self._request(request.method, request.url, request.content, extra_headers)
+                request = self._request(
+                    request.method,
+                    request.url,
+                    request.content,
+                    extra_headers,
+                    timeout=request.timeout,
+                )
             waited = False
             try:
                 ticket = None
@@ -295,14 +308,17 @@ class Sender:
         content: bytes | None,
         extra_headers: Mapping[str, str],
         request_id: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Request:
         """A request with the headers ``AuthHeaders`` gives ``url``; a fresh ``X-Request-Id``
-        unless ``request_id`` (a redirect's hop keeps its attempt's)."""
+        unless ``request_id`` (a redirect's hop keeps its attempt's); the client's timeout
+        unless ``timeout``."""
         has_body = content is not None
         headers = self._auth.headers_for(url, has_body, request_id or new_request_id())
         if extra_headers:
             headers.update(extra_headers)
-        return Request(method, url, headers, content, self.timeout)
+        return Request(method, url, headers, content, self.timeout if timeout is None else timeout)
 
     async def _redirected(
         self,
@@ -330,6 +346,7 @@ class Sender:
                 request.content,
                 extra_headers,
                 request_id,
+                timeout=request.timeout,
             )
             if download_to is None:
                 response = await transport.send(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -63,6 +64,8 @@ class Request(NamedTuple):
 
     ``timeout``: seconds for the whole request (connection, sending, the answer); for a
     download, the longest silence while the body streams (a large video may take longer).
+    ``math.inf``: no timer here, the caller bounds the request (the poller's status checks,
+    which its watchdog abandons sooner than any per-request timeout would).
 
     A ``NamedTuple``, frozen like the other values: one is made for every request, and a
     tuple costs half of a frozen attrs class to make (aiohttp's per-request ``RequestInfo``
@@ -176,7 +179,12 @@ def connect_timeout(total: float) -> float:
 
 def client_timeout(seconds: float, *, stream: bool) -> aiohttp.ClientTimeout:
     """aiohttp's timeouts for a request of ``seconds``: the connection a little sooner; an
-    API answer within ``seconds`` in all; a streamed body with no silence that long."""
+    API answer within ``seconds`` in all; a streamed body with no silence that long.
+
+    ``math.inf``: none at all, no timer for aiohttp to schedule (each leaves a cancelled
+    handle in the event loop's heap, behind a longer-lived timer such as the watchdog's)."""
+    if seconds == math.inf:
+        return aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
     connect = connect_timeout(seconds)
     if stream:
         return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=seconds)

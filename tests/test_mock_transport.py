@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -72,6 +73,18 @@ async def test_a_client_generates_against_a_handler() -> None:
     assert len(posts) == 1
     assert posts[0].content is not None
     assert json.loads(posts[0].content)["prompt"] == "a cat"
+
+
+async def test_the_pollers_checks_leave_their_timeout_to_its_watchdog() -> None:
+    api = FakeAPI()
+    transport = ca.MockTransport(api)
+    async with client_of(transport, timeout=7.0) as client:
+        video = await client.generate("google/veo-3.1-fast", "a cat")
+        await client.retrieve(video.id)  # a status request of the user's own
+    timeouts = [(r.method, r.timeout) for r in transport.requests]
+    # the submission and the user's request: the client's timeout; the poller's two checks:
+    # none of the transport's (no timer a check: its watchdog gives up on a stuck one sooner)
+    assert timeouts == [("POST", 7.0), ("GET", math.inf), ("GET", math.inf), ("GET", 7.0)]
 
 
 async def test_an_async_handler_is_awaited() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+import anyio
 import pytest
 import pytest_asyncio
 from aiohttp import web
@@ -403,6 +405,27 @@ async def test_slow_answer_past_the_timeout_is_a_timeout(
     assert info.value.__cause__ is not None
 
 
+async def test_a_request_without_a_timeout_is_answered_however_late_or_given_up_by_its_caller(
+    serve: Serve, transport: ca.AiohttpTransport
+) -> None:
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/late", handler)
+    base = await serve(app)
+    unbounded = ca.Request(method="GET", url=f"{base}/late", timeout=math.inf)
+    with anyio.move_on_after(0.3) as scope:  # the caller's own bound (the poller's watchdog)
+        await transport.send(unbounded)
+    assert scope.cancelled_caught
+    asyncio.get_running_loop().call_later(0.3, release.set)
+    response = await transport.send(unbounded)  # answered after 0.3 s: no timer gave up
+    assert response.status == 200 and json.loads(response.content) == {"ok": True}
+
+
 async def test_waiting_past_the_timeout_for_a_pooled_connection_says_nothing_was_sent(
     serve: Serve,
 ) -> None:
@@ -510,6 +533,8 @@ def test_an_api_request_is_bounded_in_all_and_the_connection_sooner() -> None:
     streamed = client_timeout(10.0, stream=True)
     assert streamed.total is None  # a large video may take minutes
     assert streamed.sock_read == 10.0
+    unbounded = client_timeout(math.inf, stream=False)  # bounded by its caller: no timer
+    assert (unbounded.total, unbounded.connect, unbounded.sock_connect) == (None, None, None)
 
 
 async def test_each_url_reaches_its_own_route_past_the_url_cache(
