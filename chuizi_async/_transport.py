@@ -12,7 +12,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, nullcontext
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Literal, NamedTuple, Protocol
@@ -20,6 +20,7 @@ from typing import Literal, NamedTuple, Protocol
 import aiohttp
 import anyio
 
+from ._deadlines import Deadlines
 from ._exceptions import (
     APIConnectError,
     APIConnectionError,
@@ -178,17 +179,17 @@ def connect_timeout(total: float) -> float:
 
 
 def client_timeout(seconds: float, *, stream: bool) -> aiohttp.ClientTimeout:
-    """aiohttp's timeouts for a request of ``seconds``: the connection a little sooner; an
-    API answer within ``seconds`` in all; a streamed body with no silence that long.
+    """aiohttp's timeouts for a request of ``seconds``: the connection a little sooner; a
+    streamed body with no silence that long. An API answer's total is not aiohttp's but the
+    transport's ``Deadlines`` (one timer for every request, not one each).
 
-    ``math.inf``: none at all, no timer for aiohttp to schedule (each leaves a cancelled
-    handle in the event loop's heap, behind a longer-lived timer such as the watchdog's)."""
+    ``math.inf``: none at all (the caller bounds the request: the poller's watchdog)."""
     if seconds == math.inf:
         return aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
     connect = connect_timeout(seconds)
     if stream:
         return aiohttp.ClientTimeout(total=None, connect=connect, sock_read=seconds)
-    return aiohttp.ClientTimeout(total=seconds, connect=connect)
+    return aiohttp.ClientTimeout(total=None, connect=connect)
 
 
 class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like a function
@@ -222,6 +223,9 @@ class map_exceptions:  # lower case: used as ``with map_exceptions(url):``, like
         raise mapped from exc
 
 
+_NO_DEADLINE: AbstractContextManager[object] = nullcontext()  # a request its caller bounds
+
+
 class AiohttpTransport:
     """One ``aiohttp.ClientSession`` with a keep-alive pool of ``max_connections``."""
 
@@ -230,6 +234,7 @@ class AiohttpTransport:
         self._max_body = max_body
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float, bool], aiohttp.ClientTimeout] = {}
+        self._deadlines = Deadlines()
         self._urls = URLCache()
 
     @property
@@ -250,13 +255,16 @@ class AiohttpTransport:
         request_id = request.headers.get(REQUEST_ID_HEADER)
         if debug:
             logger.debug("-> %s %s [%s]", request.method, redact(request.url), request_id)
+        seconds = request.timeout
+        deadline = self._deadlines.start(seconds) if seconds < math.inf else _NO_DEADLINE
         try:  # map_exceptions, inlined: this runs for every request
-            async with self._open(request) as resp:
-                if self._fits(resp):
-                    content = await resp.read()
-                else:
-                    content = await self._read_capped(resp, request.url)
-                status, headers = resp.status, resp.headers
+            with deadline:  # a TimeoutError once past it
+                async with self._open(request) as resp:
+                    if self._fits(resp):
+                        content = await resp.read()
+                    else:
+                        content = await self._read_capped(resp, request.url)
+                    status, headers = resp.status, resp.headers
         except (ChuiziError, asyncio.CancelledError):
             raise
         except Exception:
@@ -336,6 +344,7 @@ class AiohttpTransport:
 
     async def aclose(self) -> None:
         """Close the session; a later request opens a new one (in the running event loop)."""
+        self._deadlines.close()
         session, self._session = self._session, None
         if session is not None:
             await session.close()
