@@ -379,18 +379,23 @@ async def test_connection_refused_is_a_connection_error(transport: ca.AiohttpTra
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
 
 
-async def test_slow_answer_past_the_timeout_is_a_timeout(
-    serve: Serve, transport: ca.AiohttpTransport
-) -> None:
+async def _answered_once_released(serve: Serve, path: str) -> tuple[str, asyncio.Event]:
+    """A server whose ``path`` answers ``{"ok": true}`` once the event is set; its base URL."""
     release = asyncio.Event()
 
     async def handler(request: web.Request) -> web.Response:
         await release.wait()
-        return web.json_response({})
+        return web.json_response({"ok": True})
 
     app = web.Application()
-    app.router.add_get("/slow", handler)
-    base = await serve(app)
+    app.router.add_get(path, handler)
+    return await serve(app), release
+
+
+async def test_slow_answer_past_the_timeout_is_a_timeout(
+    serve: Serve, transport: ca.AiohttpTransport
+) -> None:
+    base, release = await _answered_once_released(serve, "/slow")
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
@@ -408,15 +413,7 @@ async def test_slow_answer_past_the_timeout_is_a_timeout(
 async def test_a_request_without_a_timeout_is_answered_however_late_or_given_up_by_its_caller(
     serve: Serve, transport: ca.AiohttpTransport
 ) -> None:
-    release = asyncio.Event()
-
-    async def handler(request: web.Request) -> web.Response:
-        await release.wait()
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_get("/late", handler)
-    base = await serve(app)
+    base, release = await _answered_once_released(serve, "/late")
     unbounded = ca.Request(method="GET", url=f"{base}/late", timeout=math.inf)
     with anyio.move_on_after(0.3) as scope:  # the caller's own bound (the poller's watchdog)
         await transport.send(unbounded)
