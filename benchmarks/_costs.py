@@ -20,7 +20,16 @@ from typing import Any
 
 import chuizi_async as ca
 
-from ._common import Figures, Metric, Repetition, Scenario, at_most, at_most_baseline, equals
+from ._common import (
+    Figures,
+    Metric,
+    Repetition,
+    Scenario,
+    at_most,
+    at_most_baseline,
+    collected_run,
+    equals,
+)
 from ._sim_process import SimulatorInfo, SimulatorProcess
 from .baselines import POOL_SIZE, raw_submissions
 
@@ -88,7 +97,7 @@ def _submit_side(bodies: Sequence[Mapping[str, Any]], ours: bool) -> Figures:
     settings: dict[str, Any] = {"auto_complete": False}  # nothing finishes: nothing to check
     with SimulatorProcess(settings) as sim:
         side = _ours_submissions if ours else _raw_submissions
-        figures = asyncio.run(side(sim.info, bodies))
+        figures = collected_run(side(sim.info, bodies))
         created = sim.dump()["counters"]["generations_created"]
     figures["created_per_submission"] = created / len(bodies)
     return figures

@@ -32,6 +32,7 @@ from ._common import (
     Scenario,
     at_most,
     at_most_baseline,
+    collected_run,
     equals,
     side_loops,
     side_ours,
@@ -229,11 +230,11 @@ def run_check_cpu(quick: bool, rep: int) -> Repetition:
         time.sleep(0.05)  # every generation ready
         # alternate the order so that neither side always runs on a warmer process
         if rep % 2:
-            ours = asyncio.run(_poller_checks(sim.info, ids))
-            baseline = asyncio.run(_raw_checks(sim.info, ids))
+            ours = collected_run(_poller_checks(sim.info, ids))
+            baseline = collected_run(_raw_checks(sim.info, ids))
         else:
-            baseline = asyncio.run(_raw_checks(sim.info, ids))
-            ours = asyncio.run(_poller_checks(sim.info, ids))
+            baseline = collected_run(_raw_checks(sim.info, ids))
+            ours = collected_run(_poller_checks(sim.info, ids))
     return {"ours": ours, "baseline": baseline, "info": {"n": n}}
 
 
