@@ -172,8 +172,8 @@ def connect_timeout(total: float) -> float:
 
     A little less than the total, so that one not had in time raises aiohttp's
     ``ConnectionTimeoutError`` (nothing was sent) before the total timeout fires, which
-    cannot say whether the request went out. Above 5 s aiohttp rounds both up to whole
-    seconds: a second apart keeps them in that order.
+    cannot say whether the request went out. Above 5 s aiohttp rounds its connect timeout up
+    to a whole second: a second less keeps it before the total (``Deadlines``', unrounded).
     """
     return total * 0.9 if total <= 5.0 else total - 1.0
 
