@@ -9,43 +9,45 @@ import pytest
 from chuizi_async._deadlines import Deadlines
 
 
-async def _wait_within(deadlines: Deadlines, seconds: float, work: float) -> float:
-    """``work`` seconds of waiting inside a deadline of ``seconds``; when it ended."""
+async def _timed_out_after(deadlines: Deadlines, seconds: float, work: float) -> float | None:
+    """``work`` seconds of waiting inside a deadline of ``seconds``: the seconds until its
+    ``TimeoutError``, or None if it ended in time."""
     loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
         with deadlines.start(seconds):
             await asyncio.sleep(work)
     except TimeoutError:
-        return loop.time()
-    return -loop.time()  # in time: negative, to tell apart
+        return loop.time() - started
+    return None
 
 
 async def test_a_request_past_its_deadline_gets_a_timeout_error_at_it() -> None:
     deadlines = Deadlines()
-    started = asyncio.get_running_loop().time()
-    ended = await _wait_within(deadlines, 0.05, 5.0)
-    assert 0.04 <= ended - started < 1.0
+    elapsed = await _timed_out_after(deadlines, 0.05, 5.0)
+    assert elapsed is not None and 0.04 <= elapsed < 1.0
 
 
 async def test_deadlines_of_any_length_fire_each_at_its_own_time() -> None:
     deadlines = Deadlines()
-    started = asyncio.get_running_loop().time()
     lengths = (0.3, 0.1, 0.2, 0.05)  # shorter ones later: the one timer moves forward for them
-    ended = await asyncio.gather(*(_wait_within(deadlines, s, 5.0) for s in lengths))
+    elapsed = await asyncio.gather(*(_timed_out_after(deadlines, s, 5.0) for s in lengths))
+    ended = [e for e in elapsed if e is not None]
+    assert len(ended) == 4
     for seconds, end in zip(lengths, ended, strict=True):
-        assert seconds - 0.01 <= end - started < seconds + 0.5
+        assert seconds - 0.01 <= end < seconds + 0.5
     assert sorted(range(4), key=lambda i: ended[i]) == [3, 1, 2, 0]
 
 
 async def test_requests_in_time_beside_one_that_is_not_are_left_alone() -> None:
     deadlines = Deadlines()
     results = await asyncio.gather(
-        _wait_within(deadlines, 0.1, 5.0),
-        *(_wait_within(deadlines, 0.1, 0.01) for _ in range(20)),
-        *(_wait_within(deadlines, 1.0, 0.2) for _ in range(5)),
+        _timed_out_after(deadlines, 0.1, 5.0),
+        *(_timed_out_after(deadlines, 0.1, 0.01) for _ in range(20)),
+        *(_timed_out_after(deadlines, 1.0, 0.2) for _ in range(5)),
     )
-    assert results[0] > 0  # timed out
-    assert all(r < 0 for r in results[1:])  # each of the others ended in time
+    assert results[0] is not None  # timed out
+    assert all(r is None for r in results[1:])  # each of the others ended in time
 
 
 async def test_a_request_that_ended_in_time_is_not_cancelled_afterwards() -> None:
@@ -93,10 +95,6 @@ async def test_a_cancellation_at_the_deadline_is_not_swallowed_into_a_timeout() 
 def test_deadlines_serve_one_event_loop_after_another() -> None:
     deadlines = Deadlines()
 
-    async def one_run() -> tuple[float, float]:
-        started = asyncio.get_running_loop().time()
-        return started, await _wait_within(deadlines, 0.05, 5.0)
-
     for _ in range(2):
-        started, ended = asyncio.run(one_run())
-        assert 0.04 <= ended - started < 1.0
+        elapsed = asyncio.run(_timed_out_after(deadlines, 0.05, 5.0))
+        assert elapsed is not None and 0.04 <= elapsed < 1.0
